@@ -1,0 +1,204 @@
+//! The Engine: every API request becomes a named [`Job`] run by a registered handler.
+//!
+//! The engine owns the job table (name → handler), runs each job on its own task inside
+//! a tracing span, tracks its status, cancels it when its client goes away, and on
+//! shutdown cancels what still runs and calls the shutdown hooks. It also carries the
+//! events bus. It knows nothing about HTTP: a [`Reply`] says what to send (JSON, a byte
+//! or JSON-message stream, or a hijacked raw connection) and the server encodes it.
+
+mod args;
+mod events;
+mod job;
+mod reply;
+
+pub use args::{Args, Body, BodyStream};
+pub use events::{EventBus, EventSubscription};
+pub use job::{Job, JobInfo, JobStatus};
+pub use reply::{BoxedIo, Reply, ReplyBody, StreamKind, StreamWriter};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use berth_api::{ApiError, Result};
+use tokio::sync::oneshot;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+type Handler = Arc<dyn Fn(Job) -> BoxFuture<Result<Reply>> + Send + Sync>;
+type Hook = Box<dyn FnOnce() -> BoxFuture<()> + Send>;
+
+/// The engine. Cheap to clone: all clones share one job table.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    handlers: RwLock<HashMap<String, Handler>>,
+    jobs: Mutex<HashMap<u64, JobInfo>>,
+    next_id: AtomicU64,
+    events: EventBus,
+    shutdown: CancellationToken,
+    shutting_down: AtomicBool,
+    tracker: TaskTracker,
+    hooks: Mutex<Vec<(String, Hook)>>,
+}
+
+/// A job that has been dispatched: its reply arrives on `reply`; dropping `guard`
+/// cancels the job (the server keeps it alive as long as the client is connected).
+pub struct Dispatched {
+    pub id: u64,
+    pub reply: oneshot::Receiver<Reply>,
+    pub guard: DropGuard,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                handlers: RwLock::new(HashMap::new()),
+                jobs: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                events: EventBus::new(),
+                shutdown: CancellationToken::new(),
+                shutting_down: AtomicBool::new(false),
+                tracker: TaskTracker::new(),
+                hooks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Registers `handler` under `name`. A later registration of the same name replaces it.
+    pub fn register<F, Fut>(&self, name: &str, handler: F)
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reply>> + Send + 'static,
+    {
+        let h: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        self.inner
+            .handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), h);
+    }
+
+    pub fn has_job(&self, name: &str) -> bool {
+        self.inner.handlers.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Cancelled when the daemon begins to shut down; long-running jobs watch it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// The jobs that are running now.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<JobInfo> = jobs.values().cloned().collect();
+        v.sort_by_key(|j| j.id);
+        v
+    }
+
+    /// Starts the job `name` with `args` on its own task.
+    pub fn dispatch(&self, name: &str, args: Args) -> Result<Dispatched> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("the daemon is shutting down"));
+        }
+        let handler = self
+            .inner
+            .handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_implemented(format!("{name}: not implemented")))?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let cancel = self.inner.shutdown.child_token();
+        let (tx, rx) = oneshot::channel();
+        let span = tracing::info_span!("job", job = name, id);
+        let job = Job::new(id, name, args, cancel.clone(), tx, self.clone());
+        let out = job.output_handle();
+        self.set_status(id, name, JobStatus::Running);
+        let engine = self.clone();
+        self.inner.tracker.spawn(
+            async move {
+                tracing::debug!("start");
+                let result = handler(job).await;
+                let status = out.finish(result).await;
+                match &status {
+                    JobStatus::Failed(e) => tracing::info!(error = %e, "job failed"),
+                    s => tracing::debug!(status = ?s, "job ended"),
+                }
+                engine.finish(id);
+            }
+            .instrument(span),
+        );
+        Ok(Dispatched { id, reply: rx, guard: cancel.drop_guard() })
+    }
+
+    /// Runs a job to completion in-process and returns its reply (for jobs that
+    /// call other jobs, and for tests).
+    pub async fn call(&self, name: &str, args: Args) -> Result<Reply> {
+        let d = self.dispatch(name, args)?;
+        let reply = d.reply.await.map_err(|_| ApiError::system(format!("{name}: no reply")))?;
+        // The caller holds the reply (maybe a stream); the job ends with it, not with us.
+        d.guard.disarm();
+        Ok(reply)
+    }
+
+    fn set_status(&self, id: u64, name: &str, status: JobStatus) {
+        let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.insert(id, JobInfo { id, name: name.to_string(), status });
+    }
+
+    fn finish(&self, id: u64) {
+        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
+    /// Registers a hook to run at shutdown; hooks run in reverse order of registration.
+    pub fn on_shutdown<F, Fut>(&self, name: &str, hook: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h: Hook = Box::new(move || Box::pin(hook()));
+        self.inner.hooks.lock().unwrap_or_else(|p| p.into_inner()).push((name.to_string(), h));
+    }
+
+    /// Stops taking jobs, cancels the running ones, waits up to `grace` for them to
+    /// end, then runs the shutdown hooks.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
+            let left: Vec<String> = self.jobs().into_iter().map(|j| j.name).collect();
+            tracing::warn!(?left, "jobs still running after shutdown grace period");
+        }
+        let hooks: Vec<(String, Hook)> =
+            std::mem::take(&mut *self.inner.hooks.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, hook) in hooks.into_iter().rev() {
+            tracing::debug!(hook = %name, "shutdown hook");
+            hook().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use berth_api::{ApiError, ApiVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+
+fn args() -> Args {
+    Args::new(ApiVersion::MAX)
+}
+
+#[tokio::test]
+async fn runs_registered_job_by_name() {
+    let e = Engine::new();
+    e.register("echo", |job: Job| async move {
+        Ok(Reply::json(&serde_json::json!({ "got": job.args.str("x") })))
+    });
+    let r = e.call("echo", args().param("x", "1")).await.expect("reply");
+    assert_eq!(r.status, 200);
+    match r.body {
+        ReplyBody::Bytes { data, content_type } => {
+            assert_eq!(content_type, "application/json");
+            let v: serde_json::Value = serde_json::from_slice(&data).expect("json");
+            assert_eq!(v["got"], "1");
+        }
+        _ => panic!("expected bytes"),
+    }
+}
+
+#[tokio::test]
+async fn unknown_job_is_not_implemented() {
+    let e = Engine::new();
+    let err = e.dispatch("nope", args()).err().expect("error");
+    assert_eq!(err.status_code(), 501);
+}
+
+#[tokio::test]
+async fn handler_error_becomes_error_reply() {
+    let e = Engine::new();
+    e.register("fail", |_job: Job| async move { Err(ApiError::not_found("No such thing: x")) });
+    let r = e.call("fail", args()).await.expect("reply");
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn stream_is_seen_while_job_runs_and_late_error_is_reported() {
+    let e = Engine::new();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let go_rx = std::sync::Mutex::new(Some(go_rx));
+    e.register("pull", move |mut job: Job| {
+        let go = go_rx.lock().expect("lock").take();
+        async move {
+            let w = job.stream("application/json", StreamKind::JsonMessages)?;
+            w.send_json(&serde_json::json!({"status": "first"})).await?;
+            if let Some(go) = go {
+                let _ = go.await;
+            }
+            Err(ApiError::system("boom"))
+        }
+    });
+    let r = e.call("pull", args()).await.expect("reply");
+    let ReplyBody::Stream { mut rx, .. } = r.body else { panic!("expected a stream") };
+    // The first message arrives before the job is allowed to finish.
+    let first = rx.recv().await.expect("first");
+    assert!(String::from_utf8_lossy(&first).contains("first"));
+    go_tx.send(()).expect("go");
+    let last = rx.recv().await.expect("error line");
+    let v: serde_json::Value = serde_json::from_slice(&last).expect("json");
+    assert_eq!(v["errorDetail"]["message"], "boom");
+    assert_eq!(v["error"], "boom");
+    assert!(rx.recv().await.is_none());
+}
+
+#[tokio::test]
+async fn dropping_the_guard_cancels_the_job() {
+    let e = Engine::new();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
+    let done_tx = std::sync::Mutex::new(Some(done_tx));
+    e.register("wait", move |job: Job| {
+        let tx = done_tx.lock().expect("lock").take();
+        async move {
+            job.cancelled().await;
+            if let Some(tx) = tx {
+                let _ = tx.send(true);
+            }
+            Err(ApiError::cancelled())
+        }
+    });
+    let d = e.dispatch("wait", args()).expect("dispatch");
+    assert_eq!(e.jobs().len(), 1);
+    drop(d.guard);
+    assert!(tokio::time::timeout(Duration::from_secs(5), done_rx).await.expect("in time").expect("sent"));
+}
+
+#[tokio::test]
+async fn hijack_hands_over_raw_io() {
+    let e = Engine::new();
+    e.register("echo", |mut job: Job| async move {
+        let mut io = job.hijack("application/vnd.docker.raw-stream").await?;
+        let mut buf = [0u8; 5];
+        io.read_exact(&mut buf).await?;
+        io.write_all(&buf).await?;
+        Ok(Reply::empty(200))
+    });
+    let r = e.call("echo", args()).await.expect("reply");
+    assert_eq!(r.status, 101);
+    let ReplyBody::Hijack { io, .. } = r.body else { panic!("expected hijack") };
+    let (mut ours, theirs) = tokio::io::duplex(64);
+    assert!(io.send(Box::new(theirs)).is_ok());
+    ours.write_all(b"hello").await.expect("write");
+    let mut back = [0u8; 5];
+    ours.read_exact(&mut back).await.expect("read");
+    assert_eq!(&back, b"hello");
+}
+
+#[tokio::test]
+async fn shutdown_cancels_jobs_runs_hooks_in_reverse_and_refuses_new_jobs() {
+    let e = Engine::new();
+    e.register("forever", |job: Job| async move {
+        job.cancelled().await;
+        Err(ApiError::cancelled())
+    });
+    let _d = e.dispatch("forever", args()).expect("dispatch");
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for n in ["first", "second"] {
+        let o = order.clone();
+        e.on_shutdown(n, move || async move { o.lock().expect("lock").push(n) });
+    }
+    tokio::time::timeout(Duration::from_secs(5), e.shutdown(Duration::from_secs(5)))
+        .await
+        .expect("shutdown in time");
+    assert_eq!(*order.lock().expect("lock"), vec!["second", "first"]);
+    assert!(e.jobs().is_empty());
+    assert_eq!(e.dispatch("forever", args()).err().expect("refused").status_code(), 503);
+}
+
+#[tokio::test]
+async fn events_replay_history_then_stream_live() {
+    let bus = EventBus::new();
+    bus.publish("daemon", "reload", "d1", BTreeMap::new());
+    let mut sub = bus.subscribe();
+    assert_eq!(bus.listeners(), 1);
+    bus.publish("container", "start", "c1", BTreeMap::new());
+    assert_eq!(sub.history.len(), 1);
+    assert_eq!(sub.history[0].action, "reload");
+    let live = sub.rx.recv().await.expect("live event");
+    assert_eq!(live.action, "start");
+    assert!(live.time_nano > 0);
+    drop(sub);
+    assert_eq!(bus.listeners(), 0);
+}
