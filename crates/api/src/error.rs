@@ -21,6 +21,8 @@ pub enum ErrorKind {
     MethodNotAllowed,
     /// The daemon cannot serve this now, e.g. while shutting down (503).
     Unavailable,
+    /// The request or one of its parts is larger than the daemon accepts (413).
+    TooLarge,
     /// The feature is not implemented by this daemon (501).
     NotImplemented,
     /// The client went away or the request was cancelled (499 in logs; 500 on the wire).
@@ -42,6 +44,7 @@ impl ErrorKind {
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::Unavailable => 503,
             ErrorKind::NotImplemented => 501,
+            ErrorKind::TooLarge => 413,
             ErrorKind::Cancelled | ErrorKind::System => 500,
         }
     }

@@ -1,0 +1,260 @@
+//! Accepting connections and handling requests.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::{ApiError, ErrorKind};
+use berth_engine::{Args, Body, Engine};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::{header, Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::response::{common_headers, error_response, to_response, Hijack, ResBody};
+use crate::router::{BodyMode, Router};
+
+/// Largest JSON request body read whole (a container config is a few KiB).
+const JSON_LIMIT: usize = 16 * 1024 * 1024;
+/// hyper's read buffer bounds the request head: larger headers get `431`.
+const HEAD_LIMIT: usize = 64 * 1024;
+/// How long open connections may take to finish once shutdown starts, by default.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub type RequestBody = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A socket the server accepts connections on.
+pub enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+/// The API server. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    router: Router,
+    drain: Duration,
+}
+
+impl Server {
+    pub fn new(engine: Engine, router: Router) -> Server {
+        Server { inner: Arc::new(Inner { engine, router, drain: DRAIN }) }
+    }
+
+    /// Sets how long open connections may take to finish once shutdown starts.
+    pub fn with_drain(self, drain: Duration) -> Server {
+        let Inner { engine, router, .. } = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|arc| Inner { engine: arc.engine.clone(), router: arc.router.clone(), drain });
+        Server { inner: Arc::new(Inner { engine, router, drain }) }
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting and gives open
+    /// connections a grace period to finish.
+    pub async fn serve(&self, listeners: Vec<Listener>, shutdown: CancellationToken) {
+        let conns = TaskTracker::new();
+        let mut accepts = Vec::new();
+        for l in listeners {
+            let (server, shutdown, conns) = (self.clone(), shutdown.clone(), conns.clone());
+            accepts.push(tokio::spawn(async move { server.accept_loop(l, shutdown, conns).await }));
+        }
+        shutdown.cancelled().await;
+        for a in accepts {
+            let _ = a.await;
+        }
+        conns.close();
+        if tokio::time::timeout(self.inner.drain, conns.wait()).await.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+
+    async fn accept_loop(&self, l: Listener, shutdown: CancellationToken, conns: TaskTracker) {
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                a = accept(&l) => a,
+            };
+            match accepted {
+                Ok(io) => self.serve_connection(io, &shutdown, &conns),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    // Out of fds and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn serve_connection(&self, io: Box<dyn Conn>, shutdown: &CancellationToken, conns: &TaskTracker) {
+        let server = self.clone();
+        let svc = service_fn(move |req| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(HEAD_LIMIT)
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        conns.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    // Finish the request in flight, then close; idle connections close now.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    /// Handles one request; never fails: errors become Docker's JSON error responses.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ResBody> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let mut res = match self.dispatch(req).await {
+            Ok(res) => res,
+            Err(e) => {
+                if e.status_code() >= 500 {
+                    tracing::warn!(%method, %path, error = %e.message, "request failed");
+                }
+                error_response(&e)
+            }
+        };
+        tracing::debug!(%method, %path, status = res.status().as_u16(), "request");
+        common_headers(&mut res);
+        res
+    }
+
+    async fn dispatch(&self, mut req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+        let path = percent_decode(req.uri().path())?;
+        let matched = self.inner.router.resolve(req.method(), &path)?;
+        let mut args = Args::new(matched.version);
+        for (k, v) in &matched.params {
+            args.push_param(k, v);
+        }
+        if let Some(q) = req.uri().query() {
+            for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                args.push_param(&k, &v);
+            }
+        }
+        for (name, value) in req.headers() {
+            if let Ok(v) = value.to_str() {
+                args.push_header(name.as_str(), v);
+            }
+        }
+        let wants_upgrade = req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"tcp"));
+        let mut hijack = if wants_upgrade {
+            Hijack::Upgrade(hyper::upgrade::on(&mut req))
+        } else {
+            Hijack::Plain(None)
+        };
+        let body = req.into_body();
+        match matched.route.body {
+            BodyMode::None if !wants_upgrade && *matched.route.method() == Method::POST => {
+                // Plain attach-like requests feed their body to the job's input.
+                hijack = Hijack::Plain(Some(body_stream(body)));
+            }
+            BodyMode::None => {}
+            BodyMode::Json => {
+                let data = Limited::new(body, JSON_LIMIT).collect().await.map_err(|e| {
+                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                        ApiError::new(ErrorKind::TooLarge, "request body is too large")
+                    } else {
+                        ApiError::invalid(format!("reading request body: {e}"))
+                    }
+                })?;
+                args.body = Body::Bytes(data.to_bytes());
+            }
+            BodyMode::Stream => args.body = Body::Stream(body_stream(body)),
+        }
+        let d = self.inner.engine.dispatch(matched.route.job, args)?;
+        let reply = d
+            .reply
+            .await
+            .map_err(|_| ApiError::system(format!("{}: the job ended without a reply", matched.route.job)))?;
+        Ok(to_response(reply, d.guard, hijack))
+    }
+}
+
+fn body_stream(body: Incoming) -> RequestBody {
+    Box::pin(
+        http_body_util::BodyStream::new(body)
+            .filter_map(|frame| async move {
+                match frame {
+                    Ok(f) => f.into_data().ok().map(Ok),
+                    Err(e) => Some(Err(std::io::Error::other(e))),
+                }
+            }),
+    )
+}
+
+/// Decodes `%XX` escapes in a path; malformed escapes are a 400.
+fn percent_decode(path: &str) -> Result<String, ApiError> {
+    if !path.contains('%') {
+        return Ok(path.to_string());
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| ApiError::invalid("malformed percent-encoding in path"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| ApiError::invalid("path is not valid UTF-8"))
+}
+
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
+
+async fn accept(l: &Listener) -> std::io::Result<Box<dyn Conn>> {
+    Ok(match l {
+        Listener::Unix(u) => Box::new(u.accept().await?.0),
+        Listener::Tcp(t) => {
+            let (s, _) = t.accept().await?;
+            let _ = s.set_nodelay(true);
+            Box::new(s)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn decodes_paths() {
+        assert_eq!(percent_decode("/images/a%2Fb%3A1/json").expect("ok"), "/images/a/b:1/json");
+        assert_eq!(percent_decode("/plain").expect("ok"), "/plain");
+        assert!(percent_decode("/bad%zz").is_err());
+        assert!(percent_decode("/bad%f").is_err());
+    }
+}
