@@ -40,24 +40,23 @@ pub enum Listener {
 #[derive(Clone)]
 pub struct Server {
     inner: Arc<Inner>,
+    drain: Duration,
 }
 
 struct Inner {
     engine: Engine,
     router: Router,
-    drain: Duration,
 }
 
 impl Server {
     pub fn new(engine: Engine, router: Router) -> Server {
-        Server { inner: Arc::new(Inner { engine, router, drain: DRAIN }) }
+        Server { inner: Arc::new(Inner { engine, router }), drain: DRAIN }
     }
 
     /// Sets how long open connections may take to finish once shutdown starts.
-    pub fn with_drain(self, drain: Duration) -> Server {
-        let Inner { engine, router, .. } = Arc::try_unwrap(self.inner)
-            .unwrap_or_else(|arc| Inner { engine: arc.engine.clone(), router: arc.router.clone(), drain });
-        Server { inner: Arc::new(Inner { engine, router, drain }) }
+    pub fn with_drain(mut self, drain: Duration) -> Server {
+        self.drain = drain;
+        self
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting and gives open
@@ -74,7 +73,7 @@ impl Server {
             let _ = a.await;
         }
         conns.close();
-        if tokio::time::timeout(self.inner.drain, conns.wait()).await.is_err() {
+        if tokio::time::timeout(self.drain, conns.wait()).await.is_err() {
             tracing::warn!("connections still open after the shutdown grace period");
         }
     }
