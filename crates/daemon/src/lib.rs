@@ -1,0 +1,158 @@
+//! `berthd`: flags, start-up and shutdown.
+//!
+//! [`main_daemon`] follows the classic daemon's `mainDaemon()`: read the configuration,
+//! create the Engine, trap signals, register the job families, create the subsystems,
+//! restore saved state, then serve the API until SIGTERM or SIGINT.
+
+pub mod config;
+mod identity;
+mod listen;
+mod lock;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::Engine;
+use berth_jobs_system::{System, SystemConfig};
+use berth_server::{routes, Router, Server};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// How long running jobs get to finish once shutdown starts.
+const JOB_GRACE: Duration = Duration::from_secs(10);
+
+/// The daemon's entry point; returns the process exit code.
+pub fn main_daemon() -> ExitCode {
+    let cfg = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_tracing(&cfg);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("berthd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.tracing_level()));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn create_dir(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+async fn run(cfg: Config) -> Result<(), String> {
+    // Configuration: directories, the one-daemon-per-data-root lock, the daemon's ID.
+    create_dir(&cfg.data_root, 0o711)?;
+    create_dir(&cfg.exec_root, 0o700)?;
+    let _lock = lock::DataRootLock::acquire(&cfg.data_root)?;
+    let id = identity::load_or_create(&cfg.data_root)?;
+    tracing::info!(data_root = %cfg.data_root.display(), exec_root = %cfg.exec_root.display(), %id, "starting berthd");
+
+    // The Engine.
+    let engine = Engine::new();
+
+    // Signal traps, before anything that needs cleaning up on exit exists.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("trapping SIGTERM: {e}"))?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("trapping SIGINT: {e}"))?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("trapping SIGHUP: {e}"))?;
+
+    // Job registration, with the subsystems each family needs.
+    let system = System::new(SystemConfig {
+        id,
+        data_root: cfg.data_root.display().to_string(),
+        debug: cfg.debug,
+        labels: cfg.labels.clone(),
+        live_restore: cfg.live_restore,
+        insecure_registries: cfg.insecure_registries.clone(),
+    });
+    berth_jobs_system::register(&engine, system.clone());
+
+    // Restore: nothing persisted beyond the daemon ID yet.
+
+    // Serve.
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    for h in &cfg.hosts {
+        let b = listen::bind(h, &cfg.group, cfg.group_explicit, cfg.allow_remote_tcp).await?;
+        sockets.extend(b.socket_path);
+        listeners.push(b.listener);
+    }
+    write_pidfile(&cfg.pidfile)?;
+    let stop = CancellationToken::new();
+    let server = Server::new(engine.clone(), Router::new(routes::all()));
+    let serve = tokio::spawn({
+        let stop = stop.clone();
+        async move { server.serve(listeners, stop).await }
+    });
+    tracing::info!(hosts = ?cfg.hosts, "API listening");
+
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
+            _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
+            _ = sighup.recv() => reload(&cfg, &engine, &system),
+        }
+    }
+
+    stop.cancel();
+    engine.shutdown(JOB_GRACE).await;
+    let _ = serve.await;
+    for s in &sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    let _ = std::fs::remove_file(&cfg.pidfile);
+    tracing::info!("berthd stopped");
+    Ok(())
+}
+
+fn reload(cfg: &Config, engine: &Engine, system: &Arc<System>) {
+    match cfg.reload_file() {
+        Ok((debug_mode, labels)) => {
+            tracing::info!(debug = debug_mode, labels = ?labels, "configuration reloaded");
+            system.reload(engine, debug_mode, labels);
+        }
+        Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the old one"),
+    }
+}
+
+fn write_pidfile(path: &Path) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    berth_atomicfile::write_mode(path, format!("{}", std::process::id()).as_bytes(), 0o644)
+        .map_err(|e| format!("writing pidfile {}: {e}", path.display()))
+}

@@ -1,0 +1,136 @@
+//! The system job family: `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
+//!
+//! What the daemon knows about itself (its ID, name, data root, labels) is in
+//! [`SystemConfig`]; host facts are read from the kernel when asked; counts of
+//! containers, images and volumes come from the subsystems through [`Reporter`]s that
+//! the daemon wires in, so this crate depends on no subsystem.
+
+mod events;
+mod host;
+mod info;
+
+use std::sync::{Arc, RwLock};
+
+use berth_api::system::{DiskUsage, Info};
+use berth_api::{ApiError, ApiVersion};
+use berth_engine::{Engine, Job, Reply};
+
+pub use host::HostFacts;
+
+/// The daemon's version, as `/version` and `/info` report it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What a subsystem adds to `/info` and `/system/df`.
+pub trait Reporter: Send + Sync {
+    fn info(&self, _info: &mut Info) {}
+    fn disk_usage(&self, _df: &mut DiskUsage) {}
+}
+
+/// The daemon's own settings that the system jobs report.
+#[derive(Debug, Clone, Default)]
+pub struct SystemConfig {
+    /// Persisted daemon ID (`ID` in `/info`).
+    pub id: String,
+    pub data_root: String,
+    pub debug: bool,
+    pub labels: Vec<String>,
+    pub live_restore: bool,
+    pub insecure_registries: Vec<String>,
+}
+
+/// Shared state of the system jobs.
+pub struct System {
+    config: RwLock<SystemConfig>,
+    reporters: RwLock<Vec<Arc<dyn Reporter>>>,
+    host: HostFacts,
+}
+
+impl System {
+    pub fn new(config: SystemConfig) -> Arc<System> {
+        Arc::new(System {
+            config: RwLock::new(config),
+            reporters: RwLock::new(Vec::new()),
+            host: HostFacts::read(),
+        })
+    }
+
+    pub fn add_reporter(&self, r: Arc<dyn Reporter>) {
+        self.reporters.write().unwrap_or_else(|p| p.into_inner()).push(r);
+    }
+
+    pub fn config(&self) -> SystemConfig {
+        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies a configuration reload and publishes dockerd's `daemon reload` event.
+    pub fn reload(&self, engine: &Engine, debug: bool, labels: Vec<String>) {
+        let cfg = {
+            let mut c = self.config.write().unwrap_or_else(|p| p.into_inner());
+            c.debug = debug;
+            c.labels = labels;
+            c.clone()
+        };
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), self.host.hostname.clone());
+        attrs.insert("debug".to_string(), cfg.debug.to_string());
+        attrs.insert(
+            "labels".to_string(),
+            serde_json::to_string(&cfg.labels).unwrap_or_else(|_| "[]".into()),
+        );
+        attrs.insert("live-restore".to_string(), cfg.live_restore.to_string());
+        engine.events().publish("daemon", "reload", &cfg.id, attrs);
+    }
+
+    fn reporters(&self) -> Vec<Arc<dyn Reporter>> {
+        self.reporters.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Registers the system jobs on `engine`.
+pub fn register(engine: &Engine, system: Arc<System>) {
+    engine.register("system.ping", |_job: Job| async move { Ok(ping()) });
+    let s = system.clone();
+    engine.register("system.version", move |_job: Job| {
+        let s = s.clone();
+        async move { Ok(Reply::json(&info::version(&s.host))) }
+    });
+    let s = system.clone();
+    engine.register("system.info", move |job: Job| {
+        let s = s.clone();
+        async move {
+            let mut info = info::info(&s.host, &s.config());
+            info.n_events_listener = job.events().listeners() as u64;
+            for r in s.reporters() {
+                r.info(&mut info);
+            }
+            Ok(Reply::json(&info))
+        }
+    });
+    let s = system.clone();
+    engine.register("system.df", move |_job: Job| {
+        let s = s.clone();
+        async move {
+            let mut df = DiskUsage::default();
+            for r in s.reporters() {
+                r.disk_usage(&mut df);
+            }
+            Ok(Reply::json(&df))
+        }
+    });
+    engine.register("system.events", events::events);
+    engine.register("system.swarm_leave", |_job: Job| async move {
+        Err::<Reply, _>(ApiError::unavailable("This node is not part of a swarm"))
+    });
+}
+
+/// `/_ping`: HEAD gets the same headers; hyper leaves out the body.
+fn ping() -> Reply {
+    Reply::bytes(200, "text/plain; charset=utf-8", "OK")
+        .with_header("API-Version", ApiVersion::MAX.to_string())
+        .with_header("OSType", "linux")
+        .with_header("Docker-Experimental", "false")
+        .with_header("Builder-Version", "1")
+        .with_header("Swarm", "inactive")
+        .with_header("Cache-Control", "no-cache, no-store, must-revalidate")
+        .with_header("Pragma", "no-cache")
+}

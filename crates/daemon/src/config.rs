@@ -1,0 +1,280 @@
+//! Flags and `daemon.json`, with dockerd's names and its rule that a setting given
+//! both as a flag and in the file is an error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde::Deserialize;
+
+pub const DEFAULT_HOST: &str = "unix:///run/berth.sock";
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unable to configure the Berth daemon with file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("the following directives don't match any configuration option: {0}")]
+    UnknownKeys(String),
+    #[error("the following directives are specified both as a flag and in the configuration file: {0}")]
+    Conflict(String),
+    #[error("invalid value for {name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(name = "berthd", version, about = "Berth: a Docker-compatible container engine daemon")]
+pub struct Flags {
+    /// Daemon socket(s) to connect to (unix:///path or tcp://127.0.0.1:PORT)
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Root directory of persistent state
+    #[arg(long, default_value = "/var/lib/berth")]
+    pub data_root: PathBuf,
+    /// Root directory for execution state files
+    #[arg(long, default_value = "/run/berth")]
+    pub exec_root: PathBuf,
+    /// Path to use for the daemon PID file
+    #[arg(short = 'p', long, default_value = "/var/run/berth.pid")]
+    pub pidfile: PathBuf,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Daemon configuration file
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    pub config_file: PathBuf,
+    /// Group for the unix socket
+    #[arg(short = 'G', long, default_value = "docker")]
+    pub group: String,
+    /// Set key=value labels to the daemon
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Keep containers running while the daemon is down
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub live_restore: bool,
+    /// Enable insecure registry communication (host[:port] or CIDR)
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Allow -H tcp:// on addresses other than loopback (the API is unauthenticated)
+    #[arg(long)]
+    pub allow_remote_tcp: bool,
+}
+
+/// `daemon.json`: dockerd's keys for the settings Berth has.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct FileConfig {
+    hosts: Option<Vec<String>>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    log_level: Option<String>,
+    debug: Option<bool>,
+    group: Option<String>,
+    labels: Option<Vec<String>>,
+    live_restore: Option<bool>,
+    insecure_registries: Option<Vec<String>>,
+}
+
+const FILE_KEYS: &[&str] = &[
+    "hosts", "data-root", "exec-root", "pidfile", "log-level", "debug", "group", "labels",
+    "live-restore", "insecure-registries",
+];
+
+/// The daemon's settings after flags and file are merged.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hosts: Vec<String>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub log_level: String,
+    pub debug: bool,
+    pub group: String,
+    pub group_explicit: bool,
+    pub labels: Vec<String>,
+    pub live_restore: bool,
+    pub insecure_registries: Vec<String>,
+    pub allow_remote_tcp: bool,
+    pub config_file: PathBuf,
+}
+
+impl Config {
+    /// Parses the process's arguments and the configuration file.
+    pub fn load() -> Result<Config, ConfigError> {
+        let m = Flags::command().get_matches();
+        let flags = Flags::from_arg_matches(&m).unwrap_or_else(|e| e.exit());
+        Self::merge(flags, &m)
+    }
+
+    pub fn merge(flags: Flags, m: &ArgMatches) -> Result<Config, ConfigError> {
+        let explicit = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        let file = read_file(&flags.config_file, explicit("config_file"))?;
+        let mut conflicts = Vec::new();
+        macro_rules! pick {
+            ($key:literal, $id:literal, $flag:expr, $file:expr) => {{
+                match $file {
+                    Some(v) if explicit($id) => {
+                        conflicts.push(format!("{}: (from flag: {:?}, from file: {:?})", $key, $flag, v));
+                        $flag
+                    }
+                    Some(v) => v,
+                    None => $flag,
+                }
+            }};
+        }
+        let hosts_flag = flags.hosts.clone();
+        let hosts = match file.hosts {
+            Some(v) if !hosts_flag.is_empty() => {
+                conflicts.push(format!("hosts: (from flag: {hosts_flag:?}, from file: {v:?})"));
+                hosts_flag
+            }
+            Some(v) => v,
+            None => hosts_flag,
+        };
+        let cfg = Config {
+            hosts: if hosts.is_empty() { vec![DEFAULT_HOST.to_string()] } else { hosts },
+            data_root: pick!("data-root", "data_root", flags.data_root, file.data_root),
+            exec_root: pick!("exec-root", "exec_root", flags.exec_root, file.exec_root),
+            pidfile: pick!("pidfile", "pidfile", flags.pidfile, file.pidfile),
+            log_level: pick!("log-level", "log_level", flags.log_level, file.log_level),
+            debug: pick!("debug", "debug", flags.debug, file.debug),
+            group_explicit: explicit("group") || file.group.is_some(),
+            group: pick!("group", "group", flags.group, file.group),
+            labels: pick!("labels", "labels", flags.labels, file.labels),
+            live_restore: pick!("live-restore", "live_restore", flags.live_restore, file.live_restore),
+            insecure_registries: pick!(
+                "insecure-registries",
+                "insecure_registries",
+                flags.insecure_registries,
+                file.insecure_registries
+            ),
+            allow_remote_tcp: flags.allow_remote_tcp,
+            config_file: flags.config_file,
+        };
+        if !conflicts.is_empty() {
+            return Err(ConfigError::Conflict(conflicts.join(", ")));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error" | "fatal" | "trace") {
+            return Err(ConfigError::Invalid {
+                name: "log-level",
+                reason: format!("unable to parse logging level: {}", self.log_level),
+            });
+        }
+        for l in &self.labels {
+            if !l.contains('=') {
+                return Err(ConfigError::Invalid { name: "label", reason: format!("bad attribute format: {l}") });
+            }
+        }
+        for (name, p) in [("data-root", &self.data_root), ("exec-root", &self.exec_root)] {
+            if !p.is_absolute() {
+                return Err(ConfigError::Invalid { name, reason: format!("{} is not an absolute path", p.display()) });
+            }
+        }
+        Ok(())
+    }
+
+    /// The tracing filter for the configured level (`fatal` is `error` here).
+    pub fn tracing_level(&self) -> &str {
+        if self.debug {
+            return "debug";
+        }
+        match self.log_level.as_str() {
+            "fatal" => "error",
+            l => l,
+        }
+    }
+
+    /// Re-reads the settings a reload may change (`debug`, `labels`) from the file.
+    pub fn reload_file(&self) -> Result<(bool, Vec<String>), ConfigError> {
+        let f = read_file(&self.config_file, false)?;
+        Ok((f.debug.unwrap_or(self.debug), f.labels.unwrap_or_else(|| self.labels.clone())))
+    }
+}
+
+fn read_file(path: &Path, must_exist: bool) -> Result<FileConfig, ConfigError> {
+    let err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(FileConfig::default()),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let unknown: Vec<&str> = raw.keys().map(String::as_str).filter(|k| !FILE_KEYS.contains(k)).collect();
+    if !unknown.is_empty() {
+        return Err(ConfigError::UnknownKeys(unknown.join(", ")));
+    }
+    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["berthd"];
+        argv.extend_from_slice(args);
+        let m = Flags::command().try_get_matches_from(argv).expect("flags parse");
+        let f = Flags::from_arg_matches(&m).expect("flags");
+        Config::merge(f, &m)
+    }
+
+    #[test]
+    fn defaults_are_berths() {
+        let d = tempfile::tempdir().expect("tmp");
+        let missing = d.path().join("none.json");
+        let m = Flags::command()
+            .try_get_matches_from(["berthd", "--config-file", missing.to_str().expect("utf8")])
+            .expect("parse");
+        // An explicitly named file that does not exist is an error, as in dockerd.
+        assert!(Config::merge(Flags::from_arg_matches(&m).expect("flags"), &m).is_err());
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.hosts, vec![DEFAULT_HOST]);
+        assert_eq!(c.data_root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(c.exec_root, PathBuf::from("/run/berth"));
+        assert!(c.live_restore);
+    }
+
+    #[test]
+    fn file_settings_apply_and_conflicts_are_refused() {
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("daemon.json");
+        std::fs::write(&f, r#"{"data-root":"/tmp/x","labels":["a=b"],"hosts":["unix:///tmp/s.sock"]}"#).expect("write");
+        let fs = f.to_str().expect("utf8");
+        let c = load(&["--config-file", fs]).expect("file applies");
+        assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
+        assert_eq!(c.labels, vec!["a=b"]);
+        assert_eq!(c.hosts, vec!["unix:///tmp/s.sock"]);
+        let e = load(&["--config-file", fs, "--data-root", "/tmp/y"]).expect_err("conflict");
+        assert!(e.to_string().contains("specified both as a flag and in the configuration file: data-root"), "{e}");
+        let e = load(&["--config-file", fs, "-H", "unix:///a"]).expect_err("conflict");
+        assert!(e.to_string().contains("hosts"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let d = tempfile::tempdir().expect("tmp");
+        let f = d.path().join("daemon.json");
+        std::fs::write(&f, r#"{"bogus-key":1}"#).expect("write");
+        let e = load(&["--config-file", f.to_str().expect("utf8")]).expect_err("unknown");
+        assert!(e.to_string().contains("don't match any configuration option: bogus-key"), "{e}");
+        std::fs::write(&f, "{not json").expect("write");
+        assert!(load(&["--config-file", f.to_str().expect("utf8")]).is_err());
+        assert!(load(&["--log-level", "loud"]).is_err());
+        assert!(load(&["--data-root", "relative/dir"]).is_err());
+        assert!(load(&["--label", "novalue"]).is_err());
+    }
+}
