@@ -68,7 +68,10 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: message.into() }
+        ApiError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
@@ -96,8 +99,10 @@ impl ApiError {
     }
     /// The response body, `{"message": "..."}`, as bytes.
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(&ErrorBody { message: &self.message })
-            .unwrap_or_else(|_| b"{\"message\":\"internal error\"}".to_vec())
+        serde_json::to_vec(&ErrorBody {
+            message: &self.message,
+        })
+        .unwrap_or_else(|_| b"{\"message\":\"internal error\"}".to_vec())
     }
 }
 

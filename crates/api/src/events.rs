@@ -39,8 +39,20 @@ pub struct Event {
 
 /// Keys `GET /events` accepts in `filters`.
 pub const EVENT_FILTERS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin",
-    "scope", "secret", "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 impl Event {
@@ -57,10 +69,17 @@ impl Event {
         Event {
             status: legacy.then(|| action.to_string()),
             id: legacy.then(|| id.to_string()),
-            from: if typ == "container" { attributes.get("image").cloned() } else { None },
+            from: if typ == "container" {
+                attributes.get("image").cloned()
+            } else {
+                None
+            },
             typ: typ.to_string(),
             action: action.to_string(),
-            actor: Actor { id: id.to_string(), attributes },
+            actor: Actor {
+                id: id.to_string(),
+                attributes,
+            },
             scope: "local".to_string(),
             time: time_nano.div_euclid(1_000_000_000),
             time_nano,
@@ -82,9 +101,11 @@ impl Event {
                 self.typ == "container" && (self.actor.id.starts_with(v) || name == Some(v))
             })
             && f.any_or_absent("image", |v| self.matches_image(v))
-            && ["volume", "network", "daemon", "plugin", "node", "service", "secret", "config"]
-                .iter()
-                .all(|t| f.any_or_absent(t, |v| of_type(t, v)))
+            && [
+                "volume", "network", "daemon", "plugin", "node", "service", "secret", "config",
+            ]
+            .iter()
+            .all(|t| f.any_or_absent(t, |v| of_type(t, v)))
     }
 
     fn matches_image(&self, v: &str) -> bool {
@@ -112,13 +133,21 @@ mod tests {
     use super::*;
 
     fn ev(typ: &str, action: &str, id: &str, attrs: &[(&str, &str)]) -> Event {
-        let a = attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let a = attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Event::new(typ, action, id, a, 1_700_000_000_123_456_789)
     }
 
     #[test]
     fn serializes_like_dockerd() {
-        let e = ev("container", "start", "abc", &[("image", "busybox"), ("name", "c1")]);
+        let e = ev(
+            "container",
+            "start",
+            "abc",
+            &[("image", "busybox"), ("name", "c1")],
+        );
         let v = serde_json::to_value(&e).expect("json");
         assert_eq!(v["Type"], "container");
         assert_eq!(v["Action"], "start");
@@ -135,7 +164,16 @@ mod tests {
 
     #[test]
     fn filters_follow_docker_rules() {
-        let e = ev("container", "exec_start: sh", "abcdef", &[("image", "busybox:latest"), ("name", "web"), ("tier", "front")]);
+        let e = ev(
+            "container",
+            "exec_start: sh",
+            "abcdef",
+            &[
+                ("image", "busybox:latest"),
+                ("name", "web"),
+                ("tier", "front"),
+            ],
+        );
         let f = |s: &str| Filters::parse(s).expect("filters");
         assert!(e.matches(&f("")));
         assert!(e.matches(&f(r#"{"type":["container"]}"#)));
@@ -147,7 +185,9 @@ mod tests {
         assert!(e.matches(&f(r#"{"image":["busybox"]}"#)));
         assert!(e.matches(&f(r#"{"label":["tier=front"]}"#)));
         assert!(!e.matches(&f(r#"{"label":["tier=back"]}"#)));
-        assert!(e.matches(&f(r#"{"type":["image","container"],"event":["die","exec_start"]}"#)));
+        assert!(e.matches(&f(
+            r#"{"type":["image","container"],"event":["die","exec_start"]}"#
+        )));
         assert!(!e.matches(&f(r#"{"network":["n1"]}"#)));
     }
 }

@@ -19,7 +19,9 @@ impl Filters {
         }
         let bad = |e: String| ApiError::invalid(format!("invalid filter: {e}"));
         let value: serde_json::Value = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
-        let obj = value.as_object().ok_or_else(|| bad("filters must be a JSON object".into()))?;
+        let obj = value
+            .as_object()
+            .ok_or_else(|| bad("filters must be a JSON object".into()))?;
         let mut out = BTreeMap::new();
         for (key, v) in obj {
             let values: Vec<String> = match v {
@@ -72,7 +74,10 @@ impl Filters {
     }
 
     pub fn insert(&mut self, key: &str, value: &str) {
-        self.0.entry(key.to_string()).or_default().push(value.to_string());
+        self.0
+            .entry(key.to_string())
+            .or_default()
+            .push(value.to_string());
     }
 }
 

@@ -30,8 +30,11 @@ impl StdStream {
 /// Frames `payload` for `stream`. Payloads over 4 GiB are split into several frames.
 pub fn frame(stream: StdStream, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(payload.len() + 8);
-    let chunks: Vec<&[u8]> =
-        if payload.is_empty() { vec![payload] } else { payload.chunks(u32::MAX as usize).collect() };
+    let chunks: Vec<&[u8]> = if payload.is_empty() {
+        vec![payload]
+    } else {
+        payload.chunks(u32::MAX as usize).collect()
+    };
     for chunk in chunks {
         out.put_u8(stream as u8);
         out.put_slice(&[0, 0, 0]);

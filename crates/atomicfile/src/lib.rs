@@ -18,7 +18,10 @@ pub fn write(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Atomically replaces `path` with `data`, with file mode `mode`.
 pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
@@ -29,7 +32,11 @@ pub fn write_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         name.to_string_lossy()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -77,8 +84,14 @@ mod tests {
         write(&p, b"old").expect("write");
         write(&p, b"new content").expect("rewrite");
         assert_eq!(fs::read(&p).expect("read"), b"new content");
-        assert_eq!(fs::metadata(&p).expect("meta").permissions().mode() & 0o777, 0o600);
-        let names: Vec<_> = fs::read_dir(d.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        assert_eq!(
+            fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let names: Vec<_> = fs::read_dir(d.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         assert_eq!(names.len(), 1);
     }
 

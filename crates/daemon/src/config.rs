@@ -17,7 +17,9 @@ pub enum ConfigError {
     File { path: String, reason: String },
     #[error("the following directives don't match any configuration option: {0}")]
     UnknownKeys(String),
-    #[error("the following directives are specified both as a flag and in the configuration file: {0}")]
+    #[error(
+        "the following directives are specified both as a flag and in the configuration file: {0}"
+    )]
     Conflict(String),
     #[error("invalid value for {name}: {reason}")]
     Invalid { name: &'static str, reason: String },
@@ -25,7 +27,11 @@ pub enum ConfigError {
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
-#[command(name = "berthd", version, about = "Berth: a Docker-compatible container engine daemon")]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth: a Docker-compatible container engine daemon"
+)]
 pub struct Flags {
     /// Daemon socket(s) to connect to (unix:///path or tcp://127.0.0.1:PORT)
     #[arg(short = 'H', long = "host", value_name = "HOST")]
@@ -82,8 +88,16 @@ struct FileConfig {
 }
 
 const FILE_KEYS: &[&str] = &[
-    "hosts", "data-root", "exec-root", "pidfile", "log-level", "debug", "group", "labels",
-    "live-restore", "insecure-registries",
+    "hosts",
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "log-level",
+    "debug",
+    "group",
+    "labels",
+    "live-restore",
+    "insecure-registries",
 ];
 
 /// The daemon's settings after flags and file are merged.
@@ -120,7 +134,10 @@ impl Config {
             ($key:literal, $id:literal, $flag:expr, $file:expr) => {{
                 match $file {
                     Some(v) if explicit($id) => {
-                        conflicts.push(format!("{}: (from flag: {:?}, from file: {:?})", $key, $flag, v));
+                        conflicts.push(format!(
+                            "{}: (from flag: {:?}, from file: {:?})",
+                            $key, $flag, v
+                        ));
                         $flag
                     }
                     Some(v) => v,
@@ -131,14 +148,20 @@ impl Config {
         let hosts_flag = flags.hosts.clone();
         let hosts = match file.hosts {
             Some(v) if !hosts_flag.is_empty() => {
-                conflicts.push(format!("hosts: (from flag: {hosts_flag:?}, from file: {v:?})"));
+                conflicts.push(format!(
+                    "hosts: (from flag: {hosts_flag:?}, from file: {v:?})"
+                ));
                 hosts_flag
             }
             Some(v) => v,
             None => hosts_flag,
         };
         let cfg = Config {
-            hosts: if hosts.is_empty() { vec![DEFAULT_HOST.to_string()] } else { hosts },
+            hosts: if hosts.is_empty() {
+                vec![DEFAULT_HOST.to_string()]
+            } else {
+                hosts
+            },
             data_root: pick!("data-root", "data_root", flags.data_root, file.data_root),
             exec_root: pick!("exec-root", "exec_root", flags.exec_root, file.exec_root),
             pidfile: pick!("pidfile", "pidfile", flags.pidfile, file.pidfile),
@@ -147,7 +170,12 @@ impl Config {
             group_explicit: explicit("group") || file.group.is_some(),
             group: pick!("group", "group", flags.group, file.group),
             labels: pick!("labels", "labels", flags.labels, file.labels),
-            live_restore: pick!("live-restore", "live_restore", flags.live_restore, file.live_restore),
+            live_restore: pick!(
+                "live-restore",
+                "live_restore",
+                flags.live_restore,
+                file.live_restore
+            ),
             insecure_registries: pick!(
                 "insecure-registries",
                 "insecure_registries",
@@ -165,7 +193,10 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if !matches!(self.log_level.as_str(), "debug" | "info" | "warn" | "error" | "fatal" | "trace") {
+        if !matches!(
+            self.log_level.as_str(),
+            "debug" | "info" | "warn" | "error" | "fatal" | "trace"
+        ) {
             return Err(ConfigError::Invalid {
                 name: "log-level",
                 reason: format!("unable to parse logging level: {}", self.log_level),
@@ -173,12 +204,21 @@ impl Config {
         }
         for l in &self.labels {
             if !l.contains('=') {
-                return Err(ConfigError::Invalid { name: "label", reason: format!("bad attribute format: {l}") });
+                return Err(ConfigError::Invalid {
+                    name: "label",
+                    reason: format!("bad attribute format: {l}"),
+                });
             }
         }
-        for (name, p) in [("data-root", &self.data_root), ("exec-root", &self.exec_root)] {
+        for (name, p) in [
+            ("data-root", &self.data_root),
+            ("exec-root", &self.exec_root),
+        ] {
             if !p.is_absolute() {
-                return Err(ConfigError::Invalid { name, reason: format!("{} is not an absolute path", p.display()) });
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("{} is not an absolute path", p.display()),
+                });
             }
         }
         Ok(())
@@ -198,22 +238,35 @@ impl Config {
     /// Re-reads the settings a reload may change (`debug`, `labels`) from the file.
     pub fn reload_file(&self) -> Result<(bool, Vec<String>), ConfigError> {
         let f = read_file(&self.config_file, false)?;
-        Ok((f.debug.unwrap_or(self.debug), f.labels.unwrap_or_else(|| self.labels.clone())))
+        Ok((
+            f.debug.unwrap_or(self.debug),
+            f.labels.unwrap_or_else(|| self.labels.clone()),
+        ))
     }
 }
 
 fn read_file(path: &Path, must_exist: bool) -> Result<FileConfig, ConfigError> {
-    let err = |reason: String| ConfigError::File { path: path.display().to_string(), reason };
+    let err = |reason: String| ConfigError::File {
+        path: path.display().to_string(),
+        reason,
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(FileConfig::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            return Ok(FileConfig::default())
+        }
         Err(e) => return Err(err(e.to_string())),
     };
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let unknown: Vec<&str> = raw.keys().map(String::as_str).filter(|k| !FILE_KEYS.contains(k)).collect();
+    let raw: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let unknown: Vec<&str> = raw
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FILE_KEYS.contains(k))
+        .collect();
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown.join(", ")));
     }
@@ -227,7 +280,9 @@ mod tests {
     fn load(args: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["berthd"];
         argv.extend_from_slice(args);
-        let m = Flags::command().try_get_matches_from(argv).expect("flags parse");
+        let m = Flags::command()
+            .try_get_matches_from(argv)
+            .expect("flags parse");
         let f = Flags::from_arg_matches(&m).expect("flags");
         Config::merge(f, &m)
     }
@@ -252,14 +307,22 @@ mod tests {
     fn file_settings_apply_and_conflicts_are_refused() {
         let d = tempfile::tempdir().expect("tmp");
         let f = d.path().join("daemon.json");
-        std::fs::write(&f, r#"{"data-root":"/tmp/x","labels":["a=b"],"hosts":["unix:///tmp/s.sock"]}"#).expect("write");
+        std::fs::write(
+            &f,
+            r#"{"data-root":"/tmp/x","labels":["a=b"],"hosts":["unix:///tmp/s.sock"]}"#,
+        )
+        .expect("write");
         let fs = f.to_str().expect("utf8");
         let c = load(&["--config-file", fs]).expect("file applies");
         assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
         assert_eq!(c.labels, vec!["a=b"]);
         assert_eq!(c.hosts, vec!["unix:///tmp/s.sock"]);
         let e = load(&["--config-file", fs, "--data-root", "/tmp/y"]).expect_err("conflict");
-        assert!(e.to_string().contains("specified both as a flag and in the configuration file: data-root"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("specified both as a flag and in the configuration file: data-root"),
+            "{e}"
+        );
         let e = load(&["--config-file", fs, "-H", "unix:///a"]).expect_err("conflict");
         assert!(e.to_string().contains("hosts"), "{e}");
     }
@@ -270,7 +333,11 @@ mod tests {
         let f = d.path().join("daemon.json");
         std::fs::write(&f, r#"{"bogus-key":1}"#).expect("write");
         let e = load(&["--config-file", f.to_str().expect("utf8")]).expect_err("unknown");
-        assert!(e.to_string().contains("don't match any configuration option: bogus-key"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("don't match any configuration option: bogus-key"),
+            "{e}"
+        );
         std::fs::write(&f, "{not json").expect("write");
         assert!(load(&["--config-file", f.to_str().expect("utf8")]).is_err());
         assert!(load(&["--log-level", "loud"]).is_err());

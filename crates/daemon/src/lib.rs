@@ -35,7 +35,10 @@ pub fn main_daemon() -> ExitCode {
         }
     };
     init_tracing(&cfg);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");
@@ -86,8 +89,10 @@ async fn run(cfg: Config) -> Result<(), String> {
     let engine = Engine::new();
 
     // Signal traps, before anything that needs cleaning up on exit exists.
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("trapping SIGTERM: {e}"))?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("trapping SIGINT: {e}"))?;
+    let mut sigterm =
+        signal(SignalKind::terminate()).map_err(|e| format!("trapping SIGTERM: {e}"))?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| format!("trapping SIGINT: {e}"))?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("trapping SIGHUP: {e}"))?;
 
     // Job registration, with the subsystems each family needs.

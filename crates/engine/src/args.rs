@@ -33,7 +33,12 @@ pub struct Args {
 
 impl Args {
     pub fn new(version: ApiVersion) -> Args {
-        Args { version, params: BTreeMap::new(), headers: BTreeMap::new(), body: Body::Empty }
+        Args {
+            version,
+            params: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            body: Body::Empty,
+        }
     }
 
     /// Adds a path or query parameter; repeated names keep every value.
@@ -43,26 +48,36 @@ impl Args {
     }
 
     pub fn push_param(&mut self, name: &str, value: &str) {
-        self.params.entry(name.to_string()).or_default().push(value.to_string());
+        self.params
+            .entry(name.to_string())
+            .or_default()
+            .push(value.to_string());
     }
 
     /// Adds a header (names are case-insensitive; stored lower-case).
     pub fn push_header(&mut self, name: &str, value: &str) {
-        self.headers.insert(name.to_ascii_lowercase(), value.to_string());
+        self.headers
+            .insert(name.to_ascii_lowercase(), value.to_string());
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The first value of `name`, if given.
     pub fn str(&self, name: &str) -> Option<&str> {
-        self.params.get(name).and_then(|v| v.first()).map(String::as_str)
+        self.params
+            .get(name)
+            .and_then(|v| v.first())
+            .map(String::as_str)
     }
 
     /// A required parameter (path parameters always are).
     pub fn required(&self, name: &str) -> Result<&str> {
-        self.str(name).ok_or_else(|| ApiError::invalid(format!("missing parameter: {name}")))
+        self.str(name)
+            .ok_or_else(|| ApiError::invalid(format!("missing parameter: {name}")))
     }
 
     /// Every value given for `name`.
@@ -75,7 +90,10 @@ impl Args {
     pub fn bool(&self, name: &str) -> bool {
         match self.str(name) {
             None => false,
-            Some(v) => !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none"),
+            Some(v) => !matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "" | "0" | "no" | "false" | "none"
+            ),
         }
     }
 
@@ -101,7 +119,11 @@ impl Args {
     /// missing body as an empty config where one is optional).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         let raw = self.body_bytes();
-        let raw: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) { b"null" } else { raw };
+        let raw: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
+            b"null"
+        } else {
+            raw
+        };
         serde_json::from_slice(raw)
             .map_err(|e| ApiError::invalid(format!("invalid JSON in request body: {e}")))
     }
@@ -152,7 +174,9 @@ mod tests {
 
     #[test]
     fn repeated_params_and_headers() {
-        let mut a = Args::new(ApiVersion::MAX).param("names", "a").param("names", "b");
+        let mut a = Args::new(ApiVersion::MAX)
+            .param("names", "a")
+            .param("names", "b");
         a.push_header("X-Registry-Auth", "abc");
         assert_eq!(a.all("names"), ["a", "b"]);
         assert_eq!(a.str("names"), Some("a"));

@@ -42,7 +42,11 @@ struct Output {
 
 impl OutputHandle {
     fn take_reply(&self) -> Option<oneshot::Sender<Reply>> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).reply.take()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reply
+            .take()
     }
 
     /// Sends the handler's result as the reply, or reports it in the stream already
@@ -109,9 +113,19 @@ impl Job {
         engine: Engine,
     ) -> Job {
         let out = OutputHandle {
-            inner: Arc::new(Mutex::new(Output { reply: Some(reply), stream: None })),
+            inner: Arc::new(Mutex::new(Output {
+                reply: Some(reply),
+                stream: None,
+            })),
         };
-        Job { id, name: name.to_string(), args, cancel, out, engine }
+        Job {
+            id,
+            name: name.to_string(),
+            args,
+            cancel,
+            out,
+            engine,
+        }
     }
 
     pub(crate) fn output_handle(&self) -> OutputHandle {
@@ -154,14 +168,24 @@ impl Job {
         kind: StreamKind,
         headers: Vec<(String, String)>,
     ) -> Result<StreamWriter> {
-        let tx = self.out.take_reply().ok_or_else(|| ApiError::system("reply already sent"))?;
+        let tx = self
+            .out
+            .take_reply()
+            .ok_or_else(|| ApiError::system("reply already sent"))?;
         // A small buffer: a slow client slows the producer down instead of growing memory.
         let (btx, brx) = mpsc::channel(16);
-        self.out.inner.lock().unwrap_or_else(|p| p.into_inner()).stream = Some((kind, btx.clone()));
+        self.out
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stream = Some((kind, btx.clone()));
         let reply = Reply {
             status: 200,
             headers,
-            body: ReplyBody::Stream { content_type: content_type.to_string(), rx: brx },
+            body: ReplyBody::Stream {
+                content_type: content_type.to_string(),
+                rx: brx,
+            },
         };
         tx.send(reply).map_err(|_| ApiError::cancelled())?;
         Ok(StreamWriter::new(btx))
@@ -170,12 +194,18 @@ impl Job {
     /// Takes over the client's connection: the server answers `101 UPGRADED` with
     /// `content_type` and hands the raw bidirectional stream to the job.
     pub async fn hijack(&mut self, content_type: &str) -> Result<BoxedIo> {
-        let tx = self.out.take_reply().ok_or_else(|| ApiError::system("reply already sent"))?;
+        let tx = self
+            .out
+            .take_reply()
+            .ok_or_else(|| ApiError::system("reply already sent"))?;
         let (io_tx, io_rx) = oneshot::channel();
         let reply = Reply {
             status: 101,
             headers: Vec::new(),
-            body: ReplyBody::Hijack { content_type: content_type.to_string(), io: io_tx },
+            body: ReplyBody::Hijack {
+                content_type: content_type.to_string(),
+                io: io_tx,
+            },
         };
         tx.send(reply).map_err(|_| ApiError::cancelled())?;
         tokio::select! {

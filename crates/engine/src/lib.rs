@@ -95,7 +95,11 @@ impl Engine {
     }
 
     pub fn has_job(&self, name: &str) -> bool {
-        self.inner.handlers.read().unwrap_or_else(|p| p.into_inner()).contains_key(name)
+        self.inner
+            .handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
     }
 
     pub fn events(&self) -> &EventBus {
@@ -149,14 +153,21 @@ impl Engine {
             }
             .instrument(span),
         );
-        Ok(Dispatched { id, reply: rx, guard: cancel.drop_guard() })
+        Ok(Dispatched {
+            id,
+            reply: rx,
+            guard: cancel.drop_guard(),
+        })
     }
 
     /// Runs a job to completion in-process and returns its reply (for jobs that
     /// call other jobs, and for tests).
     pub async fn call(&self, name: &str, args: Args) -> Result<Reply> {
         let d = self.dispatch(name, args)?;
-        let reply = d.reply.await.map_err(|_| ApiError::system(format!("{name}: no reply")))?;
+        let reply = d
+            .reply
+            .await
+            .map_err(|_| ApiError::system(format!("{name}: no reply")))?;
         // The caller holds the reply (maybe a stream); the job ends with it, not with us.
         d.guard.disarm();
         Ok(reply)
@@ -164,11 +175,22 @@ impl Engine {
 
     fn set_status(&self, id: u64, name: &str, status: JobStatus) {
         let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.insert(id, JobInfo { id, name: name.to_string(), status });
+        jobs.insert(
+            id,
+            JobInfo {
+                id,
+                name: name.to_string(),
+                status,
+            },
+        );
     }
 
     fn finish(&self, id: u64) {
-        self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.inner
+            .jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
     }
 
     /// Registers a hook to run at shutdown; hooks run in reverse order of registration.
@@ -178,7 +200,11 @@ impl Engine {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let h: Hook = Box::new(move || Box::pin(hook()));
-        self.inner.hooks.lock().unwrap_or_else(|p| p.into_inner()).push((name.to_string(), h));
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name.to_string(), h));
     }
 
     /// Stops taking jobs, cancels the running ones, waits up to `grace` for them to
@@ -187,7 +213,10 @@ impl Engine {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         self.inner.shutdown.cancel();
         self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
             let left: Vec<String> = self.jobs().into_iter().map(|j| j.name).collect();
             tracing::warn!(?left, "jobs still running after shutdown grace period");
         }

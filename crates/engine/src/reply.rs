@@ -23,9 +23,18 @@ pub enum StreamKind {
 
 pub enum ReplyBody {
     Empty,
-    Bytes { content_type: String, data: Bytes },
-    Stream { content_type: String, rx: mpsc::Receiver<Bytes> },
-    Hijack { content_type: String, io: oneshot::Sender<BoxedIo> },
+    Bytes {
+        content_type: String,
+        data: Bytes,
+    },
+    Stream {
+        content_type: String,
+        rx: mpsc::Receiver<Bytes>,
+    },
+    Hijack {
+        content_type: String,
+        io: oneshot::Sender<BoxedIo>,
+    },
 }
 
 /// A job's answer: a status, extra headers and a body.
@@ -55,13 +64,20 @@ impl Reply {
         Reply {
             status,
             headers: Vec::new(),
-            body: ReplyBody::Bytes { content_type: content_type.to_string(), data: data.into() },
+            body: ReplyBody::Bytes {
+                content_type: content_type.to_string(),
+                data: data.into(),
+            },
         }
     }
 
     /// A reply with no body, e.g. `204 No Content`.
     pub fn empty(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: ReplyBody::Empty }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Empty,
+        }
     }
 
     /// The error's status code and `{"message": …}` body.
@@ -88,7 +104,10 @@ impl StreamWriter {
 
     /// Sends bytes; fails with `Cancelled` once the client has gone.
     pub async fn send(&self, data: impl Into<Bytes>) -> Result<(), ApiError> {
-        self.tx.send(data.into()).await.map_err(|_| ApiError::cancelled())
+        self.tx
+            .send(data.into())
+            .await
+            .map_err(|_| ApiError::cancelled())
     }
 
     /// Sends `value` as one JSON line (`\n`-terminated).

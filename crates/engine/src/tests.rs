@@ -14,7 +14,9 @@ fn args() -> Args {
 async fn runs_registered_job_by_name() {
     let e = Engine::new();
     e.register("echo", |job: Job| async move {
-        Ok(Reply::json(&serde_json::json!({ "got": job.args.str("x") })))
+        Ok(Reply::json(
+            &serde_json::json!({ "got": job.args.str("x") }),
+        ))
     });
     let r = e.call("echo", args().param("x", "1")).await.expect("reply");
     assert_eq!(r.status, 200);
@@ -38,7 +40,9 @@ async fn unknown_job_is_not_implemented() {
 #[tokio::test]
 async fn handler_error_becomes_error_reply() {
     let e = Engine::new();
-    e.register("fail", |_job: Job| async move { Err(ApiError::not_found("No such thing: x")) });
+    e.register("fail", |_job: Job| async move {
+        Err(ApiError::not_found("No such thing: x"))
+    });
     let r = e.call("fail", args()).await.expect("reply");
     assert_eq!(r.status, 404);
 }
@@ -60,7 +64,9 @@ async fn stream_is_seen_while_job_runs_and_late_error_is_reported() {
         }
     });
     let r = e.call("pull", args()).await.expect("reply");
-    let ReplyBody::Stream { mut rx, .. } = r.body else { panic!("expected a stream") };
+    let ReplyBody::Stream { mut rx, .. } = r.body else {
+        panic!("expected a stream")
+    };
     // The first message arrives before the job is allowed to finish.
     let first = rx.recv().await.expect("first");
     assert!(String::from_utf8_lossy(&first).contains("first"));
@@ -90,7 +96,10 @@ async fn dropping_the_guard_cancels_the_job() {
     let d = e.dispatch("wait", args()).expect("dispatch");
     assert_eq!(e.jobs().len(), 1);
     drop(d.guard);
-    assert!(tokio::time::timeout(Duration::from_secs(5), done_rx).await.expect("in time").expect("sent"));
+    assert!(tokio::time::timeout(Duration::from_secs(5), done_rx)
+        .await
+        .expect("in time")
+        .expect("sent"));
 }
 
 #[tokio::test]
@@ -105,7 +114,9 @@ async fn hijack_hands_over_raw_io() {
     });
     let r = e.call("echo", args()).await.expect("reply");
     assert_eq!(r.status, 101);
-    let ReplyBody::Hijack { io, .. } = r.body else { panic!("expected hijack") };
+    let ReplyBody::Hijack { io, .. } = r.body else {
+        panic!("expected hijack")
+    };
     let (mut ours, theirs) = tokio::io::duplex(64);
     assert!(io.send(Box::new(theirs)).is_ok());
     ours.write_all(b"hello").await.expect("write");
@@ -132,7 +143,13 @@ async fn shutdown_cancels_jobs_runs_hooks_in_reverse_and_refuses_new_jobs() {
         .expect("shutdown in time");
     assert_eq!(*order.lock().expect("lock"), vec!["second", "first"]);
     assert!(e.jobs().is_empty());
-    assert_eq!(e.dispatch("forever", args()).err().expect("refused").status_code(), 503);
+    assert_eq!(
+        e.dispatch("forever", args())
+            .err()
+            .expect("refused")
+            .status_code(),
+        503
+    );
 }
 
 #[tokio::test]

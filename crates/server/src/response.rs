@@ -47,9 +47,15 @@ pub fn error_response(e: &ApiError) -> Response<ResBody> {
     let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut res = Response::new(full(e.to_json()));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE"));
+        res.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE"),
+        );
     }
     res
 }
@@ -86,13 +92,17 @@ pub fn to_response(reply: Reply, guard: DropGuard, hijack: Hijack) -> Response<R
             // The guard lives in the body: when hyper drops the body (client gone), the
             // job is cancelled.
             let stream = futures_util::stream::unfold((rx, guard), |(mut rx, guard)| async move {
-                rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), (rx, guard)))
+                rx.recv()
+                    .await
+                    .map(|b| (Ok::<_, Infallible>(Frame::data(b)), (rx, guard)))
             });
             let mut res = Response::new(StreamBody::new(stream).boxed_unsync());
             set_content_type(&mut res, &content_type);
             res
         }
-        ReplyBody::Hijack { content_type, io } => return hijack_response(&content_type, io, guard, hijack),
+        ReplyBody::Hijack { content_type, io } => {
+            return hijack_response(&content_type, io, guard, hijack)
+        }
     };
     *res.status_mut() = status;
     for (name, value) in reply.headers {
@@ -150,7 +160,10 @@ fn hijack_response(
                     Ok(0) | Err(_) => None,
                     Ok(n) => {
                         buf.truncate(n);
-                        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(buf))), (rd, guard)))
+                        Some((
+                            Ok::<_, Infallible>(Frame::data(Bytes::from(buf))),
+                            (rd, guard),
+                        ))
                     }
                 }
             });
@@ -165,6 +178,9 @@ fn hijack_response(
 mod tests {
     #[test]
     fn header_version_is_the_api_max() {
-        assert_eq!(super::api_version_str(), berth_api::ApiVersion::MAX.to_string());
+        assert_eq!(
+            super::api_version_str(),
+            berth_api::ApiVersion::MAX.to_string()
+        );
     }
 }

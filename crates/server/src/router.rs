@@ -35,15 +35,23 @@ pub struct Route {
 impl Route {
     pub fn new(method: Method, path: &'static str, job: &'static str, body: BodyMode) -> Route {
         let segs = split(path)
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(p) => match p.strip_suffix(":.*") {
-                    Some(name) => Seg::Greedy(name.to_string()),
-                    None => Seg::Param(p.to_string()),
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(p) => match p.strip_suffix(":.*") {
+                        Some(name) => Seg::Greedy(name.to_string()),
+                        None => Seg::Param(p.to_string()),
+                    },
+                    None => Seg::Lit(s.to_string()),
                 },
-                None => Seg::Lit(s.to_string()),
-            })
+            )
             .collect();
-        Route { method, path, segs, job, body }
+        Route {
+            method,
+            path,
+            segs,
+            job,
+            body,
+        }
     }
 
     pub fn path(&self) -> &'static str {
@@ -133,8 +141,13 @@ impl Router {
         let mut parts: Vec<&str> = split(path).collect();
         let mut version = ApiVersion::MAX;
         if let Some(first) = parts.first() {
-            if let Some(v) = first.strip_prefix('v').filter(|v| v.starts_with(|c: char| c.is_ascii_digit())) {
-                version = v.parse().map_err(|_| ApiError::not_found("page not found"))?;
+            if let Some(v) = first
+                .strip_prefix('v')
+                .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+            {
+                version = v
+                    .parse()
+                    .map_err(|_| ApiError::not_found("page not found"))?;
                 check_version(version)?;
                 parts.remove(0);
             }
@@ -144,13 +157,20 @@ impl Router {
             if let Some(params) = route.matches(&parts) {
                 // HEAD is answered by a GET route when no HEAD route exists.
                 if route.method == method {
-                    return Ok(Matched { route, version, params });
+                    return Ok(Matched {
+                        route,
+                        version,
+                        params,
+                    });
                 }
                 path_known = true;
             }
         }
         if path_known {
-            Err(ApiError::new(berth_api::ErrorKind::MethodNotAllowed, "method not allowed"))
+            Err(ApiError::new(
+                berth_api::ErrorKind::MethodNotAllowed,
+                "method not allowed",
+            ))
         } else {
             Err(ApiError::not_found("page not found"))
         }
@@ -180,9 +200,24 @@ mod tests {
 
     fn router() -> Router {
         Router::new(vec![
-            Route::new(Method::GET, "/containers/{id}/json", "c.inspect", BodyMode::None),
-            Route::new(Method::GET, "/images/{name:.*}/json", "i.inspect", BodyMode::None),
-            Route::new(Method::DELETE, "/images/{name:.*}", "i.delete", BodyMode::None),
+            Route::new(
+                Method::GET,
+                "/containers/{id}/json",
+                "c.inspect",
+                BodyMode::None,
+            ),
+            Route::new(
+                Method::GET,
+                "/images/{name:.*}/json",
+                "i.inspect",
+                BodyMode::None,
+            ),
+            Route::new(
+                Method::DELETE,
+                "/images/{name:.*}",
+                "i.delete",
+                BodyMode::None,
+            ),
             Route::new(Method::GET, "/_ping", "ping", BodyMode::None),
         ])
     }
@@ -190,7 +225,9 @@ mod tests {
     #[test]
     fn matches_params_and_versions() {
         let r = router();
-        let m = r.resolve(&Method::GET, "/v1.44/containers/abc/json").expect("match");
+        let m = r
+            .resolve(&Method::GET, "/v1.44/containers/abc/json")
+            .expect("match");
         assert_eq!(m.route.job, "c.inspect");
         assert_eq!(m.version, ApiVersion::new(1, 44));
         assert_eq!(m.params, vec![("id".to_string(), "abc".to_string())]);
@@ -201,7 +238,9 @@ mod tests {
     #[test]
     fn greedy_names_keep_slashes() {
         let r = router();
-        let m = r.resolve(&Method::GET, "/images/127.0.0.1:5000/lib/busybox:1/json").expect("match");
+        let m = r
+            .resolve(&Method::GET, "/images/127.0.0.1:5000/lib/busybox:1/json")
+            .expect("match");
         assert_eq!(m.route.job, "i.inspect");
         assert_eq!(m.params[0].1, "127.0.0.1:5000/lib/busybox:1");
         let m = r.resolve(&Method::DELETE, "/images/a/b").expect("match");
@@ -212,14 +251,29 @@ mod tests {
     fn errors_are_docker_shaped() {
         let r = router();
         let e = r.resolve(&Method::GET, "/nope").expect_err("404");
-        assert_eq!((e.status_code(), e.message.as_str()), (404, "page not found"));
+        assert_eq!(
+            (e.status_code(), e.message.as_str()),
+            (404, "page not found")
+        );
         let e = r.resolve(&Method::POST, "/_ping").expect_err("405");
         assert_eq!(e.status_code(), 405);
-        let e = r.resolve(&Method::GET, "/v1.99/_ping").expect_err("too new");
+        let e = r
+            .resolve(&Method::GET, "/v1.99/_ping")
+            .expect_err("too new");
         assert_eq!(e.status_code(), 400);
-        assert_eq!(e.message, "client version 1.99 is too new. Maximum supported API version is 1.50");
-        let e = r.resolve(&Method::GET, "/v1.12/_ping").expect_err("too old");
+        assert_eq!(
+            e.message,
+            "client version 1.99 is too new. Maximum supported API version is 1.50"
+        );
+        let e = r
+            .resolve(&Method::GET, "/v1.12/_ping")
+            .expect_err("too old");
         assert!(e.message.starts_with("client version 1.12 is too old"));
-        assert_eq!(r.resolve(&Method::GET, "/v1/_ping").expect_err("bad").status_code(), 404);
+        assert_eq!(
+            r.resolve(&Method::GET, "/v1/_ping")
+                .expect_err("bad")
+                .status_code(),
+            404
+        );
     }
 }

@@ -50,7 +50,10 @@ struct Inner {
 
 impl Server {
     pub fn new(engine: Engine, router: Router) -> Server {
-        Server { inner: Arc::new(Inner { engine, router }), drain: DRAIN }
+        Server {
+            inner: Arc::new(Inner { engine, router }),
+            drain: DRAIN,
+        }
     }
 
     /// Sets how long open connections may take to finish once shutdown starts.
@@ -66,14 +69,19 @@ impl Server {
         let mut accepts = Vec::new();
         for l in listeners {
             let (server, shutdown, conns) = (self.clone(), shutdown.clone(), conns.clone());
-            accepts.push(tokio::spawn(async move { server.accept_loop(l, shutdown, conns).await }));
+            accepts.push(tokio::spawn(async move {
+                server.accept_loop(l, shutdown, conns).await
+            }));
         }
         shutdown.cancelled().await;
         for a in accepts {
             let _ = a.await;
         }
         conns.close();
-        if tokio::time::timeout(self.drain, conns.wait()).await.is_err() {
+        if tokio::time::timeout(self.drain, conns.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after the shutdown grace period");
         }
     }
@@ -95,7 +103,12 @@ impl Server {
         }
     }
 
-    fn serve_connection(&self, io: Box<dyn Conn>, shutdown: &CancellationToken, conns: &TaskTracker) {
+    fn serve_connection(
+        &self,
+        io: Box<dyn Conn>,
+        shutdown: &CancellationToken,
+        conns: &TaskTracker,
+    ) {
         let server = self.clone();
         let svc = service_fn(move |req| {
             let server = server.clone();
@@ -174,35 +187,41 @@ impl Server {
             }
             BodyMode::None => {}
             BodyMode::Json => {
-                let data = Limited::new(body, JSON_LIMIT).collect().await.map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                        ApiError::new(ErrorKind::TooLarge, "request body is too large")
-                    } else {
-                        ApiError::invalid(format!("reading request body: {e}"))
-                    }
-                })?;
+                let data = Limited::new(body, JSON_LIMIT)
+                    .collect()
+                    .await
+                    .map_err(|e| {
+                        if e.downcast_ref::<http_body_util::LengthLimitError>()
+                            .is_some()
+                        {
+                            ApiError::new(ErrorKind::TooLarge, "request body is too large")
+                        } else {
+                            ApiError::invalid(format!("reading request body: {e}"))
+                        }
+                    })?;
                 args.body = Body::Bytes(data.to_bytes());
             }
             BodyMode::Stream => args.body = Body::Stream(body_stream(body)),
         }
         let d = self.inner.engine.dispatch(matched.route.job, args)?;
-        let reply = d
-            .reply
-            .await
-            .map_err(|_| ApiError::system(format!("{}: the job ended without a reply", matched.route.job)))?;
+        let reply = d.reply.await.map_err(|_| {
+            ApiError::system(format!(
+                "{}: the job ended without a reply",
+                matched.route.job
+            ))
+        })?;
         Ok(to_response(reply, d.guard, hijack))
     }
 }
 
 fn body_stream(body: Incoming) -> RequestBody {
     Box::pin(
-        http_body_util::BodyStream::new(body)
-            .filter_map(|frame| async move {
-                match frame {
-                    Ok(f) => f.into_data().ok().map(Ok),
-                    Err(e) => Some(Err(std::io::Error::other(e))),
-                }
-            }),
+        http_body_util::BodyStream::new(body).filter_map(|frame| async move {
+            match frame {
+                Ok(f) => f.into_data().ok().map(Ok),
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        }),
     )
 }
 
@@ -251,7 +270,10 @@ mod tests {
 
     #[test]
     fn decodes_paths() {
-        assert_eq!(percent_decode("/images/a%2Fb%3A1/json").expect("ok"), "/images/a/b:1/json");
+        assert_eq!(
+            percent_decode("/images/a%2Fb%3A1/json").expect("ok"),
+            "/images/a/b:1/json"
+        );
         assert_eq!(percent_decode("/plain").expect("ok"), "/plain");
         assert!(percent_decode("/bad%zz").is_err());
         assert!(percent_decode("/bad%f").is_err());

@@ -23,10 +23,15 @@ struct Harness {
 
 async fn start() -> Harness {
     let engine = Engine::new();
-    engine.register("system.ping", |_job: Job| async move { Ok(Reply::bytes(200, "text/plain", "OK")) });
+    engine.register("system.ping", |_job: Job| async move {
+        Ok(Reply::bytes(200, "text/plain", "OK"))
+    });
     engine.register("t.json", |job: Job| async move {
         let v: serde_json::Value = job.args.json()?;
-        Ok(Reply::json_status(201, &serde_json::json!({"echo": v, "version": job.args.version.to_string()})))
+        Ok(Reply::json_status(
+            201,
+            &serde_json::json!({"echo": v, "version": job.args.version.to_string()}),
+        ))
     });
     let flag = Arc::new(AtomicBool::new(false));
     let f2 = flag.clone();
@@ -56,10 +61,30 @@ async fn start() -> Harness {
         Ok(Reply::empty(200))
     });
     let mut router = Router::new(routes::all());
-    router.add(Route::new(Method::POST, "/t/json", "t.json", BodyMode::Json));
-    router.add(Route::new(Method::GET, "/t/stream", "t.stream", BodyMode::None));
-    router.add(Route::new(Method::POST, "/t/echo", "t.echo", BodyMode::None));
-    router.add(Route::new(Method::GET, "/t/missing-job", "t.nothing", BodyMode::None));
+    router.add(Route::new(
+        Method::POST,
+        "/t/json",
+        "t.json",
+        BodyMode::Json,
+    ));
+    router.add(Route::new(
+        Method::GET,
+        "/t/stream",
+        "t.stream",
+        BodyMode::None,
+    ));
+    router.add(Route::new(
+        Method::POST,
+        "/t/echo",
+        "t.echo",
+        BodyMode::None,
+    ));
+    router.add(Route::new(
+        Method::GET,
+        "/t/missing-job",
+        "t.nothing",
+        BodyMode::None,
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
     let sock = dir.path().join("s.sock");
     let l = UnixListener::bind(&sock).expect("bind");
@@ -67,7 +92,13 @@ async fn start() -> Harness {
     let server = Server::new(engine, router).with_drain(Duration::from_millis(500));
     let s2 = stop.clone();
     let task = tokio::spawn(async move { server.serve(vec![Listener::Unix(l)], s2).await });
-    Harness { _dir: dir, sock, stop, task, stream_cancelled: flag }
+    Harness {
+        _dir: dir,
+        sock,
+        stop,
+        task,
+        stream_cancelled: flag,
+    }
 }
 
 impl Harness {
@@ -78,7 +109,10 @@ impl Harness {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
-            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("in time") {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .expect("in time")
+            {
                 Ok(0) | Err(_) => break,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
@@ -87,17 +121,24 @@ impl Harness {
     }
 
     async fn get(&self, path: &str) -> String {
-        self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
     }
 
     async fn stop(self) {
         self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(15), self.task).await.expect("stops").expect("join");
+        tokio::time::timeout(Duration::from_secs(15), self.task)
+            .await
+            .expect("stops")
+            .expect("join");
     }
 }
 
 fn status(resp: &str) -> u16 {
-    resp.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -111,11 +152,16 @@ async fn routes_versions_and_docker_errors() {
     let r = h.get("/nope").await;
     assert_eq!(status(&r), 404);
     assert!(r.contains(r#"{"message":"page not found"}"#), "{r}");
-    let r = h.raw(b"DELETE /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    let r = h
+        .raw(b"DELETE /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
     assert_eq!(status(&r), 405, "{r}");
     let r = h.get("/v1.99/_ping").await;
     assert_eq!(status(&r), 400);
-    assert!(r.contains("client version 1.99 is too new. Maximum supported API version is 1.50"), "{r}");
+    assert!(
+        r.contains("client version 1.99 is too new. Maximum supported API version is 1.50"),
+        "{r}"
+    );
     let r = h.get("/v1.12/_ping").await;
     assert_eq!(status(&r), 400);
     assert!(r.contains("is too old"), "{r}");
@@ -132,7 +178,10 @@ async fn json_bodies_and_malformed_input() {
         .raw(format!("POST /v1.41/t/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes())
         .await;
     assert_eq!(status(&r), 201, "{r}");
-    assert!(r.contains(r#""echo":{"a":1}"#) && r.contains(r#""version":"1.41""#), "{r}");
+    assert!(
+        r.contains(r#""echo":{"a":1}"#) && r.contains(r#""version":"1.41""#),
+        "{r}"
+    );
     let bad = "{not json";
     let r = h
         .raw(format!("POST /t/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{bad}", bad.len()).as_bytes())
@@ -141,7 +190,9 @@ async fn json_bodies_and_malformed_input() {
     assert!(r.contains("invalid JSON"), "{r}");
     // A header larger than the limit is refused, and the daemon keeps serving.
     let big = "x".repeat(200 * 1024);
-    let r = h.raw(format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes()).await;
+    let r = h
+        .raw(format!("GET /_ping HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes())
+        .await;
     assert_eq!(status(&r), 431, "{}", &r[..r.len().min(200)]);
     // Garbage that is not HTTP at all.
     let r = h.raw(b"\x00\x01garbage\r\n\r\n").await;
@@ -154,15 +205,23 @@ async fn json_bodies_and_malformed_input() {
 async fn client_disconnect_mid_stream_cancels_the_job() {
     let h = start().await;
     let mut s = UnixStream::connect(&h.sock).await.expect("connect");
-    s.write_all(b"GET /t/stream HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /t/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = vec![0u8; 4096];
     let mut got = String::new();
     while !got.contains("\"n\":1") {
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("in time").expect("read");
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("in time")
+            .expect("read");
         assert!(n > 0, "stream closed early: {got}");
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(got.contains("Transfer-Encoding: chunked") || got.contains("transfer-encoding: chunked"), "{got}");
+    assert!(
+        got.contains("Transfer-Encoding: chunked") || got.contains("transfer-encoding: chunked"),
+        "{got}"
+    );
     drop(s);
     for _ in 0..100 {
         if h.stream_cancelled.load(Ordering::SeqCst) {
@@ -170,7 +229,10 @@ async fn client_disconnect_mid_stream_cancels_the_job() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(h.stream_cancelled.load(Ordering::SeqCst), "the job saw its client go");
+    assert!(
+        h.stream_cancelled.load(Ordering::SeqCst),
+        "the job saw its client go"
+    );
     assert_eq!(status(&h.get("/_ping").await), 200);
     h.stop().await;
 }
@@ -179,7 +241,11 @@ async fn client_disconnect_mid_stream_cancels_the_job() {
 async fn hijack_gives_a_raw_bidirectional_stream() {
     let h = start().await;
     let mut s = UnixStream::connect(&h.sock).await.expect("connect");
-    s.write_all(b"POST /v1.44/t/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n").await.expect("write");
+    s.write_all(
+        b"POST /v1.44/t/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
+    )
+    .await
+    .expect("write");
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -190,7 +256,10 @@ async fn hijack_gives_a_raw_bidirectional_stream() {
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: tcp"), "{head}");
-    assert!(head.contains("content-type: application/vnd.docker.raw-stream"), "{head}");
+    assert!(
+        head.contains("content-type: application/vnd.docker.raw-stream"),
+        "{head}"
+    );
     s.write_all(b"ping-1").await.expect("write");
     let mut back = [0u8; 6];
     s.read_exact(&mut back).await.expect("echo");
@@ -198,7 +267,10 @@ async fn hijack_gives_a_raw_bidirectional_stream() {
     // Half-close: the job still gets to write its last words.
     s.shutdown().await.expect("half close");
     let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest)).await.expect("in time").expect("read");
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("in time")
+        .expect("read");
     assert_eq!(rest, b"bye");
     h.stop().await;
 }
@@ -207,12 +279,17 @@ async fn hijack_gives_a_raw_bidirectional_stream() {
 async fn shutdown_ends_open_streams() {
     let h = start().await;
     let mut s = UnixStream::connect(&h.sock).await.expect("connect");
-    s.write_all(b"GET /t/stream HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /t/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).await.expect("read");
     assert!(n > 0);
     h.stop.cancel();
     // The stream job does not end by itself here (no engine shutdown), so the server
     // must still return within its drain period.
-    tokio::time::timeout(Duration::from_secs(15), h.task).await.expect("server stops").expect("join");
+    tokio::time::timeout(Duration::from_secs(15), h.task)
+        .await
+        .expect("server stops")
+        .expect("join");
 }

@@ -1,0 +1,351 @@
+//! A real `berthd` for tests.
+//!
+//! Every [`TestDaemon`] has its own temp directory holding its socket, data root, exec
+//! root, pidfile and log, so tests run in parallel without meeting. Dropping it stops
+//! the daemon with SIGTERM and checks that it exited cleanly and left no mounts.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The docker CLI the scenario tests drive.
+pub fn docker_cli() -> PathBuf {
+    std::env::var_os("BERTH_DOCKER_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/docker"))
+}
+
+/// The test registry (`127.0.0.1:PORT`) started by `cargo xtask test`, if any.
+pub fn registry() -> Option<String> {
+    std::env::var("BERTH_TEST_REGISTRY")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Options for starting a daemon.
+pub struct Builder {
+    bin: PathBuf,
+    args: Vec<String>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Builder {
+    /// Extra flags for `berthd`.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// Reuses the directory (data root etc.) of a daemon stopped before, to test restarts.
+    pub fn dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    pub fn start(self) -> TestDaemon {
+        let dir = self.dir.unwrap_or_else(|| {
+            tempfile::Builder::new()
+                .prefix("berth-test-")
+                .tempdir()
+                .expect("temp dir")
+        });
+        let mut d = TestDaemon {
+            sock: dir.path().join("berth.sock"),
+            data_root: dir.path().join("data"),
+            exec_root: dir.path().join("exec"),
+            pidfile: dir.path().join("berthd.pid"),
+            log: dir.path().join("berthd.log"),
+            config_file: dir.path().join("daemon.json"),
+            child: None,
+            bin: self.bin,
+            args: self.args,
+            dir: Some(dir),
+            exit: None,
+        };
+        d.spawn();
+        d
+    }
+}
+
+pub struct TestDaemon {
+    pub sock: PathBuf,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub log: PathBuf,
+    pub config_file: PathBuf,
+    child: Option<Child>,
+    bin: PathBuf,
+    args: Vec<String>,
+    dir: Option<tempfile::TempDir>,
+    exit: Option<ExitStatus>,
+}
+
+impl TestDaemon {
+    pub fn builder(bin: impl AsRef<Path>) -> Builder {
+        Builder {
+            bin: bin.as_ref().to_path_buf(),
+            args: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// Starts `bin` (the `berthd` under test) with default test settings.
+    pub fn start(bin: impl AsRef<Path>) -> TestDaemon {
+        Self::builder(bin).start()
+    }
+
+    /// The command line this daemon is started with.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--pidfile")
+            .arg(&self.pidfile)
+            .arg("--config-file")
+            .arg(&self.config_file)
+            .args(&self.args)
+            .env(
+                "BERTH_LOG",
+                std::env::var("BERTH_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn spawn(&mut self) {
+        if !self.config_file.exists() {
+            std::fs::write(&self.config_file, "{}").expect("write daemon.json");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let log2 = log.try_clone().expect("dup log");
+        let child = self
+            .command()
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        self.exit = None;
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    panic!("berthd exited during start-up ({status}):\n{}", self.logs());
+                }
+            }
+            if self.sock.exists()
+                && self
+                    .raw(b"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+                    .ends_with("OK")
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berthd not ready in 30s:\n{}",
+                self.logs()
+            );
+            // Start-up of a child process is not observable otherwise; tests only.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The daemon's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A bollard client with the API version negotiated.
+    pub async fn bollard(&self) -> bollard::Docker {
+        let d = bollard::Docker::connect_with_unix(
+            self.sock.to_str().expect("utf8 socket path"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .expect("bollard client");
+        d.negotiate_version().await.expect("negotiate version")
+    }
+
+    /// A `docker` CLI command with `DOCKER_HOST` set and a private config dir.
+    pub fn docker(&self) -> Command {
+        let mut c = Command::new(docker_cli());
+        let cfg = self.dir.as_ref().expect("dir").path().join("docker-config");
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", cfg)
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the docker CLI with `args` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.docker().args(args).output().expect("run docker CLI")
+    }
+
+    /// Runs the docker CLI and panics unless it succeeds; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed ({}):\nstdout: {}\nstderr: {}\ndaemon log:\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            tail(&self.logs(), 60)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Sends raw bytes on a new connection and returns everything the daemon answers
+    /// until it closes the connection (send `Connection: close`).
+    pub fn raw(&self, request: &[u8]) -> String {
+        let Ok(mut s) = UnixStream::connect(&self.sock) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+        let _ = s.write_all(request);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A GET with `Connection: close`; returns the whole response.
+    pub fn get(&self, path: &str) -> String {
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: Signal) {
+        if let Some(pid) = self.pid() {
+            kill(Pid::from_raw(pid as i32), sig).expect("signal berthd");
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and returns its exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(s) = self.exit {
+            return s;
+        }
+        self.signal(Signal::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(30));
+        self.exit = Some(status);
+        status
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let status = self.wait_exit(Duration::from_secs(30));
+        self.exit = Some(status);
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = child.try_wait().expect("wait berthd") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "berthd did not exit in {timeout:?}:\n{}",
+                    tail(&self.logs(), 60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the daemon again on the same directories (after `stop` or `kill9`).
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    /// Stops the daemon and hands back its directory, for a new daemon on the same state.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.dir.take().expect("dir")
+    }
+
+    /// Mount points under this daemon's directory (there should be none once stopped).
+    pub fn leaked_mounts(&self) -> Vec<String> {
+        let Some(dir) = self.dir.as_ref() else {
+            return vec![];
+        };
+        let prefix = dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&prefix))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(Signal::SIGTERM);
+            if let Some(mut c) = self.child.take() {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let leaks = self.leaked_mounts();
+        if !leaks.is_empty() && !std::thread::panicking() {
+            panic!("berthd left mounts behind: {leaks:?}");
+        }
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -23,7 +23,9 @@ impl HostFacts {
     pub fn read() -> HostFacts {
         let uts = nix::sys::utsname::uname().ok();
         let field = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
-            uts.as_ref().map(|u| f(u).to_string_lossy().into_owned()).unwrap_or_default()
+            uts.as_ref()
+                .map(|u| f(u).to_string_lossy().into_owned())
+                .unwrap_or_default()
         };
         let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
         let (cgroup_version, cgroup_controllers) = cgroups();
@@ -31,9 +33,12 @@ impl HostFacts {
             hostname: field(|u| u.nodename()),
             kernel_version: field(|u| u.release()),
             machine: field(|u| u.machine()),
-            operating_system: os_release_field(&os_release, "PRETTY_NAME").unwrap_or_else(|| "Linux".into()),
+            operating_system: os_release_field(&os_release, "PRETTY_NAME")
+                .unwrap_or_else(|| "Linux".into()),
             os_version: os_release_field(&os_release, "VERSION_ID").unwrap_or_default(),
-            ncpu: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as u64)
+                .unwrap_or(1),
             mem_total: mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default()),
             cgroup_version,
             cgroup_controllers,
@@ -75,12 +80,17 @@ fn mem_total(meminfo: &str) -> u64 {
 fn cgroups() -> (String, Vec<String>) {
     let root = Path::new("/sys/fs/cgroup");
     if let Ok(c) = std::fs::read_to_string(root.join("cgroup.controllers")) {
-        return ("2".into(), c.split_whitespace().map(str::to_string).collect());
+        return (
+            "2".into(),
+            c.split_whitespace().map(str::to_string).collect(),
+        );
     }
     let mut v: Vec<String> = std::fs::read_dir(root)
         .map(|d| {
             d.filter_map(|e| e.ok())
-                .filter(|e| e.path().join("tasks").exists() || e.path().join("cgroup.procs").exists())
+                .filter(|e| {
+                    e.path().join("tasks").exists() || e.path().join("cgroup.procs").exists()
+                })
                 .filter_map(|e| e.file_name().into_string().ok())
                 .collect()
         })
@@ -91,14 +101,19 @@ fn cgroups() -> (String, Vec<String>) {
 
 /// Open file descriptors of this process (`NFd` in `/info`).
 pub fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count() as u64).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0)
 }
 
 /// Threads of this process (dockerd reports goroutines in `NGoroutines`).
 pub fn threads() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:")?.trim().parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -109,10 +124,16 @@ mod tests {
     #[test]
     fn parses_os_release_and_meminfo() {
         let osr = "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\n";
-        assert_eq!(os_release_field(osr, "PRETTY_NAME").as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            os_release_field(osr, "PRETTY_NAME").as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         assert_eq!(os_release_field(osr, "VERSION_ID").as_deref(), Some("12"));
         assert_eq!(os_release_field(osr, "NOPE"), None);
-        assert_eq!(mem_total("MemTotal:       24590000 kB\nMemFree: 1 kB\n"), 24590000 * 1024);
+        assert_eq!(
+            mem_total("MemTotal:       24590000 kB\nMemFree: 1 kB\n"),
+            24590000 * 1024
+        );
         assert_eq!(mem_total("garbage"), 0);
     }
 

@@ -17,7 +17,9 @@ const GIT_COMMIT: &str = match option_env!("BERTH_GIT_COMMIT") {
 };
 
 fn rust_version() -> String {
-    option_env!("BERTH_RUSTC_VERSION").unwrap_or("rust").to_string()
+    option_env!("BERTH_RUSTC_VERSION")
+        .unwrap_or("rust")
+        .to_string()
 }
 
 pub fn version(host: &HostFacts) -> Version {
@@ -32,8 +34,14 @@ pub fn version(host: &HostFacts) -> Version {
     details.insert("MinAPIVersion".to_string(), ApiVersion::MIN.to_string());
     details.insert("Os".to_string(), "linux".to_string());
     Version {
-        platform: Platform { name: "Berth Engine".to_string() },
-        components: vec![ComponentVersion { name: "Engine".to_string(), version: VERSION.to_string(), details }],
+        platform: Platform {
+            name: "Berth Engine".to_string(),
+        },
+        components: vec![ComponentVersion {
+            name: "Engine".to_string(),
+            version: VERSION.to_string(),
+            details,
+        }],
         version: VERSION.to_string(),
         api_version: ApiVersion::MAX.to_string(),
         min_api_version: ApiVersion::MIN.to_string(),
@@ -48,25 +56,44 @@ pub fn version(host: &HostFacts) -> Version {
 
 fn system_time() -> String {
     let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
     let mut index_configs = BTreeMap::new();
     index_configs.insert(
         "docker.io".to_string(),
-        IndexInfo { name: "docker.io".into(), mirrors: vec![], secure: true, official: true },
+        IndexInfo {
+            name: "docker.io".into(),
+            mirrors: vec![],
+            secure: true,
+            official: true,
+        },
     );
     let mut cidrs = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
     for r in &cfg.insecure_registries {
         if r.contains('/') {
             cidrs.push(r.clone());
         } else {
-            index_configs.insert(r.clone(), IndexInfo { name: r.clone(), mirrors: vec![], secure: false, official: false });
+            index_configs.insert(
+                r.clone(),
+                IndexInfo {
+                    name: r.clone(),
+                    mirrors: vec![],
+                    secure: false,
+                    official: false,
+                },
+            );
         }
     }
     let mut runtimes = BTreeMap::new();
-    runtimes.insert("berth".to_string(), RuntimeInfo { path: "berth-shim".to_string() });
+    runtimes.insert(
+        "berth".to_string(),
+        RuntimeInfo {
+            path: "berth-shim".to_string(),
+        },
+    );
     let v1 = host.cgroup_version == "1";
     Info {
         id: cfg.id.clone(),
@@ -111,13 +138,20 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         ncpu: host.ncpu,
         mem_total: host.mem_total,
         index_server_address: "https://index.docker.io/v1/".into(),
-        registry_config: RegistryServiceConfig { insecure_registry_cidrs: cidrs, index_configs, mirrors: vec![] },
+        registry_config: RegistryServiceConfig {
+            insecure_registry_cidrs: cidrs,
+            index_configs,
+            mirrors: vec![],
+        },
         name: host.hostname.clone(),
         labels: cfg.labels.clone(),
         server_version: VERSION.into(),
         runtimes,
         default_runtime: "berth".into(),
-        swarm: SwarmInfo { local_node_state: "inactive".into(), ..Default::default() },
+        swarm: SwarmInfo {
+            local_node_state: "inactive".into(),
+            ..Default::default()
+        },
         live_restore_enabled: cfg.live_restore,
         isolation: String::new(),
         init_binary: String::new(),

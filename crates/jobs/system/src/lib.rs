@@ -55,11 +55,17 @@ impl System {
     }
 
     pub fn add_reporter(&self, r: Arc<dyn Reporter>) {
-        self.reporters.write().unwrap_or_else(|p| p.into_inner()).push(r);
+        self.reporters
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r);
     }
 
     pub fn config(&self) -> SystemConfig {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Applies a configuration reload and publishes dockerd's `daemon reload` event.
@@ -82,7 +88,10 @@ impl System {
     }
 
     fn reporters(&self) -> Vec<Arc<dyn Reporter>> {
-        self.reporters.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reporters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -1,0 +1,34 @@
+//! Integration tests: a real `berthd` on temp dirs, driven by bollard, the docker CLI,
+//! curl and raw HTTP. One binary with modules, to link once.
+
+mod bad_input;
+mod events;
+mod lifecycle;
+mod system;
+
+use berth_testkit::TestDaemon;
+
+pub fn daemon() -> TestDaemon {
+    TestDaemon::start(env!("CARGO_BIN_EXE_berthd"))
+}
+
+pub fn builder() -> berth_testkit::Builder {
+    TestDaemon::builder(env!("CARGO_BIN_EXE_berthd"))
+}
+
+/// Status code of a raw HTTP response.
+pub fn status(resp: &str) -> u16 {
+    resp.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The JSON body of a raw HTTP response (the part after the head; chunked bodies of
+/// one chunk are handled too).
+pub fn body_json(resp: &str) -> serde_json::Value {
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map(|e| e + 1).unwrap_or(body.len());
+    serde_json::from_str(&body[start..end]).unwrap_or(serde_json::Value::Null)
+}
