@@ -1,0 +1,147 @@
+//! `cargo xtask`: developer tasks for Berth.
+//!
+//! - `cargo xtask run [BERTHD FLAGS]`: installs missing system packages, builds a
+//!   release `berthd` and runs it on its defaults (or the flags given).
+//! - `cargo xtask test [CARGO TEST ARGS]`: installs what the tests need, builds the
+//!   fixture images, starts a `docker-registry` on a free 127.0.0.1 port, pushes the
+//!   fixtures there, runs every test, and stops the registry.
+//! - `cargo xtask fixtures [--out DIR] [--push HOST:PORT]`: builds (and pushes) the
+//!   fixture images only.
+
+mod fixtures;
+mod packages;
+mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r.to_vec()),
+        None => ("help", vec![]),
+    };
+    let result = match cmd {
+        "run" => run(&rest),
+        "test" => test(&rest),
+        "fixtures" => fixtures_cmd(&rest),
+        _ => {
+            eprintln!("usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | fixtures [--out DIR] [--push HOST:PORT]");
+            return if cmd == "help" { ExitCode::SUCCESS } else { ExitCode::from(2) };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn status(mut c: Command) -> Result {
+    let s = c.status().map_err(|e| format!("running {c:?}: {e}"))?;
+    if s.success() {
+        Ok(())
+    } else {
+        Err(format!("{c:?} failed: {s}"))
+    }
+}
+
+fn run(args: &[String]) -> Result {
+    packages::ensure(packages::RUN)?;
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "berth-daemon", "--bin", "berthd"]);
+    status(build)?;
+    let bin = root().join("target/release/berthd");
+    eprintln!("starting {} {}", bin.display(), args.join(" "));
+    use std::os::unix::process::CommandExt;
+    let err = Command::new(&bin).args(args).exec();
+    Err(format!("exec {}: {err}", bin.display()))
+}
+
+fn test(args: &[String]) -> Result {
+    packages::ensure(packages::TEST)?;
+    let out = root().join("target/fixtures");
+    let built = fixtures::build_all(&out)?;
+    let reg = registry::Registry::start(&root().join("target"))?;
+    eprintln!("test registry on {}", reg.addr);
+    fixtures::push_all(&built, &reg.addr)?;
+    let mut t = cargo();
+    t.args(["test", "--workspace"])
+        .args(args)
+        .env("BERTH_TEST_REGISTRY", &reg.addr)
+        .env("BERTH_FIXTURES", &out);
+    let result = run_tests(t);
+    drop(reg);
+    result
+}
+
+/// Runs `cargo test`, echoing its output, and ends with one summary line over every
+/// test binary (cargo's own last line is often an empty doc-test run).
+fn run_tests(mut c: Command) -> Result {
+    use std::io::{BufRead, BufReader};
+    let mut child = c
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {c:?}: {e}"))?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(|l| l.ok()) {
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let count = |word: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word))
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                passed += count(" passed");
+                failed += count(" failed");
+                ignored += count(" ignored");
+            }
+        }
+    }
+    let s = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
+    if s.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo test failed: {s}"))
+    }
+}
+
+fn fixtures_cmd(args: &[String]) -> Result {
+    let mut out = root().join("target/fixtures");
+    let mut push = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = PathBuf::from(it.next().ok_or("--out needs a directory")?),
+            "--push" => push = Some(it.next().ok_or("--push needs HOST:PORT")?.clone()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    packages::ensure(packages::FIXTURES)?;
+    let built = fixtures::build_all(&out)?;
+    for b in &built {
+        println!("{} {}", b.reference, b.manifest_digest);
+    }
+    if let Some(addr) = push {
+        fixtures::push_all(&built, &addr)?;
+    }
+    Ok(())
+}

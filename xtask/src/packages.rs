@@ -1,0 +1,48 @@
+//! Debian packages the daemon and the tests need, installed with apt when missing.
+
+use std::process::{Command, Stdio};
+
+use crate::Result;
+
+/// Needed to run `berthd`.
+pub const RUN: &[&str] = &[];
+/// Needed to build the fixture images.
+pub const FIXTURES: &[&str] = &["busybox-static"];
+/// Needed by the tests: fixtures, the registry, and the tools tests drive.
+pub const TEST: &[&str] = &["busybox-static", "docker-registry", "curl", "util-linux"];
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Installs whichever of `pkgs` are missing (needs root).
+pub fn ensure(pkgs: &[&str]) -> Result {
+    let missing: Vec<&str> = pkgs.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(format!("missing packages {missing:?}: run as root or `apt-get install {}`", missing.join(" ")));
+    }
+    eprintln!("installing {missing:?}");
+    let update = Command::new("apt-get").args(["update", "-qq"]).status().map_err(|e| format!("apt-get update: {e}"))?;
+    if !update.success() {
+        return Err("apt-get update failed".into());
+    }
+    let s = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("apt-get install: {e}"))?;
+    if s.success() {
+        Ok(())
+    } else {
+        Err(format!("apt-get install {missing:?} failed"))
+    }
+}
