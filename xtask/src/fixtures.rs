@@ -63,17 +63,35 @@ fn header(path: &str, kind: EntryType, mode: u32, size: u64) -> Header {
 
 /// The uncompressed layer tar.
 fn busybox_layer() -> Result<Vec<u8>> {
-    let bin = std::fs::read(BUSYBOX).map_err(|e| format!("reading {BUSYBOX} (apt-get install busybox-static): {e}"))?;
-    let list = Command::new(BUSYBOX).arg("--list-full").output().map_err(|e| format!("busybox --list-full: {e}"))?;
+    let bin = std::fs::read(BUSYBOX)
+        .map_err(|e| format!("reading {BUSYBOX} (apt-get install busybox-static): {e}"))?;
+    let list = Command::new(BUSYBOX)
+        .arg("--list-full")
+        .output()
+        .map_err(|e| format!("busybox --list-full: {e}"))?;
     let applets: BTreeSet<String> = String::from_utf8_lossy(&list.stdout)
         .lines()
         .map(|l| l.trim().trim_start_matches('/').to_string())
         .filter(|l| !l.is_empty() && l != "bin/busybox")
         .collect();
-    let mut dirs: BTreeSet<String> = ["bin", "dev", "etc", "home", "proc", "sys", "usr", "usr/bin", "usr/sbin", "sbin", "var", "var/spool", "var/www"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut dirs: BTreeSet<String> = [
+        "bin",
+        "dev",
+        "etc",
+        "home",
+        "proc",
+        "sys",
+        "usr",
+        "usr/bin",
+        "usr/sbin",
+        "sbin",
+        "var",
+        "var/spool",
+        "var/www",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     for a in &applets {
         let mut p = Path::new(a).parent();
         while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
@@ -145,7 +163,13 @@ fn busybox(out: &Path) -> Result<Built> {
     }))
     .map_err(|e| e.to_string())?;
     let pushed = manifest(&config, OCI_LAYER_GZIP, &gz);
-    write_oci_layout(&out.join("busybox.oci"), &pushed, &[(&config, digest(&config)), (&gz, digest(&gz))], repo, tag)?;
+    write_oci_layout(
+        &out.join("busybox.oci"),
+        &pushed,
+        &[(&config, digest(&config)), (&gz, digest(&gz))],
+        repo,
+        tag,
+    )?;
     write_docker_save(&out.join("busybox.tar"), &config, &layer, repo, tag)?;
     Ok(Built {
         repo: repo.into(),
@@ -174,11 +198,20 @@ fn index(manifest: &[u8], repo: &str, tag: &str) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-fn write_oci_layout(dir: &Path, manifest: &[u8], blobs: &[(&Vec<u8>, String)], repo: &str, tag: &str) -> Result {
+fn write_oci_layout(
+    dir: &Path,
+    manifest: &[u8],
+    blobs: &[(&Vec<u8>, String)],
+    repo: &str,
+    tag: &str,
+) -> Result {
     let blob_dir = dir.join("blobs/sha256");
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(&blob_dir).map_err(|e| format!("creating {}: {e}", blob_dir.display()))?;
-    let w = |p: PathBuf, d: &[u8]| std::fs::write(&p, d).map_err(|e| format!("writing {}: {e}", p.display()));
+    std::fs::create_dir_all(&blob_dir)
+        .map_err(|e| format!("creating {}: {e}", blob_dir.display()))?;
+    let w = |p: PathBuf, d: &[u8]| {
+        std::fs::write(&p, d).map_err(|e| format!("writing {}: {e}", p.display()))
+    };
     w(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     w(dir.join("index.json"), &index(manifest, repo, tag))?;
     w(blob_dir.join(hex_of(&digest(manifest))), manifest)?;
@@ -197,7 +230,9 @@ fn write_docker_save(path: &Path, config: &[u8], layer: &[u8], repo: &str, tag: 
         "Layers": [format!("blobs/sha256/{}", hex_of(&layer_digest))],
     }]))
     .map_err(|e| e.to_string())?;
-    let repositories = serde_json::to_vec(&serde_json::json!({ repo: { tag: hex_of(&layer_digest) } })).map_err(|e| e.to_string())?;
+    let repositories =
+        serde_json::to_vec(&serde_json::json!({ repo: { tag: hex_of(&layer_digest) } }))
+            .map_err(|e| e.to_string())?;
     let mut b = tar::Builder::new(Vec::new());
     let err = |e: std::io::Error| format!("writing {}: {e}", path.display());
     for d in ["blobs/", "blobs/sha256/"] {
@@ -206,12 +241,24 @@ fn write_docker_save(path: &Path, config: &[u8], layer: &[u8], repo: &str, tag: 
         b.append(&h, std::io::empty()).map_err(err)?;
     }
     let mut entries: Vec<(String, Vec<u8>)> = vec![
-        (format!("blobs/sha256/{}", hex_of(&digest(config))), config.to_vec()),
-        (format!("blobs/sha256/{}", hex_of(&layer_digest)), layer.to_vec()),
-        (format!("blobs/sha256/{}", hex_of(&digest(&save_manifest))), save_manifest.clone()),
+        (
+            format!("blobs/sha256/{}", hex_of(&digest(config))),
+            config.to_vec(),
+        ),
+        (
+            format!("blobs/sha256/{}", hex_of(&layer_digest)),
+            layer.to_vec(),
+        ),
+        (
+            format!("blobs/sha256/{}", hex_of(&digest(&save_manifest))),
+            save_manifest.clone(),
+        ),
         ("index.json".into(), index(&save_manifest, repo, tag)),
         ("manifest.json".into(), manifest_json),
-        ("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        (
+            "oci-layout".into(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
         ("repositories".into(), repositories),
     ];
     entries.sort();
@@ -234,13 +281,22 @@ pub fn push_all(built: &[Built], addr: &str) -> Result {
 
 fn push(b: &Built, addr: &str) -> Result {
     let base = format!("http://{addr}/v2/{}", b.repo);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     for (d, data) in &b.blobs {
-        let head = agent.head(&format!("{base}/blobs/{d}")).call().map_err(|e| format!("HEAD blob: {e}"))?;
+        let head = agent
+            .head(&format!("{base}/blobs/{d}"))
+            .call()
+            .map_err(|e| format!("HEAD blob: {e}"))?;
         if head.status() == 200 {
             continue;
         }
-        let start = agent.post(&format!("{base}/blobs/uploads/")).send_empty().map_err(|e| format!("start upload: {e}"))?;
+        let start = agent
+            .post(&format!("{base}/blobs/uploads/"))
+            .send_empty()
+            .map_err(|e| format!("start upload: {e}"))?;
         if start.status() != 202 {
             return Err(format!("start upload: status {}", start.status()));
         }
@@ -250,7 +306,11 @@ fn push(b: &Built, addr: &str) -> Result {
             .and_then(|v| v.to_str().ok())
             .ok_or("upload has no Location")?
             .to_string();
-        let loc = if loc.starts_with('/') { format!("http://{addr}{loc}") } else { loc };
+        let loc = if loc.starts_with('/') {
+            format!("http://{addr}{loc}")
+        } else {
+            loc
+        };
         let sep = if loc.contains('?') { '&' } else { '?' };
         let put = agent
             .put(&format!("{loc}{sep}digest={d}"))
@@ -269,9 +329,16 @@ fn push(b: &Built, addr: &str) -> Result {
     if put.status() != 201 {
         return Err(format!("put manifest: status {}", put.status()));
     }
-    let got = put.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let got = put
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if got != b.manifest_digest {
-        return Err(format!("registry stored {got}, expected {}", b.manifest_digest));
+        return Err(format!(
+            "registry stored {got}, expected {}",
+            b.manifest_digest
+        ));
     }
     eprintln!("pushed {addr}/{} ({})", b.reference, b.manifest_digest);
     Ok(())
@@ -290,12 +357,21 @@ mod tests {
         let a = busybox_layer().expect("layer");
         let b = busybox_layer().expect("layer again");
         assert_eq!(digest(&a), digest(&b));
-        assert_eq!(digest(&gzip(&a).expect("gz")), digest(&gzip(&b).expect("gz")));
+        assert_eq!(
+            digest(&gzip(&a).expect("gz")),
+            digest(&gzip(&b).expect("gz"))
+        );
         let mut ar = tar::Archive::new(&a[..]);
         let names: Vec<String> = ar
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         for want in ["bin/busybox", "bin/sh", "etc/passwd", "etc/group", "tmp/"] {
             assert!(names.iter().any(|n| n == want), "{want} missing");

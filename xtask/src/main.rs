@@ -29,7 +29,11 @@ fn main() -> ExitCode {
         "fixtures" => fixtures_cmd(&rest),
         _ => {
             eprintln!("usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | fixtures [--out DIR] [--push HOST:PORT]");
-            return if cmd == "help" { ExitCode::SUCCESS } else { ExitCode::from(2) };
+            return if cmd == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
         }
     };
     match result {
@@ -43,7 +47,10 @@ fn main() -> ExitCode {
 
 /// The workspace root (xtask lives one level below it).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 fn cargo() -> Command {
@@ -64,7 +71,14 @@ fn status(mut c: Command) -> Result {
 fn run(args: &[String]) -> Result {
     packages::ensure(packages::RUN)?;
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "berth-daemon", "--bin", "berthd"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "berth-daemon",
+        "--bin",
+        "berthd",
+    ]);
     status(build)?;
     let bin = root().join("target/release/berthd");
     eprintln!("starting {} {}", bin.display(), args.join(" "));
@@ -105,7 +119,12 @@ fn run_tests(mut c: Command) -> Result {
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let count = |word: &str| -> u64 {
                     rest.split(';')
-                        .find_map(|part| part.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").strip_suffix(word))
+                        .find_map(|part| {
+                            part.trim()
+                                .trim_start_matches("ok. ")
+                                .trim_start_matches("FAILED. ")
+                                .strip_suffix(word)
+                        })
                         .and_then(|n| n.trim().parse().ok())
                         .unwrap_or(0)
                 };
@@ -115,7 +134,9 @@ fn run_tests(mut c: Command) -> Result {
             }
         }
     }
-    let s = child.wait().map_err(|e| format!("waiting for cargo test: {e}"))?;
+    let s = child
+        .wait()
+        .map_err(|e| format!("waiting for cargo test: {e}"))?;
     println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
     if s.success() {
         Ok(())

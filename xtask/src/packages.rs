@@ -27,10 +27,16 @@ pub fn ensure(pkgs: &[&str]) -> Result {
         return Ok(());
     }
     if !nix::unistd::geteuid().is_root() {
-        return Err(format!("missing packages {missing:?}: run as root or `apt-get install {}`", missing.join(" ")));
+        return Err(format!(
+            "missing packages {missing:?}: run as root or `apt-get install {}`",
+            missing.join(" ")
+        ));
     }
     eprintln!("installing {missing:?}");
-    let update = Command::new("apt-get").args(["update", "-qq"]).status().map_err(|e| format!("apt-get update: {e}"))?;
+    let update = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()
+        .map_err(|e| format!("apt-get update: {e}"))?;
     if !update.success() {
         return Err("apt-get update failed".into());
     }

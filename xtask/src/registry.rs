@@ -13,7 +13,8 @@ pub struct Registry {
 }
 
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| format!("finding a free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
@@ -24,7 +25,8 @@ impl Registry {
         let addr = format!("127.0.0.1:{port}");
         let dir = parent.join(format!("test-registry-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("storage")).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("storage"))
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.join("storage").display()
@@ -50,7 +52,8 @@ impl Registry {
         let url = format!("http://{}/v2/", self.addr);
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
                 return Err(format!("docker-registry exited ({s}):\n{log}"));
             }
             if ureq::get(&url).call().is_ok() {
@@ -67,7 +70,10 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         // Only the process we started, by its PID.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
