@@ -1,1 +1,287 @@
+//! A registry client for pull and push, on `oci-client`.
+//!
+//! oci-client gives us auth (anonymous bearer tokens, basic), the v2 URL scheme and
+//! blob streaming; this crate adds what a daemon needs on top: choosing plain HTTP
+//! for insecure registries, resolving manifest lists by platform, verifying each
+//! blob's digest and size while it streams, and retrying transient failures.
 
+mod manifest;
+mod verify;
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::Stream;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+pub use oci_client::Reference as RemoteRef;
+use serde::Deserialize;
+
+pub use manifest::{Descriptor, Platform, Resolved};
+pub use verify::Verified;
+
+/// Registry errors, with Docker's wording where clients look for it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Manifest(String),
+    #[error("{0}")]
+    Verify(String),
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl Error {
+    /// Whether retrying the same request may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Transport(_))
+    }
+}
+
+pub(crate) fn map_oci(e: oci_client::errors::OciDistributionError, what: &str) -> Error {
+    use oci_client::errors::OciDistributionError as E;
+    let msg = e.to_string();
+    match e {
+        E::ImageManifestNotFoundError(_) => Error::NotFound(format!("manifest unknown: {what}")),
+        E::AuthenticationFailure(m) | E::UnauthorizedError { url: m } => Error::Unauthorized(m),
+        E::RegistryError { envelope, .. } => {
+            let codes: Vec<String> = envelope.errors.iter().map(|x| format!("{:?}", x.code)).collect();
+            let text = envelope.errors.iter().map(|x| x.message.clone()).collect::<Vec<_>>().join("; ");
+            if codes.iter().any(|c| c.contains("Unknown")) {
+                Error::NotFound(format!("{what}: {text}"))
+            } else if codes.iter().any(|c| c.contains("Unauthorized") || c.contains("Denied")) {
+                Error::Unauthorized(format!("{what}: {text}"))
+            } else {
+                Error::Transport(format!("{what}: {text}"))
+            }
+        }
+        E::ServerError { code: 404, .. } => Error::NotFound(format!("{what}: not found")),
+        E::ServerError { code, .. } if code == 401 || code == 403 => Error::Unauthorized(msg),
+        E::ServerError { .. } | E::IoError(_) | E::RequestError(_) => Error::Transport(msg),
+        _ => Error::Manifest(msg),
+    }
+}
+
+/// Credentials from the `X-Registry-Auth` header (base64url JSON, as the CLI sends).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub auth: String,
+    #[serde(default, rename = "serveraddress")]
+    pub server_address: String,
+    #[serde(default, rename = "identitytoken")]
+    pub identity_token: String,
+    #[serde(default, rename = "registrytoken")]
+    pub registry_token: String,
+}
+
+impl AuthConfig {
+    /// Decodes the header; an empty or `{}` header is anonymous.
+    pub fn from_header(h: Option<&str>) -> Result<AuthConfig, Error> {
+        let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(AuthConfig::default()) };
+        let raw = base64::engine::general_purpose::URL_SAFE
+            .decode(h)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+            .map_err(|e| Error::Unauthorized(format!("invalid X-Registry-Auth header: {e}")))?;
+        let mut a: AuthConfig = serde_json::from_slice(&raw)
+            .map_err(|e| Error::Unauthorized(format!("invalid X-Registry-Auth header: {e}")))?;
+        if a.username.is_empty() && !a.auth.is_empty() {
+            if let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(&a.auth) {
+                if let Some((u, p)) = String::from_utf8_lossy(&dec).split_once(':') {
+                    a.username = u.to_string();
+                    a.password = p.to_string();
+                }
+            }
+        }
+        Ok(a)
+    }
+
+    fn to_oci(&self) -> RegistryAuth {
+        if !self.registry_token.is_empty() {
+            RegistryAuth::Bearer(self.registry_token.clone())
+        } else if !self.username.is_empty() {
+            RegistryAuth::Basic(self.username.clone(), self.password.clone())
+        } else {
+            RegistryAuth::Anonymous
+        }
+    }
+}
+
+/// Settings of the client.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `--insecure-registry` values: `host[:port]` or CIDRs.
+    pub insecure: Vec<String>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+}
+
+/// The registry client.
+pub struct Client {
+    https: oci_client::Client,
+    http: oci_client::Client,
+    config: Config,
+}
+
+fn oci_config(protocol: ClientProtocol) -> ClientConfig {
+    ClientConfig {
+        protocol,
+        // We resolve indexes ourselves, by the requested platform.
+        platform_resolver: None,
+        connect_timeout: Some(std::time::Duration::from_secs(30)),
+        read_timeout: Some(std::time::Duration::from_secs(120)),
+        user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    }
+}
+
+impl Client {
+    pub fn new(config: Config) -> Client {
+        // reqwest's rustls needs a process-wide crypto provider; ring builds quickly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Client {
+            https: oci_client::Client::new(oci_config(ClientProtocol::Https)),
+            http: oci_client::Client::new(oci_config(ClientProtocol::Http)),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether `host` (`name[:port]`) is spoken to over plain HTTP: loopback always,
+    /// plus `--insecure-registry` hosts and CIDRs, as dockerd.
+    pub fn is_insecure(&self, host: &str) -> bool {
+        let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<IpAddr> = name.parse().ok();
+        if name == "localhost" || ip.is_some_and(|i| i.is_loopback()) {
+            return true;
+        }
+        self.config.insecure.iter().any(|entry| {
+            if entry == host || entry == name {
+                return true;
+            }
+            match (entry.split_once('/'), ip) {
+                (Some((net, bits)), Some(ip)) => cidr_contains(net, bits, ip),
+                _ => false,
+            }
+        })
+    }
+
+    fn client_for(&self, r: &RemoteRef) -> &oci_client::Client {
+        if self.is_insecure(r.registry()) {
+            &self.http
+        } else {
+            &self.https
+        }
+    }
+
+    /// Fetches the manifest `r` names and, through a list or index, the one for
+    /// `platform`, with its config.
+    pub async fn resolve(&self, r: &RemoteRef, auth: &AuthConfig, platform: &Platform) -> Result<Resolved, Error> {
+        manifest::resolve(self.client_for(r), r, &auth.to_oci(), platform).await
+    }
+
+    /// Streams blob `d` of repository `r`; the stream fails at its end if the bytes do
+    /// not match the descriptor's digest and size.
+    pub async fn blob(&self, r: &RemoteRef, d: &Descriptor) -> Result<Verified, Error> {
+        let desc = oci_client::manifest::OciDescriptor {
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            size: d.size,
+            ..Default::default()
+        };
+        let s = self.client_for(r).pull_blob_stream(r, &desc).await.map_err(|e| map_oci(e, &d.digest))?;
+        Ok(Verified::new(s.stream, &d.digest, d.size))
+    }
+
+    /// Checks credentials against a registry (`POST /auth`).
+    pub async fn login(&self, r: &RemoteRef, auth: &AuthConfig) -> Result<(), Error> {
+        self.client_for(r)
+            .auth(r, &auth.to_oci(), oci_client::RegistryOperation::Pull)
+            .await
+            .map(drop)
+            .map_err(|e| map_oci(e, r.registry()))
+    }
+
+    pub async fn blob_exists(&self, r: &RemoteRef, auth: &AuthConfig, digest: &str) -> Result<bool, Error> {
+        let c = self.client_for(r);
+        c.store_auth_if_needed(r.resolve_registry(), &auth.to_oci()).await;
+        c.auth(r, &auth.to_oci(), oci_client::RegistryOperation::Push).await.map_err(|e| map_oci(e, r.registry()))?;
+        c.blob_exists(r, digest).await.map_err(|e| map_oci(e, digest))
+    }
+
+    /// Uploads a blob from a stream of known digest.
+    pub async fn push_blob<S>(&self, r: &RemoteRef, digest: &str, size: u64, data: S) -> Result<(), Error>
+    where
+        S: Stream<Item = Result<Bytes, oci_client::errors::OciDistributionError>> + Send + 'static,
+    {
+        self.client_for(r).push_blob_stream(r, data, digest, Some(size)).await.map(drop).map_err(|e| map_oci(e, digest))
+    }
+
+    /// Mounts a blob from another repository of the same registry.
+    pub async fn mount_blob(&self, r: &RemoteRef, from: &RemoteRef, digest: &str) -> Result<(), Error> {
+        self.client_for(r).mount_blob(r, from, digest).await.map_err(|e| map_oci(e, digest))
+    }
+
+    /// Uploads a manifest; returns its digest.
+    pub async fn push_manifest(&self, r: &RemoteRef, raw: Vec<u8>, media_type: &str) -> Result<String, Error> {
+        let ct = media_type.parse().map_err(|_| Error::Manifest(format!("bad media type {media_type}")))?;
+        let d = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)));
+        self.client_for(r).push_manifest_raw(r, raw, ct).await.map_err(|e| map_oci(e, "manifest"))?;
+        Ok(d)
+    }
+}
+
+fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_rules() {
+        let c = Client::new(Config { insecure: vec!["10.1.0.0/16".into(), "myreg:5000".into()], ..Default::default() });
+        assert!(c.is_insecure("127.0.0.1:5000"));
+        assert!(c.is_insecure("localhost:5000"));
+        assert!(c.is_insecure("[::1]:5000"));
+        assert!(c.is_insecure("10.1.2.3:443"));
+        assert!(!c.is_insecure("10.2.0.1"));
+        assert!(c.is_insecure("myreg:5000"));
+        assert!(!c.is_insecure("registry-1.docker.io"));
+    }
+
+    #[test]
+    fn auth_header_decodes() {
+        let raw = base64::engine::general_purpose::URL_SAFE.encode(br#"{"username":"u","password":"p","serveraddress":"r"}"#);
+        let a = AuthConfig::from_header(Some(&raw)).expect("decode");
+        assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
+        assert!(AuthConfig::from_header(None).expect("none").username.is_empty());
+        assert!(AuthConfig::from_header(Some("!!!")).is_err());
+    }
+}
