@@ -55,6 +55,7 @@ fn errno(path: &Path, op: &str, e: Errno) -> Error {
 
 struct Extractor {
     root: OwnedFd,
+    marks: Option<crate::tarsplit::Marks>,
     is_root: bool,
     /// Directories whose metadata is applied last (adding entries changes mtimes).
     dirs: Vec<(PathBuf, u32, u64, u64, i64)>,
@@ -193,6 +194,9 @@ impl Extractor {
                 }
             }
             EntryType::Regular | EntryType::Continuous => {
+                if let Some(m) = &self.marks {
+                    m.file(e.raw_file_position(), e.size(), &path).map_err(|err| bad(&path, err))?;
+                }
                 self.remove(&parent, &name, &path)?;
                 let fd = openat(
                     pfd,
@@ -413,26 +417,37 @@ fn set_xattr_at(fd: &OwnedFd, _name: Option<&str>, key: &str, value: &[u8]) -> i
 
 /// Unpacks the tar stream `r` into `dest`, an existing empty directory.
 pub fn extract<R: Read>(r: R, dest: &Path) -> Result<Extracted, Error> {
-    let root = nix::fcntl::open(
-        dest,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| errno(dest, "open layer dir", e))?;
+    extract_with(r, dest, None)
+}
+
+/// Unpacks and records the tar (see [`crate::tarsplit`]) into `split`, reading `r`
+/// to its end so that a hash taken around `r` covers the whole stream.
+pub fn extract_recorded<R: Read>(r: R, dest: &Path, split: &Path) -> Result<Extracted, Error> {
+    let (rec, marks) = crate::tarsplit::Recorder::new(r);
+    let x = extract_with(rec, dest, Some(marks.clone()))?;
+    marks.finish(split).map_err(|e| bad(split, e))?;
+    Ok(x)
+}
+
+fn extract_with<R: Read>(r: R, dest: &Path, marks: Option<crate::tarsplit::Marks>) -> Result<Extracted, Error> {
+    let root = nix::fcntl::open(dest, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| errno(dest, "open layer dir", e))?;
     let mut x = Extractor {
+        marks,
+        // Safety: a fresh fd from open.
         root: unsafe { OwnedFd::from_raw_fd(root) },
         is_root: nix::unistd::geteuid().is_root(),
         dirs: Vec::new(),
         stats: Extracted::default(),
     };
     let mut ar = tar::Archive::new(r);
-    for entry in ar
-        .entries()
-        .map_err(|e| Error::Layer(format!("reading tar: {e}")))?
-    {
+    for entry in ar.entries().map_err(|e| Error::Layer(format!("reading tar: {e}")))? {
         let entry = entry.map_err(|e| Error::Layer(format!("reading tar: {e}")))?;
         x.entry(entry)?;
     }
+    // The end-of-archive blocks and any trailing bytes belong to the layer's digest.
+    let mut r = ar.into_inner();
+    io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Layer(format!("reading tar: {e}")))?;
     x.finish()
 }
 
@@ -676,6 +691,35 @@ mod tests {
             unsafe { libc::getxattr(p.as_ptr(), k.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         assert_eq!(n, 1);
         assert_eq!(buf[0], b'y');
+    }
+
+    #[test]
+    fn recorded_layer_reassembles_byte_for_byte() {
+        let d = dirs();
+        let long = format!("{}/file", "deep/".repeat(40));
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [("a.txt", &b"alpha"[..]), ("dir/b.bin", &[9u8; 1500][..]), (long.as_str(), &b"long name"[..]), ("empty", &b""[..])] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(EntryType::Regular);
+            b.append_data(&mut h, name, data).expect("append");
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "ln", "a.txt").expect("link");
+        let t = b.into_inner().expect("tar");
+        let split = d.outside.join("split");
+        extract_recorded(&t[..], &d.dest, &split).expect("extract");
+        let mut back = Vec::new();
+        crate::tarsplit::Reassembler::open(&split, &d.dest).expect("open").read_to_end(&mut back).expect("reassemble");
+        assert_eq!(back.len(), t.len());
+        assert!(back == t, "reassembled tar differs");
+        // A changed file is noticed, not silently re-emitted.
+        std::fs::write(d.dest.join("a.txt"), b"al").expect("shrink");
+        let mut again = Vec::new();
+        assert!(crate::tarsplit::Reassembler::open(&split, &d.dest).expect("open").read_to_end(&mut again).is_err());
     }
 
     #[test]

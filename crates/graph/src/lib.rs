@@ -14,12 +14,14 @@
 pub mod digest;
 pub mod extract;
 pub mod image;
+pub mod layer;
 pub mod mount;
 pub mod reference;
 mod store;
 
 pub use digest::{chain_ids, Digest};
 pub use image::ImageConfig;
+pub use layer::Compression;
 pub use reference::Reference;
 pub use store::{Graph, ImageRecord, LayerMeta, Staging};
 
@@ -51,3 +53,4 @@ pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> E
         source,
     }
 }
+pub mod tarsplit;

@@ -68,6 +68,11 @@ impl Staging {
     pub fn diff(&self) -> PathBuf {
         self.dir.join("diff")
     }
+
+    /// Where the layer's tar record goes (see [`crate::tarsplit`]).
+    pub fn split(&self) -> PathBuf {
+        self.dir.join("tar-split")
+    }
 }
 
 impl Drop for Staging {
@@ -245,6 +250,12 @@ impl Graph {
     /// The directory holding a layer's unpacked content.
     pub fn layer_diff(&self, chain: &Digest) -> PathBuf {
         self.layer_dir(chain).join("diff")
+    }
+
+    /// The original tar of a stored layer, reproduced byte for byte.
+    pub fn layer_tar(&self, chain: &Digest) -> Result<crate::tarsplit::Reassembler, Error> {
+        let dir = self.layer_dir(chain);
+        crate::layer::reader(&dir.join("diff"), &dir.join("tar-split"))
     }
 
     /// A fresh staging directory to unpack a layer into.
