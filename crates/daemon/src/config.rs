@@ -66,6 +66,12 @@ pub struct Flags {
     /// Enable insecure registry communication (host[:port] or CIDR)
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// Maximum concurrent layer downloads per pull
+    #[arg(long, default_value_t = 3)]
+    pub max_concurrent_downloads: usize,
+    /// Maximum concurrent layer uploads per push
+    #[arg(long, default_value_t = 5)]
+    pub max_concurrent_uploads: usize,
     /// Allow -H tcp:// on addresses other than loopback (the API is unauthenticated)
     #[arg(long)]
     pub allow_remote_tcp: bool,
@@ -85,6 +91,8 @@ struct FileConfig {
     labels: Option<Vec<String>>,
     live_restore: Option<bool>,
     insecure_registries: Option<Vec<String>>,
+    max_concurrent_downloads: Option<usize>,
+    max_concurrent_uploads: Option<usize>,
 }
 
 const FILE_KEYS: &[&str] = &[
@@ -114,6 +122,8 @@ pub struct Config {
     pub labels: Vec<String>,
     pub live_restore: bool,
     pub insecure_registries: Vec<String>,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
     pub allow_remote_tcp: bool,
     pub config_file: PathBuf,
 }
@@ -181,6 +191,18 @@ impl Config {
                 "insecure_registries",
                 flags.insecure_registries,
                 file.insecure_registries
+            ),
+            max_concurrent_downloads: pick!(
+                "max-concurrent-downloads",
+                "max_concurrent_downloads",
+                flags.max_concurrent_downloads,
+                file.max_concurrent_downloads
+            ),
+            max_concurrent_uploads: pick!(
+                "max-concurrent-uploads",
+                "max_concurrent_uploads",
+                flags.max_concurrent_uploads,
+                file.max_concurrent_uploads
             ),
             allow_remote_tcp: flags.allow_remote_tcp,
             config_file: flags.config_file,

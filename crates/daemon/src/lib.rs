@@ -8,6 +8,7 @@ pub mod config;
 mod identity;
 mod listen;
 mod lock;
+mod report;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -106,7 +107,21 @@ async fn run(cfg: Config) -> Result<(), String> {
     });
     berth_jobs_system::register(&engine, system.clone());
 
-    // Restore: nothing persisted beyond the daemon ID yet.
+    // Subsystems: the image graph (its start-up also restores it: loading state and
+    // removing what a crash left half-done) and the registry client.
+    let graph_root = cfg.data_root.join("graph");
+    let graph = tokio::task::spawn_blocking(move || berth_graph::Graph::open(&graph_root))
+        .await
+        .map_err(|e| format!("opening the image graph: {e}"))?
+        .map_err(|e| format!("opening the image graph: {e}"))?;
+    let registry = berth_registry::Client::new(berth_registry::Config {
+        insecure: cfg.insecure_registries.clone(),
+        max_concurrent_downloads: cfg.max_concurrent_downloads,
+        max_concurrent_uploads: cfg.max_concurrent_uploads,
+    });
+    let images = berth_jobs_image::Images::new(Arc::new(graph), Arc::new(registry));
+    berth_jobs_image::register(&engine, images.clone());
+    system.add_reporter(Arc::new(report::ImageReport(images)));
 
     // Serve.
     let mut listeners = Vec::new();

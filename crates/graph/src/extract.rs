@@ -195,7 +195,8 @@ impl Extractor {
             }
             EntryType::Regular | EntryType::Continuous => {
                 if let Some(m) = &self.marks {
-                    m.file(e.raw_file_position(), e.size(), &path).map_err(|err| bad(&path, err))?;
+                    m.file(e.raw_file_position(), e.size(), &path)
+                        .map_err(|err| bad(&path, err))?;
                 }
                 self.remove(&parent, &name, &path)?;
                 let fd = openat(
@@ -429,9 +430,17 @@ pub fn extract_recorded<R: Read>(r: R, dest: &Path, split: &Path) -> Result<Extr
     Ok(x)
 }
 
-fn extract_with<R: Read>(r: R, dest: &Path, marks: Option<crate::tarsplit::Marks>) -> Result<Extracted, Error> {
-    let root = nix::fcntl::open(dest, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| errno(dest, "open layer dir", e))?;
+fn extract_with<R: Read>(
+    r: R,
+    dest: &Path,
+    marks: Option<crate::tarsplit::Marks>,
+) -> Result<Extracted, Error> {
+    let root = nix::fcntl::open(
+        dest,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| errno(dest, "open layer dir", e))?;
     let mut x = Extractor {
         marks,
         // Safety: a fresh fd from open.
@@ -441,7 +450,10 @@ fn extract_with<R: Read>(r: R, dest: &Path, marks: Option<crate::tarsplit::Marks
         stats: Extracted::default(),
     };
     let mut ar = tar::Archive::new(r);
-    for entry in ar.entries().map_err(|e| Error::Layer(format!("reading tar: {e}")))? {
+    for entry in ar
+        .entries()
+        .map_err(|e| Error::Layer(format!("reading tar: {e}")))?
+    {
         let entry = entry.map_err(|e| Error::Layer(format!("reading tar: {e}")))?;
         x.entry(entry)?;
     }
@@ -698,7 +710,12 @@ mod tests {
         let d = dirs();
         let long = format!("{}/file", "deep/".repeat(40));
         let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [("a.txt", &b"alpha"[..]), ("dir/b.bin", &[9u8; 1500][..]), (long.as_str(), &b"long name"[..]), ("empty", &b""[..])] {
+        for (name, data) in [
+            ("a.txt", &b"alpha"[..]),
+            ("dir/b.bin", &[9u8; 1500][..]),
+            (long.as_str(), &b"long name"[..]),
+            ("empty", &b""[..]),
+        ] {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
@@ -713,13 +730,19 @@ mod tests {
         let split = d.outside.join("split");
         extract_recorded(&t[..], &d.dest, &split).expect("extract");
         let mut back = Vec::new();
-        crate::tarsplit::Reassembler::open(&split, &d.dest).expect("open").read_to_end(&mut back).expect("reassemble");
+        crate::tarsplit::Reassembler::open(&split, &d.dest)
+            .expect("open")
+            .read_to_end(&mut back)
+            .expect("reassemble");
         assert_eq!(back.len(), t.len());
         assert!(back == t, "reassembled tar differs");
         // A changed file is noticed, not silently re-emitted.
         std::fs::write(d.dest.join("a.txt"), b"al").expect("shrink");
         let mut again = Vec::new();
-        assert!(crate::tarsplit::Reassembler::open(&split, &d.dest).expect("open").read_to_end(&mut again).is_err());
+        assert!(crate::tarsplit::Reassembler::open(&split, &d.dest)
+            .expect("open")
+            .read_to_end(&mut again)
+            .is_err());
     }
 
     #[test]

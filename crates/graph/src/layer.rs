@@ -52,7 +52,11 @@ pub struct Hashing<R> {
 
 impl<R: Read> Hashing<R> {
     pub fn new(inner: R) -> Self {
-        Hashing { inner, hasher: Sha256::new(), count: 0 }
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     pub fn finish(self) -> (Digest, u64) {
         (Digest::from_hasher(self.hasher), self.count)
@@ -70,20 +74,28 @@ impl<R: Read> Read for Hashing<R> {
 
 /// Decompresses, hashes (the diff ID) and unpacks `r` into `staging`, recording the
 /// tar so that it can be reproduced.
-pub fn unpack<R: Read>(r: R, compression: Compression, staging: &Staging) -> Result<(Digest, Extracted), Error> {
+/// Returns the diff ID, what was extracted and the size of the uncompressed tar.
+pub fn unpack<R: Read>(
+    r: R,
+    compression: Compression,
+    staging: &Staging,
+) -> Result<(Digest, Extracted, u64), Error> {
     let decoded: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(r),
         // MultiGzDecoder: a layer may be several concatenated gzip members.
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| Error::Layer(format!("zstd: {e}")))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(r).map_err(|e| Error::Layer(format!("zstd: {e}")))?,
+        ),
     };
     let mut hashing = Hashing::new(decoded);
     let x = extract_recorded(&mut hashing, &staging.diff(), &staging.split())?;
-    let (diff_id, _) = hashing.finish();
-    Ok((diff_id, x))
+    let (diff_id, tar_size) = hashing.finish();
+    Ok((diff_id, x, tar_size))
 }
 
 /// The original tar of a stored layer.
 pub fn reader(diff: &std::path::Path, split: &std::path::Path) -> Result<Reassembler, Error> {
-    Reassembler::open(split, diff).map_err(|e| Error::Layer(format!("layer {}: {e}", diff.display())))
+    Reassembler::open(split, diff)
+        .map_err(|e| Error::Layer(format!("layer {}: {e}", diff.display())))
 }

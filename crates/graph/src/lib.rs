@@ -23,7 +23,7 @@ pub use digest::{chain_ids, Digest};
 pub use image::ImageConfig;
 pub use layer::Compression;
 pub use reference::Reference;
-pub use store::{Graph, ImageRecord, LayerMeta, Staging};
+pub use store::{BlobSum, Graph, ImageRecord, LayerMeta, Staging};
 
 /// Errors of the graph, each with the thing it is about.
 #[derive(Debug, thiserror::Error)]

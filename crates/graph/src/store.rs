@@ -19,6 +19,20 @@ pub struct LayerMeta {
     pub parent: Option<Digest>,
     /// Bytes of file content in this layer alone.
     pub size: u64,
+    /// Bytes of the layer's uncompressed tar.
+    #[serde(default)]
+    pub tar_size: u64,
+}
+
+/// A compressed form of a layer known to exist in a registry repository, so a push
+/// can skip uploads (dockerd's "v2 metadata").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSum {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+    /// `registry/path` of a repository that has it.
+    pub repository: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -250,6 +264,27 @@ impl Graph {
     /// The directory holding a layer's unpacked content.
     pub fn layer_diff(&self, chain: &Digest) -> PathBuf {
         self.layer_dir(chain).join("diff")
+    }
+
+    /// Compressed forms of a layer seen in registries.
+    pub fn blobsums(&self, chain: &Digest) -> Vec<BlobSum> {
+        std::fs::read(self.layer_dir(chain).join("blobsums.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remembers that `sum` holds layer `chain`.
+    pub fn add_blobsum(&self, chain: &Digest, sum: BlobSum) -> Result<(), Error> {
+        let _guard = self.state();
+        let mut sums = self.blobsums(chain);
+        if sums.contains(&sum) {
+            return Ok(());
+        }
+        sums.push(sum);
+        let path = self.layer_dir(chain).join("blobsums.json");
+        let bytes = serde_json::to_vec(&sums).map_err(|e| Error::Layer(e.to_string()))?;
+        berth_atomicfile::write(&path, &bytes).map_err(io_err(&path))
     }
 
     /// The original tar of a stored layer, reproduced byte for byte.

@@ -41,7 +41,8 @@ impl State {
                 continue;
             }
             self.out.push(RAW);
-            self.out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+            self.out
+                .extend_from_slice(&(chunk.len() as u32).to_be_bytes());
             self.out.extend_from_slice(chunk);
         }
     }
@@ -62,7 +63,13 @@ pub struct Marks {
 impl<R: Read> Recorder<R> {
     pub fn new(inner: R) -> (Recorder<R>, Marks) {
         let state = Rc::new(RefCell::new(State::default()));
-        (Recorder { inner, state: state.clone() }, Marks { state })
+        (
+            Recorder {
+                inner,
+                state: state.clone(),
+            },
+            Marks { state },
+        )
     }
 }
 
@@ -87,7 +94,9 @@ impl Marks {
     pub fn file(&self, pos: u64, size: u64, path: &Path) -> io::Result<()> {
         let mut s = self.state.borrow_mut();
         if pos < s.start {
-            return Err(io::Error::other("tar-split: file content before recorded position"));
+            return Err(io::Error::other(
+                "tar-split: file content before recorded position",
+            ));
         }
         let head = ((pos - s.start) as usize).min(s.pending.len());
         let pending = std::mem::take(&mut s.pending);
@@ -138,10 +147,18 @@ enum Current {
 impl Reassembler {
     pub fn open(split: &Path, diff: &Path) -> io::Result<Reassembler> {
         let f = std::fs::File::open(split)?;
-        let root = nix::fcntl::open(diff, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+        let root = nix::fcntl::open(
+            diff,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
         // Safety: a fresh fd from open.
         let root = unsafe { OwnedFd::from_raw_fd(root) };
-        Ok(Reassembler { records: flate2::read::GzDecoder::new(f), root, current: Current::None })
+        Ok(Reassembler {
+            records: flate2::read::GzDecoder::new(f),
+            root,
+            current: Current::None,
+        })
     }
 
     fn next_record(&mut self) -> io::Result<bool> {
@@ -171,8 +188,9 @@ impl Reassembler {
                 let how = OpenHow::new()
                     .flags(OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
                     .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-                let fd = openat2(self.root.as_raw_fd(), name, how)
-                    .map_err(|e| io::Error::other(format!("layer file {}: {e}", Path::new(name).display())))?;
+                let fd = openat2(self.root.as_raw_fd(), name, how).map_err(|e| {
+                    io::Error::other(format!("layer file {}: {e}", Path::new(name).display()))
+                })?;
                 // Safety: a fresh fd from openat2.
                 let f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
                 self.current = Current::File(f.take(size), size);
@@ -192,7 +210,9 @@ impl Read for Reassembler {
                 Current::File(f, left) => {
                     let n = f.read(buf)?;
                     if n == 0 && *left > 0 {
-                        return Err(io::Error::other("layer file is shorter than recorded: the layer was changed"));
+                        return Err(io::Error::other(
+                            "layer file is shorter than recorded: the layer was changed",
+                        ));
                     }
                     *left -= n as u64;
                     n

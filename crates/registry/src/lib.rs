@@ -50,11 +50,23 @@ pub(crate) fn map_oci(e: oci_client::errors::OciDistributionError, what: &str) -
         E::ImageManifestNotFoundError(_) => Error::NotFound(format!("manifest unknown: {what}")),
         E::AuthenticationFailure(m) | E::UnauthorizedError { url: m } => Error::Unauthorized(m),
         E::RegistryError { envelope, .. } => {
-            let codes: Vec<String> = envelope.errors.iter().map(|x| format!("{:?}", x.code)).collect();
-            let text = envelope.errors.iter().map(|x| x.message.clone()).collect::<Vec<_>>().join("; ");
+            let codes: Vec<String> = envelope
+                .errors
+                .iter()
+                .map(|x| format!("{:?}", x.code))
+                .collect();
+            let text = envelope
+                .errors
+                .iter()
+                .map(|x| x.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
             if codes.iter().any(|c| c.contains("Unknown")) {
                 Error::NotFound(format!("{what}: {text}"))
-            } else if codes.iter().any(|c| c.contains("Unauthorized") || c.contains("Denied")) {
+            } else if codes
+                .iter()
+                .any(|c| c.contains("Unauthorized") || c.contains("Denied"))
+            {
                 Error::Unauthorized(format!("{what}: {text}"))
             } else {
                 Error::Transport(format!("{what}: {text}"))
@@ -87,10 +99,14 @@ pub struct AuthConfig {
 impl AuthConfig {
     /// Decodes the header; an empty or `{}` header is anonymous.
     pub fn from_header(h: Option<&str>) -> Result<AuthConfig, Error> {
-        let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else { return Ok(AuthConfig::default()) };
+        let Some(h) = h.map(str::trim).filter(|h| !h.is_empty()) else {
+            return Ok(AuthConfig::default());
+        };
         let raw = base64::engine::general_purpose::URL_SAFE
             .decode(h)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
+            })
             .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
             .map_err(|e| Error::Unauthorized(format!("invalid X-Registry-Auth header: {e}")))?;
         let mut a: AuthConfig = serde_json::from_slice(&raw)
@@ -190,7 +206,12 @@ impl Client {
 
     /// Fetches the manifest `r` names and, through a list or index, the one for
     /// `platform`, with its config.
-    pub async fn resolve(&self, r: &RemoteRef, auth: &AuthConfig, platform: &Platform) -> Result<Resolved, Error> {
+    pub async fn resolve(
+        &self,
+        r: &RemoteRef,
+        auth: &AuthConfig,
+        platform: &Platform,
+    ) -> Result<Resolved, Error> {
         manifest::resolve(self.client_for(r), r, &auth.to_oci(), platform).await
     }
 
@@ -203,7 +224,11 @@ impl Client {
             size: d.size,
             ..Default::default()
         };
-        let s = self.client_for(r).pull_blob_stream(r, &desc).await.map_err(|e| map_oci(e, &d.digest))?;
+        let s = self
+            .client_for(r)
+            .pull_blob_stream(r, &desc)
+            .await
+            .map_err(|e| map_oci(e, &d.digest))?;
         Ok(Verified::new(s.stream, &d.digest, d.size))
     }
 
@@ -216,44 +241,95 @@ impl Client {
             .map_err(|e| map_oci(e, r.registry()))
     }
 
-    pub async fn blob_exists(&self, r: &RemoteRef, auth: &AuthConfig, digest: &str) -> Result<bool, Error> {
+    pub async fn blob_exists(
+        &self,
+        r: &RemoteRef,
+        auth: &AuthConfig,
+        digest: &str,
+    ) -> Result<bool, Error> {
         let c = self.client_for(r);
-        c.store_auth_if_needed(r.resolve_registry(), &auth.to_oci()).await;
-        c.auth(r, &auth.to_oci(), oci_client::RegistryOperation::Push).await.map_err(|e| map_oci(e, r.registry()))?;
-        c.blob_exists(r, digest).await.map_err(|e| map_oci(e, digest))
+        c.store_auth_if_needed(r.resolve_registry(), &auth.to_oci())
+            .await;
+        c.auth(r, &auth.to_oci(), oci_client::RegistryOperation::Push)
+            .await
+            .map_err(|e| map_oci(e, r.registry()))?;
+        c.blob_exists(r, digest)
+            .await
+            .map_err(|e| map_oci(e, digest))
     }
 
     /// Uploads a blob from a stream of known digest.
-    pub async fn push_blob<S>(&self, r: &RemoteRef, digest: &str, size: u64, data: S) -> Result<(), Error>
+    pub async fn push_blob<S>(
+        &self,
+        r: &RemoteRef,
+        digest: &str,
+        size: u64,
+        data: S,
+    ) -> Result<(), Error>
     where
         S: Stream<Item = Result<Bytes, oci_client::errors::OciDistributionError>> + Send + 'static,
     {
-        self.client_for(r).push_blob_stream(r, data, digest, Some(size)).await.map(drop).map_err(|e| map_oci(e, digest))
+        self.client_for(r)
+            .push_blob_stream(r, data, digest, Some(size))
+            .await
+            .map(drop)
+            .map_err(|e| map_oci(e, digest))
     }
 
     /// Mounts a blob from another repository of the same registry.
-    pub async fn mount_blob(&self, r: &RemoteRef, from: &RemoteRef, digest: &str) -> Result<(), Error> {
-        self.client_for(r).mount_blob(r, from, digest).await.map_err(|e| map_oci(e, digest))
+    pub async fn mount_blob(
+        &self,
+        r: &RemoteRef,
+        from: &RemoteRef,
+        digest: &str,
+    ) -> Result<(), Error> {
+        self.client_for(r)
+            .mount_blob(r, from, digest)
+            .await
+            .map_err(|e| map_oci(e, digest))
     }
 
     /// Uploads a manifest; returns its digest.
-    pub async fn push_manifest(&self, r: &RemoteRef, raw: Vec<u8>, media_type: &str) -> Result<String, Error> {
-        let ct = media_type.parse().map_err(|_| Error::Manifest(format!("bad media type {media_type}")))?;
-        let d = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw)));
-        self.client_for(r).push_manifest_raw(r, raw, ct).await.map_err(|e| map_oci(e, "manifest"))?;
+    pub async fn push_manifest(
+        &self,
+        r: &RemoteRef,
+        raw: Vec<u8>,
+        media_type: &str,
+    ) -> Result<String, Error> {
+        let ct = media_type
+            .parse()
+            .map_err(|_| Error::Manifest(format!("bad media type {media_type}")))?;
+        let d = format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw))
+        );
+        self.client_for(r)
+            .push_manifest_raw(r, raw, ct)
+            .await
+            .map_err(|e| map_oci(e, "manifest"))?;
         Ok(d)
     }
 }
 
 fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -266,7 +342,10 @@ mod tests {
 
     #[test]
     fn insecure_rules() {
-        let c = Client::new(Config { insecure: vec!["10.1.0.0/16".into(), "myreg:5000".into()], ..Default::default() });
+        let c = Client::new(Config {
+            insecure: vec!["10.1.0.0/16".into(), "myreg:5000".into()],
+            ..Default::default()
+        });
         assert!(c.is_insecure("127.0.0.1:5000"));
         assert!(c.is_insecure("localhost:5000"));
         assert!(c.is_insecure("[::1]:5000"));
@@ -278,10 +357,14 @@ mod tests {
 
     #[test]
     fn auth_header_decodes() {
-        let raw = base64::engine::general_purpose::URL_SAFE.encode(br#"{"username":"u","password":"p","serveraddress":"r"}"#);
+        let raw = base64::engine::general_purpose::URL_SAFE
+            .encode(br#"{"username":"u","password":"p","serveraddress":"r"}"#);
         let a = AuthConfig::from_header(Some(&raw)).expect("decode");
         assert_eq!((a.username.as_str(), a.password.as_str()), ("u", "p"));
-        assert!(AuthConfig::from_header(None).expect("none").username.is_empty());
+        assert!(AuthConfig::from_header(None)
+            .expect("none")
+            .username
+            .is_empty());
         assert!(AuthConfig::from_header(Some("!!!")).is_err());
     }
 }

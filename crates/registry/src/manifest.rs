@@ -34,7 +34,11 @@ impl Platform {
             "arm" => "arm",
             other => other,
         };
-        Platform { os: "linux".into(), architecture: arch.into(), variant: None }
+        Platform {
+            os: "linux".into(),
+            architecture: arch.into(),
+            variant: None,
+        }
     }
 
     /// Parses `os[/arch[/variant]]` as the `platform` parameter gives it.
@@ -42,9 +46,20 @@ impl Platform {
         let parts: Vec<&str> = s.split('/').collect();
         let host = Platform::host();
         match parts.as_slice() {
-            [os] if !os.is_empty() => Ok(Platform { os: os.to_lowercase(), ..host }),
-            [os, arch] => Ok(Platform { os: os.to_lowercase(), architecture: arch.to_lowercase(), variant: None }),
-            [os, arch, v] => Ok(Platform { os: os.to_lowercase(), architecture: arch.to_lowercase(), variant: Some(v.to_lowercase()) }),
+            [os] if !os.is_empty() => Ok(Platform {
+                os: os.to_lowercase(),
+                ..host
+            }),
+            [os, arch] => Ok(Platform {
+                os: os.to_lowercase(),
+                architecture: arch.to_lowercase(),
+                variant: None,
+            }),
+            [os, arch, v] => Ok(Platform {
+                os: os.to_lowercase(),
+                architecture: arch.to_lowercase(),
+                variant: Some(v.to_lowercase()),
+            }),
             _ => Err(Error::Manifest(format!("invalid platform: {s:?}"))),
         }
     }
@@ -131,55 +146,100 @@ fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
-async fn fetch(c: &oci_client::Client, r: &RemoteRef, auth: &RegistryAuth) -> Result<(Bytes, String), Error> {
-    let (raw, digest) = c.pull_manifest_raw(r, auth, ACCEPT).await.map_err(|e| map_oci(e, &r.whole()))?;
+async fn fetch(
+    c: &oci_client::Client,
+    r: &RemoteRef,
+    auth: &RegistryAuth,
+) -> Result<(Bytes, String), Error> {
+    let (raw, digest) = c
+        .pull_manifest_raw(r, auth, ACCEPT)
+        .await
+        .map_err(|e| map_oci(e, &r.whole()))?;
     let actual = sha256(&raw);
     if let Some(want) = r.digest() {
         if want != actual {
-            return Err(Error::Verify(format!("manifest digest mismatch: expected {want}, got {actual}")));
+            return Err(Error::Verify(format!(
+                "manifest digest mismatch: expected {want}, got {actual}"
+            )));
         }
     }
     let _ = digest;
     Ok((raw, actual))
 }
 
-pub(crate) async fn resolve(c: &oci_client::Client, r: &RemoteRef, auth: &RegistryAuth, platform: &Platform) -> Result<Resolved, Error> {
+pub(crate) async fn resolve(
+    c: &oci_client::Client,
+    r: &RemoteRef,
+    auth: &RegistryAuth,
+    platform: &Platform,
+) -> Result<Resolved, Error> {
     let (raw, digest) = fetch(c, r, auth).await?;
-    let top: AnyManifest = serde_json::from_slice(&raw).map_err(|e| Error::Manifest(format!("invalid manifest: {e}")))?;
+    let top: AnyManifest = serde_json::from_slice(&raw)
+        .map_err(|e| Error::Manifest(format!("invalid manifest: {e}")))?;
     let (manifest, manifest_raw, manifest_digest) = if let Some(entries) = &top.manifests {
         let chosen = entries
             .iter()
             .find(|e| e.platform.as_ref().is_some_and(|p| platform.matches(p)))
-            .ok_or_else(|| Error::NotFound(format!("no matching manifest for {platform} in the manifest list entries")))?;
-        let by_digest = RemoteRef::with_digest(r.registry().to_string(), r.repository().to_string(), chosen.desc.digest.clone());
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "no matching manifest for {platform} in the manifest list entries"
+                ))
+            })?;
+        let by_digest = RemoteRef::with_digest(
+            r.registry().to_string(),
+            r.repository().to_string(),
+            chosen.desc.digest.clone(),
+        );
         let (raw2, d2) = fetch(c, &by_digest, auth).await?;
-        let m: AnyManifest = serde_json::from_slice(&raw2).map_err(|e| Error::Manifest(format!("invalid manifest: {e}")))?;
+        let m: AnyManifest = serde_json::from_slice(&raw2)
+            .map_err(|e| Error::Manifest(format!("invalid manifest: {e}")))?;
         (m, raw2, d2)
     } else {
         (top, raw.clone(), digest.clone())
     };
     if manifest.schema_version != 2 {
-        return Err(Error::Manifest(format!("unsupported manifest schema version {}", manifest.schema_version)));
+        return Err(Error::Manifest(format!(
+            "unsupported manifest schema version {}",
+            manifest.schema_version
+        )));
     }
-    let media_type = manifest.media_type.clone().unwrap_or_else(|| OCI_MANIFEST.to_string());
-    let config = manifest.config.ok_or_else(|| Error::Manifest("manifest has no config".into()))?;
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| OCI_MANIFEST.to_string());
+    let config = manifest
+        .config
+        .ok_or_else(|| Error::Manifest("manifest has no config".into()))?;
     let layers = manifest.layers.unwrap_or_default();
     for l in &layers {
         if l.size < 0 || crate::verify::parse_digest(&l.digest).is_none() {
-            return Err(Error::Manifest(format!("invalid layer descriptor {}", l.digest)));
+            return Err(Error::Manifest(format!(
+                "invalid layer descriptor {}",
+                l.digest
+            )));
         }
     }
     if config.size > MAX_CONFIG || config.size < 0 {
-        return Err(Error::Manifest(format!("image config of {} bytes is too large", config.size)));
+        return Err(Error::Manifest(format!(
+            "image config of {} bytes is too large",
+            config.size
+        )));
     }
-    let by_digest = RemoteRef::with_digest(r.registry().to_string(), r.repository().to_string(), config.digest.clone());
+    let by_digest = RemoteRef::with_digest(
+        r.registry().to_string(),
+        r.repository().to_string(),
+        config.digest.clone(),
+    );
     let desc = oci_client::manifest::OciDescriptor {
         media_type: config.media_type.clone(),
         digest: config.digest.clone(),
         size: config.size,
         ..Default::default()
     };
-    let s = c.pull_blob_stream(&by_digest, &desc).await.map_err(|e| map_oci(e, &config.digest))?;
+    let s = c
+        .pull_blob_stream(&by_digest, &desc)
+        .await
+        .map_err(|e| map_oci(e, &config.digest))?;
     let mut v = crate::verify::Verified::new(s.stream, &config.digest, config.size);
     let mut buf = Vec::with_capacity(config.size as usize);
     while let Some(chunk) = v.next().await {

@@ -31,8 +31,20 @@ pub struct Verified {
 }
 
 impl Verified {
-    pub fn new(inner: BoxStream<'static, std::io::Result<Bytes>>, digest: &str, size: i64) -> Verified {
-        Verified { inner, hasher: Sha256::new(), want: parse_digest(digest), digest: digest.to_string(), size, seen: 0, done: false }
+    pub fn new(
+        inner: BoxStream<'static, std::io::Result<Bytes>>,
+        digest: &str,
+        size: i64,
+    ) -> Verified {
+        Verified {
+            inner,
+            hasher: Sha256::new(),
+            want: parse_digest(digest),
+            digest: digest.to_string(),
+            size,
+            seen: 0,
+            done: false,
+        }
     }
 
     /// Bytes received so far.
@@ -64,7 +76,10 @@ impl Stream for Verified {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                Poll::Ready(Some(Err(Error::Transport(format!("reading blob {}: {e}", self.digest)))))
+                Poll::Ready(Some(Err(Error::Transport(format!(
+                    "reading blob {}: {e}",
+                    self.digest
+                )))))
             }
             Poll::Ready(None) => {
                 self.done = true;
@@ -108,9 +123,21 @@ mod tests {
     #[tokio::test]
     async fn verifies_digest_and_size() {
         let d = format!("sha256:{}", hex::encode(Sha256::digest(b"hello world")));
-        assert_eq!(run(Verified::new(stream(vec![b"hello ", b"world"]), &d, 11)).await.expect("ok"), b"hello world");
-        assert!(matches!(run(Verified::new(stream(vec![b"hello ", b"w0rld"]), &d, 11)).await, Err(Error::Verify(_))));
-        assert!(matches!(run(Verified::new(stream(vec![b"hello "]), &d, 11)).await, Err(Error::Verify(m)) if m.contains("truncated")));
-        assert!(matches!(run(Verified::new(stream(vec![b"hello world!!"]), &d, 11)).await, Err(Error::Verify(m)) if m.contains("larger")));
+        assert_eq!(
+            run(Verified::new(stream(vec![b"hello ", b"world"]), &d, 11))
+                .await
+                .expect("ok"),
+            b"hello world"
+        );
+        assert!(matches!(
+            run(Verified::new(stream(vec![b"hello ", b"w0rld"]), &d, 11)).await,
+            Err(Error::Verify(_))
+        ));
+        assert!(
+            matches!(run(Verified::new(stream(vec![b"hello "]), &d, 11)).await, Err(Error::Verify(m)) if m.contains("truncated"))
+        );
+        assert!(
+            matches!(run(Verified::new(stream(vec![b"hello world!!"]), &d, 11)).await, Err(Error::Verify(m)) if m.contains("larger"))
+        );
     }
 }

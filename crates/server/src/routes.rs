@@ -22,9 +22,39 @@ pub fn system() -> Vec<Route> {
     ]
 }
 
-/// Every route Berth serves.
+/// The image family. Image names contain slashes, hence `{name:.*}`.
+pub fn image() -> Vec<Route> {
+    use BodyMode::{Json, None, Stream};
+    vec![
+        r(Method::POST, "/images/create", "image.create", Stream),
+        r(Method::GET, "/images/json", "image.list", None),
+        r(Method::GET, "/images/get", "image.save", None),
+        r(Method::POST, "/images/load", "image.load", Stream),
+        r(Method::POST, "/images/prune", "image.prune", None),
+        r(Method::GET, "/images/{name:.*}/json", "image.inspect", None),
+        r(
+            Method::GET,
+            "/images/{name:.*}/history",
+            "image.history",
+            None,
+        ),
+        r(Method::GET, "/images/{name:.*}/get", "image.save", None),
+        r(Method::POST, "/images/{name:.*}/tag", "image.tag", None),
+        r(Method::POST, "/images/{name:.*}/push", "image.push", None),
+        r(Method::DELETE, "/images/{name:.*}", "image.delete", None),
+        r(
+            Method::GET,
+            "/distribution/{name:.*}/json",
+            "image.distribution",
+            None,
+        ),
+        r(Method::POST, "/auth", "image.auth", Json),
+    ]
+}
+
+/// Every route Berth serves, fixed paths before patterns.
 pub fn all() -> Vec<Route> {
     let mut v = system();
-    v.sort_by(|a, b| a.path().cmp(b.path()));
+    v.extend(image());
     v
 }

@@ -1,1 +1,170 @@
+//! The image job family.
+//!
+//! Each handler parses its request, does the work with [`berth_graph::Graph`] and
+//! [`berth_registry::Client`], and answers in Docker's shapes. Graph calls do file I/O,
+//! so they run on blocking threads ([`blocking`]).
 
+mod archive;
+pub mod changes;
+mod delete;
+mod progress;
+mod pull;
+mod push;
+mod views;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use berth_api::{ApiError, ErrorKind, Result};
+use berth_engine::{Engine, Job, Reply};
+use berth_graph::{Digest, Graph, Reference};
+use tokio::sync::Semaphore;
+
+/// Who uses an image (containers); the container family provides it. Returns
+/// `(container ID, running)` pairs.
+pub trait ImageUsage: Send + Sync {
+    fn users(&self, image: &Digest) -> Vec<(String, bool)>;
+}
+
+/// Shared state of the image jobs.
+pub struct Images {
+    pub graph: Arc<Graph>,
+    pub registry: Arc<berth_registry::Client>,
+    usage: RwLock<Option<Arc<dyn ImageUsage>>>,
+    downloads: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
+}
+
+impl Images {
+    pub fn new(graph: Arc<Graph>, registry: Arc<berth_registry::Client>) -> Arc<Images> {
+        let c = registry.config().clone();
+        Arc::new(Images {
+            graph,
+            registry,
+            usage: RwLock::new(None),
+            downloads: Arc::new(Semaphore::new(c.max_concurrent_downloads.max(1))),
+            uploads: Arc::new(Semaphore::new(c.max_concurrent_uploads.max(1))),
+        })
+    }
+
+    pub fn set_usage(&self, u: Arc<dyn ImageUsage>) {
+        *self.usage.write().unwrap_or_else(|p| p.into_inner()) = Some(u);
+    }
+
+    /// Image count, total layer bytes and `docker system df` rows.
+    pub fn usage(&self) -> (u64, u64, Vec<serde_json::Value>) {
+        let recs = self.graph.images();
+        let rows = recs
+            .iter()
+            .map(|rec| {
+                let (tags, digests): (Vec<_>, Vec<_>) = self
+                    .graph
+                    .refs_of(&rec.id)
+                    .into_iter()
+                    .partition(|r| r.digest.is_none());
+                let size = self.graph.image_size(rec);
+                serde_json::json!({
+                    "Containers": self.users(&rec.id).len(),
+                    "Created": rec.config.created_unix(),
+                    "Id": rec.id.as_str(),
+                    "Labels": rec.config.labels(),
+                    "ParentId": "",
+                    "RepoDigests": digests.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
+                    "RepoTags": tags.iter().map(|r| r.familiar()).collect::<Vec<_>>(),
+                    "SharedSize": -1,
+                    "Size": size,
+                })
+            })
+            .collect();
+        (recs.len() as u64, self.graph.layers_size(), rows)
+    }
+
+    pub(crate) fn users(&self, id: &Digest) -> Vec<(String, bool)> {
+        self.usage
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|u| u.users(id))
+            .unwrap_or_default()
+    }
+}
+
+/// The one place graph errors get their API kind.
+pub(crate) fn api_err(e: berth_graph::Error) -> ApiError {
+    use berth_graph::Error as G;
+    let kind = match &e {
+        G::InvalidReference(_) | G::InvalidDigest(_) | G::Config(_) => ErrorKind::InvalidParameter,
+        G::NoSuchImage(_) => ErrorKind::NotFound,
+        G::Conflict(_) => ErrorKind::Conflict,
+        G::Layer(_) => ErrorKind::InvalidParameter,
+        G::Io { .. } => ErrorKind::System,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+pub(crate) fn registry_err(e: berth_registry::Error) -> ApiError {
+    use berth_registry::Error as R;
+    let kind = match &e {
+        R::NotFound(_) => ErrorKind::NotFound,
+        R::Unauthorized(_) => ErrorKind::Unauthorized,
+        R::Manifest(_) | R::Verify(_) => ErrorKind::InvalidParameter,
+        R::Transport(_) => ErrorKind::System,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// Runs blocking work (file I/O on the graph) off the async runtime.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::system(format!("worker failed: {e}")))?
+}
+
+/// Resolves a user-given image name or ID, with Docker's "No such image" error.
+pub(crate) fn resolve(graph: &Graph, name: &str) -> Result<Digest> {
+    graph
+        .resolve(name)
+        .map_err(|_| ApiError::not_found(format!("No such image: {name}")))
+}
+
+pub(crate) fn event(job: &Job, action: &str, id: &str, name: &str) {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("name".to_string(), name.to_string());
+    job.events().publish("image", action, id, attrs);
+}
+
+/// A reference as a user typed it, normalized, with `latest` when untagged.
+pub(crate) fn parse_ref(s: &str) -> Result<Reference> {
+    Reference::parse_tagged(s).map_err(api_err)
+}
+
+/// Registers the image jobs.
+pub fn register(engine: &Engine, images: Arc<Images>) {
+    macro_rules! job {
+        ($name:literal, $f:path) => {{
+            let i = images.clone();
+            engine.register($name, move |job: Job| $f(job, i.clone()));
+        }};
+    }
+    job!("image.create", pull::create);
+    job!("image.list", views::list);
+    job!("image.inspect", views::inspect);
+    job!("image.history", views::history);
+    job!("image.tag", views::tag);
+    job!("image.delete", delete::delete);
+    job!("image.prune", delete::prune);
+    job!("image.save", archive::save);
+    job!("image.load", archive::load);
+    job!("image.push", push::push);
+    job!("image.distribution", pull::distribution);
+    job!("image.auth", pull::auth);
+}
+
+/// A reply for jobs that answer with nothing but a status.
+pub(crate) fn created() -> Reply {
+    Reply::empty(201)
+}

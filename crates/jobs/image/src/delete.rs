@@ -1,0 +1,228 @@
+//! `DELETE /images/{name}` and `POST /images/prune`, with dockerd's rules: untag
+//! first, delete when nothing names the image, refuse while containers use it.
+
+use std::sync::Arc;
+
+use berth_api::filters::{label_matches, Filters};
+use berth_api::{ApiError, Result};
+use berth_engine::{Job, Reply};
+use berth_graph::{Digest, Graph, Reference};
+use serde_json::{json, Value};
+
+use crate::{api_err, blocking, resolve, Images};
+
+/// What a deletion did, in the order dockerd reports it.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Value>,
+    untagged: Vec<(Digest, String)>,
+    deleted: Vec<Digest>,
+}
+
+impl Report {
+    fn untag(&mut self, graph: &Graph, r: &Reference, id: &Digest) -> Result<()> {
+        graph.untag(r).map_err(api_err)?;
+        self.rows.push(json!({ "Untagged": r.familiar() }));
+        self.untagged.push((id.clone(), r.familiar()));
+        Ok(())
+    }
+}
+
+fn conflict(name: &str, why: String) -> ApiError {
+    ApiError::conflict(format!(
+        "conflict: unable to delete {name} (must be forced) - {why}"
+    ))
+}
+
+fn short(id: &Digest) -> &str {
+    id.short()
+}
+
+/// Deletes an image no reference names any more, unless a container uses it.
+fn delete_unreferenced(
+    images: &Images,
+    id: &Digest,
+    force: bool,
+    report: &mut Report,
+) -> Result<()> {
+    if !images.graph.refs_of(id).is_empty() {
+        return Ok(());
+    }
+    if let Some((c, running)) = images.users(id).first() {
+        let state = if *running { "running" } else { "stopped" };
+        if *running || !force {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by {state} container {}",
+                short(id),
+                &c[..c.len().min(12)]
+            )));
+        }
+    }
+    let layers = images.graph.delete_image(id).map_err(api_err)?;
+    report.rows.push(json!({ "Deleted": id.as_str() }));
+    report.deleted.push(id.clone());
+    for l in layers {
+        report.rows.push(json!({ "Deleted": l.as_str() }));
+    }
+    Ok(())
+}
+
+fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
+    let graph = &images.graph;
+    let id = resolve(graph, name)?;
+    let mut report = Report::default();
+    // A name that is a reference (not an ID or ID prefix) untags just that.
+    let named_ref = Reference::parse_tagged(name)
+        .ok()
+        .filter(|r| graph.lookup_ref(r).as_ref() == Some(&id));
+    let users = images.users(&id);
+    match named_ref {
+        Some(r) if !force => {
+            report.untag(graph, &r, &id)?;
+            // The last tag gone: digest references of the same repository go too,
+            // and the image with them.
+            let rest = graph.refs_of(&id);
+            if rest
+                .iter()
+                .all(|x| x.digest.is_some() && x.name() == r.name())
+            {
+                if !users.is_empty() {
+                    // dockerd keeps the image (and its digests) for its containers.
+                    return Ok(report);
+                }
+                for d in rest {
+                    report.untag(graph, &d, &id)?;
+                }
+                delete_unreferenced(images, &id, force, &mut report)?;
+            }
+        }
+        _ => {
+            let refs = graph.refs_of(&id);
+            if !force {
+                let repos: std::collections::BTreeSet<String> =
+                    refs.iter().map(|r| r.name()).collect();
+                if repos.len() > 1 {
+                    return Err(conflict(
+                        short(&id),
+                        "image is referenced in multiple repositories".into(),
+                    ));
+                }
+                if let Some((c, running)) = users.first() {
+                    let state = if *running { "running" } else { "stopped" };
+                    return Err(conflict(
+                        short(&id),
+                        format!(
+                            "image is being used by {state} container {}",
+                            &c[..c.len().min(12)]
+                        ),
+                    ));
+                }
+            }
+            if users.iter().any(|(_, running)| *running) {
+                let (c, _) = &users[0];
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    short(&id),
+                    &c[..c.len().min(12)]
+                )));
+            }
+            for r in refs {
+                report.untag(graph, &r, &id)?;
+            }
+            if users.is_empty() {
+                delete_unreferenced(images, &id, force, &mut report)?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn publish(job: &Job, report: &Report) {
+    for (id, name) in &report.untagged {
+        crate::event(job, "untag", id.as_str(), name);
+    }
+    for id in &report.deleted {
+        crate::event(job, "delete", id.as_str(), id.as_str());
+    }
+}
+
+pub(crate) async fn delete(job: Job, images: Arc<Images>) -> Result<Reply> {
+    let name = job.args.required("name")?.to_string();
+    let force = job.args.bool("force");
+    let i = images.clone();
+    let report = blocking(move || image_delete(&i, &name, force)).await?;
+    publish(&job, &report);
+    Ok(Reply::json(&report.rows))
+}
+
+pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
+    let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
+    filters.validate(&["dangling", "until", "label", "label!"])?;
+    let dangling_only = filters
+        .get("dangling")
+        .first()
+        .is_none_or(|d| d == "true" || d == "1");
+    let until = match filters.get("until").first() {
+        Some(u) => Some(parse_until(u)?),
+        None => None,
+    };
+    let i = images.clone();
+    let (report, reclaimed) = blocking(move || {
+        let graph = &i.graph;
+        let mut report = Report::default();
+        let before = graph.layers_size();
+        for rec in graph.images() {
+            let refs = graph.refs_of(&rec.id);
+            let tagged = refs.iter().any(|r| r.tag.is_some());
+            let labels = rec.config.labels();
+            if (dangling_only && tagged)
+                || !i.users(&rec.id).is_empty()
+                || until.is_some_and(|u| rec.config.created_unix() >= u)
+                || !filters
+                    .get("label")
+                    .iter()
+                    .all(|l| label_matches(l, &labels))
+                || !filters
+                    .get("label!")
+                    .iter()
+                    .all(|l| !label_matches(l, &labels))
+            {
+                continue;
+            }
+            for r in refs {
+                report.untag(graph, &r, &rec.id)?;
+            }
+            delete_unreferenced(&i, &rec.id, false, &mut report)?;
+        }
+        Ok((report, before.saturating_sub(graph.layers_size())))
+    })
+    .await?;
+    publish(&job, &report);
+    crate::event(&job, "prune", "", "");
+    Ok(Reply::json(&json!({
+        "ImagesDeleted": if report.rows.is_empty() { Value::Null } else { json!(report.rows) },
+        "SpaceReclaimed": reclaimed,
+    })))
+}
+
+/// `until` as a unix timestamp or a Go duration relative to now (`24h`, `10m`).
+pub(crate) fn parse_until(s: &str) -> Result<i64> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Ok(t) = s.split('.').next().unwrap_or(s).parse::<i64>() {
+        return Ok(t);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("invalid until value: {s:?}")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(ApiError::invalid(format!("invalid until value: {s:?}"))),
+    };
+    Ok(now - secs)
+}
