@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use flate2::write::GzEncoder;
-use sha2::{Digest, Sha256};
 use tar::{EntryType, Header};
 
 use crate::Result;
@@ -35,9 +34,7 @@ pub struct Built {
     blobs: Vec<(String, Vec<u8>)>,
 }
 
-fn digest(data: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(data)))
-}
+use berth_testkit::registry::digest;
 
 fn hex_of(d: &str) -> &str {
     d.trim_start_matches("sha256:")
@@ -280,60 +277,11 @@ pub fn push_all(built: &[Built], addr: &str) -> Result {
 }
 
 fn push(b: &Built, addr: &str) -> Result {
-    let base = format!("http://{addr}/v2/{}", b.repo);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    for (d, data) in &b.blobs {
-        let head = agent
-            .head(&format!("{base}/blobs/{d}"))
-            .call()
-            .map_err(|e| format!("HEAD blob: {e}"))?;
-        if head.status() == 200 {
-            continue;
-        }
-        let start = agent
-            .post(&format!("{base}/blobs/uploads/"))
-            .send_empty()
-            .map_err(|e| format!("start upload: {e}"))?;
-        if start.status() != 202 {
-            return Err(format!("start upload: status {}", start.status()));
-        }
-        let loc = start
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or("upload has no Location")?
-            .to_string();
-        let loc = if loc.starts_with('/') {
-            format!("http://{addr}{loc}")
-        } else {
-            loc
-        };
-        let sep = if loc.contains('?') { '&' } else { '?' };
-        let put = agent
-            .put(&format!("{loc}{sep}digest={d}"))
-            .header("Content-Type", "application/octet-stream")
-            .send(&data[..])
-            .map_err(|e| format!("upload {d}: {e}"))?;
-        if put.status() != 201 {
-            return Err(format!("upload {d}: status {}", put.status()));
-        }
+    use berth_testkit::registry::{push_blob, put_manifest};
+    for (_, data) in &b.blobs {
+        push_blob(addr, &b.repo, data)?;
     }
-    let put = agent
-        .put(&format!("{base}/manifests/{}", b.tag))
-        .header("Content-Type", OCI_MANIFEST)
-        .send(&b.manifest[..])
-        .map_err(|e| format!("put manifest: {e}"))?;
-    if put.status() != 201 {
-        return Err(format!("put manifest: status {}", put.status()));
-    }
-    let got = put
-        .headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let got = put_manifest(addr, &b.repo, &b.tag, OCI_MANIFEST, &b.manifest)?;
     if got != b.manifest_digest {
         return Err(format!(
             "registry stored {got}, expected {}",

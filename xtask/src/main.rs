@@ -10,7 +10,6 @@
 
 mod fixtures;
 mod packages;
-mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -91,7 +90,7 @@ fn test(args: &[String]) -> Result {
     packages::ensure(packages::TEST)?;
     let out = root().join("target/fixtures");
     let built = fixtures::build_all(&out)?;
-    let reg = registry::Registry::start(&root().join("target"))?;
+    let reg = berth_testkit::registry::Registry::start(&root().join("target"))?;
     eprintln!("test registry on {}", reg.addr);
     fixtures::push_all(&built, &reg.addr)?;
     let mut t = cargo();

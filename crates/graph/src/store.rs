@@ -574,6 +574,7 @@ mod tests {
                 diff_id: diff_id.clone(),
                 parent,
                 size: content.len() as u64,
+                tar_size: 0,
             },
         )
         .expect("commit");

@@ -47,6 +47,21 @@ impl Verified {
         }
     }
 
+    /// The error for content that does not match the descriptor.
+    fn verdict(&self) -> Error {
+        if self.size >= 0 && self.seen < self.size {
+            Error::Verify(format!(
+                "blob {} is truncated: got {} of {} bytes",
+                self.digest, self.seen, self.size
+            ))
+        } else {
+            Error::Verify(format!(
+                "filesystem layer verification failed for digest {}",
+                self.digest
+            ))
+        }
+    }
+
     /// Bytes received so far.
     pub fn received(&self) -> i64 {
         self.seen
@@ -76,6 +91,16 @@ impl Stream for Verified {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
+                // oci-client checks the digest itself at the end of the stream; report
+                // its verdict in dockerd's words, and never as a retryable failure.
+                let digest_failed = e.get_ref().is_some_and(|inner| {
+                    inner
+                        .downcast_ref::<oci_client::errors::DigestError>()
+                        .is_some()
+                });
+                if digest_failed {
+                    return Poll::Ready(Some(Err(self.verdict())));
+                }
                 Poll::Ready(Some(Err(Error::Transport(format!(
                     "reading blob {}: {e}",
                     self.digest
@@ -84,17 +109,8 @@ impl Stream for Verified {
             Poll::Ready(None) => {
                 self.done = true;
                 let got: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-                if self.size >= 0 && self.seen != self.size {
-                    return Poll::Ready(Some(Err(Error::Verify(format!(
-                        "blob {} is truncated: got {} of {} bytes",
-                        self.digest, self.seen, self.size
-                    )))));
-                }
-                if self.want != Some(got) {
-                    return Poll::Ready(Some(Err(Error::Verify(format!(
-                        "filesystem layer verification failed for digest {}",
-                        self.digest
-                    )))));
+                if (self.size >= 0 && self.seen != self.size) || self.want != Some(got) {
+                    return Poll::Ready(Some(Err(self.verdict())));
                 }
                 Poll::Ready(None)
             }

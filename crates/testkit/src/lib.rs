@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 

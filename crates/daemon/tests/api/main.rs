@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod events;
+mod images;
 mod lifecycle;
 mod system;
 

@@ -1,15 +1,16 @@
-//! Debian's `docker-registry` (distribution) on a free loopback port, for tests.
+//! Debian's `docker-registry` (distribution) on a free loopback port, and a
+//! minimal push client to fill it (blobs and manifests, by the v2 API).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Result;
+pub type Result<T = ()> = std::result::Result<T, String>;
 
 pub struct Registry {
     pub addr: String,
     child: Child,
-    dir: std::path::PathBuf,
+    dir: PathBuf,
 }
 
 fn free_port() -> Result<u16> {
@@ -47,6 +48,16 @@ impl Registry {
         Ok(reg)
     }
 
+    /// Where the registry keeps blob `digest` on disk (to corrupt it in tests).
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     fn wait_ready(&mut self) -> Result {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("http://{}/v2/", self.addr);
@@ -77,4 +88,78 @@ impl Drop for Registry {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// The sha256 digest of `data`.
+pub fn digest(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+/// Uploads a blob to `repo` unless the registry has it; returns its digest.
+pub fn push_blob(addr: &str, repo: &str, data: &[u8]) -> Result<String> {
+    let d = digest(data);
+    let base = format!("http://{addr}/v2/{repo}");
+    let a = agent();
+    let head = a
+        .head(&format!("{base}/blobs/{d}"))
+        .call()
+        .map_err(|e| format!("HEAD blob: {e}"))?;
+    if head.status() == 200 {
+        return Ok(d);
+    }
+    let start = a
+        .post(&format!("{base}/blobs/uploads/"))
+        .send_empty()
+        .map_err(|e| format!("start upload: {e}"))?;
+    if start.status() != 202 {
+        return Err(format!("start upload: status {}", start.status()));
+    }
+    let loc = start
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("upload has no Location")?
+        .to_string();
+    let loc = if loc.starts_with('/') {
+        format!("http://{addr}{loc}")
+    } else {
+        loc
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let put = a
+        .put(&format!("{loc}{sep}digest={d}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(data)
+        .map_err(|e| format!("upload {d}: {e}"))?;
+    if put.status() != 201 {
+        return Err(format!("upload {d}: status {}", put.status()));
+    }
+    Ok(d)
+}
+
+/// Puts a manifest (or index) under `reference` (a tag or digest); returns its digest.
+pub fn put_manifest(
+    addr: &str,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    data: &[u8],
+) -> Result<String> {
+    let put = agent()
+        .put(&format!("http://{addr}/v2/{repo}/manifests/{reference}"))
+        .header("Content-Type", media_type)
+        .send(data)
+        .map_err(|e| format!("put manifest: {e}"))?;
+    if put.status() != 201 {
+        return Err(format!("put manifest: status {}", put.status()));
+    }
+    Ok(digest(data))
 }
