@@ -7,7 +7,9 @@
 //!   fixtures there, runs every test, and stops the registry.
 //! - `cargo xtask fixtures [--out DIR] [--push HOST:PORT]`: builds (and pushes) the
 //!   fixture images only.
+//! - `cargo xtask bench [--against unix:///other.sock]`: benchmarks (see `bench.rs`).
 
+mod bench;
 mod fixtures;
 mod packages;
 
@@ -26,8 +28,12 @@ fn main() -> ExitCode {
         "run" => run(&rest),
         "test" => test(&rest),
         "fixtures" => fixtures_cmd(&rest),
+        "bench" => bench::bench(&rest),
         _ => {
-            eprintln!("usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | fixtures [--out DIR] [--push HOST:PORT]");
+            eprintln!(
+                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | fixtures [--out DIR] [--push HOST:PORT]\n       \
+                 | bench [--against unix:///other.sock] [--berth unix://…] [--only NAME] [--json FILE] [--runs N]"
+            );
             return if cmd == "help" {
                 ExitCode::SUCCESS
             } else {
