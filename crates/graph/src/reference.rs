@@ -19,7 +19,8 @@ pub struct Reference {
 }
 
 fn invalid(s: &str) -> Error {
-    Error::InvalidReference(format!("invalid reference format: {s:?}"))
+    tracing::debug!(reference = s, "invalid reference");
+    Error::InvalidReference("invalid reference format".to_string())
 }
 
 fn is_component(c: &str) -> bool {

@@ -135,12 +135,20 @@ fn tag_and_rmi_follow_dockers_rules() {
     );
     let out = d.cli_ok(&["rmi", "other:2"]);
     assert_eq!(out.trim(), "Untagged: other:2");
+    // The repository's last tag takes its digest references with it (dockerd 20.10
+    // does the same), while another repository keeps the image.
+    let out = d.cli_ok(&["rmi", &r]);
+    assert!(out.contains(&format!("Untagged: {r}")), "{out}");
+    assert!(out.contains(&format!("Untagged: {}/busybox@sha256:", reg())), "{out}");
+    assert!(!out.contains("Deleted"), "{out}");
+    assert_eq!(inspect(&d, "mine/box:1")["RepoDigests"], serde_json::json!([]));
     let e = stderr_of(&d, &["rmi", "nope"]);
     assert!(e.contains("No such image: nope"), "{e}");
     let e = stderr_of(&d, &["tag", &r, "Bad:Name"]);
     assert!(e.to_lowercase().contains("invalid reference format"), "{e}");
+    d.cli_ok(&["tag", "mine/box:1", "again:3"]);
     let out = d.cli_ok(&["rmi", "-f", &id]);
-    assert!(out.contains("Untagged: mine/box:1"), "{out}");
+    assert!(out.contains("Untagged: mine/box:1") && out.contains("Untagged: again:3"), "{out}");
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     assert_eq!(d.cli_ok(&["images", "-q"]).trim(), "");
     // Layers went with it.

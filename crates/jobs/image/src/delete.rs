@@ -79,20 +79,16 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
     match named_ref {
         Some(r) if !force => {
             report.untag(graph, &r, &id)?;
-            // The last tag gone: digest references of the same repository go too,
-            // and the image with them.
+            // The repository's last tag gone, its digest references go too (as
+            // dockerd does, whatever other repositories still tag the image); the
+            // image goes when nothing names it and no container uses it.
             let rest = graph.refs_of(&id);
-            if rest
-                .iter()
-                .all(|x| x.digest.is_some() && x.name() == r.name())
-            {
-                if !users.is_empty() {
-                    // dockerd keeps the image (and its digests) for its containers.
-                    return Ok(report);
+            if !rest.iter().any(|x| x.digest.is_none() && x.name() == r.name()) {
+                for d in rest.iter().filter(|x| x.digest.is_some() && x.name() == r.name()) {
+                    report.untag(graph, d, &id)?;
                 }
-                for d in rest {
-                    report.untag(graph, &d, &id)?;
-                }
+            }
+            if users.is_empty() {
                 delete_unreferenced(images, &id, force, &mut report)?;
             }
         }
