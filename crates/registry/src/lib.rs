@@ -48,7 +48,10 @@ pub(crate) fn map_oci(e: oci_client::errors::OciDistributionError, what: &str) -
     let msg = e.to_string();
     match e {
         E::ImageManifestNotFoundError(_) => Error::NotFound(format!("manifest unknown: {what}")),
-        E::AuthenticationFailure(m) | E::UnauthorizedError { url: m } => Error::Unauthorized(m),
+        E::AuthenticationFailure(m) => Error::Unauthorized(format!("unauthorized: {m}")),
+        E::UnauthorizedError { url } => {
+            Error::Unauthorized(format!("unauthorized: authentication required for {url}"))
+        }
         E::RegistryError { envelope, .. } => {
             let codes: Vec<String> = envelope
                 .errors
@@ -146,6 +149,8 @@ pub struct Config {
 pub struct Client {
     https: oci_client::Client,
     http: oci_client::Client,
+    /// For the one request oci-client has no call for: a credential check on `/v2/`.
+    plain: reqwest::Client,
     config: Config,
 }
 
@@ -168,6 +173,11 @@ impl Client {
         Client {
             https: oci_client::Client::new(oci_config(ClientProtocol::Https)),
             http: oci_client::Client::new(oci_config(ClientProtocol::Http)),
+            plain: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(30))
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .unwrap_or_default(),
             config,
         }
     }
@@ -196,23 +206,99 @@ impl Client {
         })
     }
 
-    fn client_for(&self, r: &RemoteRef) -> &oci_client::Client {
-        if self.is_insecure(r.registry()) {
-            &self.http
-        } else {
-            &self.https
-        }
+    /// A session for one operation on the registry of `r` with `auth`. Credentials
+    /// never leak between sessions: oci-client caches credentials and tokens per
+    /// client, so a session with credentials gets a client of its own.
+    pub fn session(&self, r: &RemoteRef, auth: &AuthConfig) -> Session {
+        let insecure = self.is_insecure(r.registry());
+        let auth = auth.to_oci();
+        let client = match (&auth, insecure) {
+            (RegistryAuth::Anonymous, true) => self.http.clone(),
+            (RegistryAuth::Anonymous, false) => self.https.clone(),
+            (_, true) => oci_client::Client::new(oci_config(ClientProtocol::Http)),
+            (_, false) => oci_client::Client::new(oci_config(ClientProtocol::Https)),
+        };
+        Session { client, auth }
     }
 
+    /// Checks credentials against registry `host` (`POST /auth`), as dockerd's
+    /// login does: `GET /v2/`, answering a Basic challenge with the credentials, or
+    /// fetching a bearer token with them.
+    pub async fn login(&self, host: &str, auth: &AuthConfig) -> Result<(), Error> {
+        let host = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        let scheme = if self.is_insecure(host) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!("{scheme}://{host}/v2/");
+        let failed = |status: reqwest::StatusCode| {
+            Error::Unauthorized(format!(
+                "login attempt to {url} failed with status: {status}"
+            ))
+        };
+        let resp = self
+            .plain
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("{url}: {e}")))?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Err(failed(resp.status()));
+        }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if challenge.starts_with("basic") {
+            let resp = self
+                .plain
+                .get(&url)
+                .basic_auth(&auth.username, Some(&auth.password))
+                .send()
+                .await
+                .map_err(|e| Error::Transport(format!("{url}: {e}")))?;
+            return if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(failed(resp.status()))
+            };
+        }
+        // Bearer: the token service checks the credentials.
+        let r = RemoteRef::with_tag(
+            host.to_string(),
+            "library/hello-world".into(),
+            "latest".into(),
+        );
+        self.session(&r, auth)
+            .client
+            .auth(&r, &auth.to_oci(), oci_client::RegistryOperation::Pull)
+            .await
+            .map(drop)
+            .map_err(|_| failed(reqwest::StatusCode::UNAUTHORIZED))
+    }
+}
+
+/// One operation's connection to a registry, with its credentials.
+pub struct Session {
+    client: oci_client::Client,
+    auth: RegistryAuth,
+}
+
+impl Session {
     /// Fetches the manifest `r` names and, through a list or index, the one for
     /// `platform`, with its config.
-    pub async fn resolve(
-        &self,
-        r: &RemoteRef,
-        auth: &AuthConfig,
-        platform: &Platform,
-    ) -> Result<Resolved, Error> {
-        manifest::resolve(self.client_for(r), r, &auth.to_oci(), platform).await
+    pub async fn resolve(&self, r: &RemoteRef, platform: &Platform) -> Result<Resolved, Error> {
+        manifest::resolve(&self.client, r, &self.auth, platform).await
     }
 
     /// Streams blob `d` of repository `r`; the stream fails at its end if the bytes do
@@ -225,34 +311,27 @@ impl Client {
             ..Default::default()
         };
         let s = self
-            .client_for(r)
+            .client
             .pull_blob_stream(r, &desc)
             .await
             .map_err(|e| map_oci(e, &d.digest))?;
         Ok(Verified::new(s.stream, &d.digest, d.size))
     }
 
-    /// Checks credentials against a registry (`POST /auth`).
-    pub async fn login(&self, r: &RemoteRef, auth: &AuthConfig) -> Result<(), Error> {
-        self.client_for(r)
-            .auth(r, &auth.to_oci(), oci_client::RegistryOperation::Pull)
-            .await
-            .map(drop)
-            .map_err(|e| map_oci(e, r.registry()))
-    }
-
-    pub async fn blob_exists(
-        &self,
-        r: &RemoteRef,
-        auth: &AuthConfig,
-        digest: &str,
-    ) -> Result<bool, Error> {
-        let c = self.client_for(r);
-        c.store_auth_if_needed(r.resolve_registry(), &auth.to_oci())
+    /// Whether repository `r` has blob `digest`. Authenticates for pull and push, so
+    /// the uploads that follow find their tokens.
+    pub async fn blob_exists(&self, r: &RemoteRef, digest: &str) -> Result<bool, Error> {
+        let c = &self.client;
+        c.store_auth_if_needed(r.resolve_registry(), &self.auth)
             .await;
-        c.auth(r, &auth.to_oci(), oci_client::RegistryOperation::Push)
-            .await
-            .map_err(|e| map_oci(e, r.registry()))?;
+        for op in [
+            oci_client::RegistryOperation::Pull,
+            oci_client::RegistryOperation::Push,
+        ] {
+            c.auth(r, &self.auth, op)
+                .await
+                .map_err(|e| map_oci(e, r.registry()))?;
+        }
         c.blob_exists(r, digest)
             .await
             .map_err(|e| map_oci(e, digest))
@@ -269,7 +348,7 @@ impl Client {
     where
         S: Stream<Item = Result<Bytes, oci_client::errors::OciDistributionError>> + Send + 'static,
     {
-        self.client_for(r)
+        self.client
             .push_blob_stream(r, data, digest, Some(size))
             .await
             .map(drop)
@@ -283,7 +362,7 @@ impl Client {
         from: &RemoteRef,
         digest: &str,
     ) -> Result<(), Error> {
-        self.client_for(r)
+        self.client
             .mount_blob(r, from, digest)
             .await
             .map_err(|e| map_oci(e, digest))
@@ -303,7 +382,7 @@ impl Client {
             "sha256:{}",
             hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw))
         );
-        self.client_for(r)
+        self.client
             .push_manifest_raw(r, raw, ct)
             .await
             .map_err(|e| map_oci(e, "manifest"))?;

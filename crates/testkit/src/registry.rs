@@ -22,16 +22,34 @@ fn free_port() -> Result<u16> {
 impl Registry {
     /// Starts a registry with its storage in a fresh directory under `parent`.
     pub fn start(parent: &Path) -> Result<Registry> {
+        Self::start_with(parent, None)
+    }
+
+    /// Starts a registry that requires HTTP basic auth with `user`/`password`.
+    pub fn start_with_auth(parent: &Path, user: &str, password: &str) -> Result<Registry> {
+        let hash = bcrypt::hash(password, 4).map_err(|e| e.to_string())?;
+        Self::start_with(parent, Some(format!("{user}:{hash}\n")))
+    }
+
+    fn start_with(parent: &Path, htpasswd: Option<String>) -> Result<Registry> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let dir = parent.join(format!("test-registry-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("storage"))
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.join("storage").display()
         );
+        if let Some(h) = htpasswd {
+            let path = dir.join("htpasswd");
+            std::fs::write(&path, h).map_err(|e| e.to_string())?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                path.display()
+            ));
+        }
         let cfg = dir.join("config.yml");
         std::fs::write(&cfg, config).map_err(|e| format!("writing {}: {e}", cfg.display()))?;
         let log = std::fs::File::create(dir.join("registry.log")).map_err(|e| e.to_string())?;
@@ -67,7 +85,12 @@ impl Registry {
                     std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default();
                 return Err(format!("docker-registry exited ({s}):\n{log}"));
             }
-            if ureq::get(&url).call().is_ok() {
+            // 200, or 401 when auth is on: either way it is serving.
+            if agent()
+                .get(&url)
+                .call()
+                .is_ok_and(|r| r.status() == 200 || r.status() == 401)
+            {
                 return Ok(());
             }
             if Instant::now() > deadline {

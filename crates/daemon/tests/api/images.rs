@@ -139,16 +139,25 @@ fn tag_and_rmi_follow_dockers_rules() {
     // does the same), while another repository keeps the image.
     let out = d.cli_ok(&["rmi", &r]);
     assert!(out.contains(&format!("Untagged: {r}")), "{out}");
-    assert!(out.contains(&format!("Untagged: {}/busybox@sha256:", reg())), "{out}");
+    assert!(
+        out.contains(&format!("Untagged: {}/busybox@sha256:", reg())),
+        "{out}"
+    );
     assert!(!out.contains("Deleted"), "{out}");
-    assert_eq!(inspect(&d, "mine/box:1")["RepoDigests"], serde_json::json!([]));
+    assert_eq!(
+        inspect(&d, "mine/box:1")["RepoDigests"],
+        serde_json::json!([])
+    );
     let e = stderr_of(&d, &["rmi", "nope"]);
     assert!(e.contains("No such image: nope"), "{e}");
     let e = stderr_of(&d, &["tag", &r, "Bad:Name"]);
     assert!(e.to_lowercase().contains("invalid reference format"), "{e}");
     d.cli_ok(&["tag", "mine/box:1", "again:3"]);
     let out = d.cli_ok(&["rmi", "-f", &id]);
-    assert!(out.contains("Untagged: mine/box:1") && out.contains("Untagged: again:3"), "{out}");
+    assert!(
+        out.contains("Untagged: mine/box:1") && out.contains("Untagged: again:3"),
+        "{out}"
+    );
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     assert_eq!(d.cli_ok(&["images", "-q"]).trim(), "");
     // Layers went with it.
@@ -628,4 +637,36 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
         .expect("feed");
     let out = load.wait_with_output().expect("load");
     assert!(!out.status.success());
+}
+
+#[test]
+fn login_and_authenticated_push_and_pull() {
+    let d = daemon();
+    let parent = d.data_root.parent().expect("dir").join("authreg");
+    let private =
+        Registry::start_with_auth(&parent, "alice", "s3cret").expect("registry with auth");
+    let r = busybox(&d);
+    let target = format!("{}/secure/box:1", private.addr);
+    d.cli_ok(&["tag", &r, &target]);
+    let e = stderr_of(&d, &["push", &target]);
+    assert!(
+        e.to_lowercase().contains("unauthorized") || e.contains("401"),
+        "{e}"
+    );
+    let e = stderr_of(&d, &["login", "-u", "alice", "-p", "wrong", &private.addr]);
+    assert!(e.contains("401"), "{e}");
+    let out = d.cli_ok(&["login", "-u", "alice", "-p", "s3cret", &private.addr]);
+    assert!(out.contains("Login Succeeded"), "{out}");
+    d.cli_ok(&["push", &target]);
+    let id = inspect(&d, &target)["Id"].as_str().expect("id").to_string();
+    d.cli_ok(&["rmi", "-f", &id]);
+    d.cli_ok(&["pull", &target]);
+    assert_eq!(inspect(&d, &target)["Id"], id.as_str());
+    d.cli_ok(&["logout", &private.addr]);
+    d.cli_ok(&["rmi", "-f", &id]);
+    let e = stderr_of(&d, &["pull", &target]);
+    assert!(
+        e.to_lowercase().contains("unauthorized") || e.contains("401"),
+        "{e}"
+    );
 }

@@ -83,8 +83,14 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
             // dockerd does, whatever other repositories still tag the image); the
             // image goes when nothing names it and no container uses it.
             let rest = graph.refs_of(&id);
-            if !rest.iter().any(|x| x.digest.is_none() && x.name() == r.name()) {
-                for d in rest.iter().filter(|x| x.digest.is_some() && x.name() == r.name()) {
+            if !rest
+                .iter()
+                .any(|x| x.digest.is_none() && x.name() == r.name())
+            {
+                for d in rest
+                    .iter()
+                    .filter(|x| x.digest.is_some() && x.name() == r.name())
+                {
                     report.untag(graph, d, &id)?;
                 }
             }

@@ -106,7 +106,9 @@ pub(crate) fn registry_err(e: berth_registry::Error) -> ApiError {
     use berth_registry::Error as R;
     let kind = match &e {
         R::NotFound(_) => ErrorKind::NotFound,
-        R::Unauthorized(_) => ErrorKind::Unauthorized,
+        // Not 401: the CLI answers a 401 on pull or push by prompting for a login,
+        // and dockerd reports registry auth failures as 500.
+        R::Unauthorized(_) => ErrorKind::System,
         R::Manifest(_) | R::Verify(_) => ErrorKind::InvalidParameter,
         R::Transport(_) => ErrorKind::System,
     };

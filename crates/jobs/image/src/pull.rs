@@ -8,7 +8,7 @@ use std::time::Duration;
 use berth_api::{ApiError, Result};
 use berth_engine::{Job, Reply, StreamKind};
 use berth_graph::{chain_ids, BlobSum, Compression, Digest, ImageConfig, LayerMeta, Reference};
-use berth_registry::{AuthConfig, Descriptor, Platform, RemoteRef};
+use berth_registry::{AuthConfig, Descriptor, Platform, RemoteRef, Session};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
@@ -103,9 +103,9 @@ async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         None => Platform::host(),
     };
     let auth = auth_of(&job)?;
-    let resolved = images
-        .registry
-        .resolve(&remote(&r), &auth, &platform)
+    let session = Arc::new(images.registry.session(&remote(&r), &auth));
+    let resolved = session
+        .resolve(&remote(&r), &platform)
         .await
         .map_err(|e| match e {
             berth_registry::Error::NotFound(m) if !m.contains("no matching manifest") => {
@@ -148,6 +148,7 @@ async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         let ctx = LayerJob {
             images: images.clone(),
             remote: remote(&r),
+            session: session.clone(),
             desc: desc.clone(),
             diff_id: config.rootfs.diff_ids[i].clone(),
             chain_id: chains[i].clone(),
@@ -202,6 +203,7 @@ async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
 struct LayerJob {
     images: Arc<Images>,
     remote: RemoteRef,
+    session: Arc<Session>,
     desc: Descriptor,
     diff_id: Digest,
     chain_id: Digest,
@@ -255,8 +257,7 @@ impl LayerJob {
     async fn attempt(&self, compression: Compression) -> std::result::Result<(), Failure> {
         let total = self.desc.size.max(0) as u64;
         let mut blob = self
-            .images
-            .registry
+            .session
             .blob(&self.remote, &self.desc)
             .await
             .map_err(Failure::from_registry)?;
@@ -364,7 +365,8 @@ pub(crate) async fn distribution(job: Job, images: Arc<Images>) -> Result<Reply>
     let auth = auth_of(&job)?;
     let resolved = images
         .registry
-        .resolve(&remote(&r), &auth, &Platform::host())
+        .session(&remote(&r), &auth)
+        .resolve(&remote(&r), &Platform::host())
         .await
         .map_err(registry_err)?;
     let config = ImageConfig::parse(&resolved.config_raw).map_err(api_err)?;
@@ -385,23 +387,14 @@ pub(crate) async fn auth(job: Job, images: Arc<Images>) -> Result<Reply> {
     let server = a
         .server_address
         .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let server = server
-        .strip_suffix("/v1")
-        .or_else(|| server.strip_suffix("/v2"))
-        .unwrap_or(server);
-    let host = if server.is_empty() || server.contains("index.docker.io") {
+        .trim_start_matches("http://");
+    let server = server.split('/').next().unwrap_or("");
+    let host = if server.is_empty() || server.ends_with("docker.io") {
         "docker.io"
     } else {
         server
     };
-    let r = RemoteRef::with_tag(
-        host.to_string(),
-        "library/hello-world".into(),
-        "latest".into(),
-    );
-    images.registry.login(&r, &a).await.map_err(|e| match e {
+    images.registry.login(host, &a).await.map_err(|e| match e {
         berth_registry::Error::Unauthorized(m) => {
             ApiError::new(berth_api::ErrorKind::Unauthorized, m)
         }

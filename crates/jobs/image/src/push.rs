@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_api::{ApiError, Result};
 use berth_engine::{Job, Reply, StreamKind};
 use berth_graph::{BlobSum, Digest, Graph, Reference};
-use berth_registry::{AuthConfig, RemoteRef};
+use berth_registry::{RemoteRef, Session};
 use bytes::Bytes;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -81,7 +81,7 @@ fn compress(graph: &Graph, chain: &Digest) -> Result<Compressed> {
 async fn push_layer(
     images: Arc<Images>,
     target: RemoteRef,
-    auth: AuthConfig,
+    session: Arc<Session>,
     chain: Digest,
     out: Progress,
 ) -> Result<(Digest, u64)> {
@@ -99,9 +99,8 @@ async fn push_layer(
         if !same_registry {
             continue;
         }
-        if images
-            .registry
-            .blob_exists(&target, &auth, sum.digest.as_str())
+        if session
+            .blob_exists(&target, sum.digest.as_str())
             .await
             .map_err(registry_err)?
         {
@@ -119,8 +118,7 @@ async fn push_layer(
                 from_path.clone(),
                 "latest".into(),
             );
-            if images
-                .registry
+            if session
                 .mount_blob(&target, &from, sum.digest.as_str())
                 .await
                 .is_ok()
@@ -133,9 +131,8 @@ async fn push_layer(
     let graph = images.graph.clone();
     let c2 = chain.clone();
     let comp = blocking(move || compress(&graph, &c2)).await?;
-    if images
-        .registry
-        .blob_exists(&target, &auth, comp.digest.as_str())
+    if session
+        .blob_exists(&target, comp.digest.as_str())
         .await
         .map_err(registry_err)?
     {
@@ -165,8 +162,7 @@ async fn push_layer(
                 }
             }
         });
-        images
-            .registry
+        session
             .push_blob(&target, comp.digest.as_str(), comp.size, stream)
             .await
             .map_err(registry_err)?;
@@ -217,6 +213,7 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
     let auth = auth_of(&job)?;
     let target = remote(&r);
+    let session = Arc::new(images.registry.session(&target, &auth));
     let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
     out.status(&format!("The push refers to repository [{}]", r.name()))
         .await?;
@@ -228,7 +225,7 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         let fut = push_layer(
             images.clone(),
             target.clone(),
-            auth.clone(),
+            session.clone(),
             c.clone(),
             out.clone(),
         );
@@ -241,17 +238,15 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     }
     // The config goes up as it is stored, so the image ID stays the same.
     let config_digest = rec.id.clone();
-    if !images
-        .registry
-        .blob_exists(&target, &auth, config_digest.as_str())
+    if !session
+        .blob_exists(&target, config_digest.as_str())
         .await
         .map_err(registry_err)?
     {
         let data = Bytes::from(rec.config_raw.clone());
         let size = data.len() as u64;
         let stream = futures_util::stream::iter(vec![Ok(data)]);
-        images
-            .registry
+        session
             .push_blob(&target, config_digest.as_str(), size, stream)
             .await
             .map_err(registry_err)?;
@@ -264,8 +259,7 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     });
     let raw = serde_json::to_vec_pretty(&manifest).map_err(|e| ApiError::system(e.to_string()))?;
     let size = raw.len();
-    let digest = images
-        .registry
+    let digest = session
         .push_manifest(&target, raw.clone(), DOCKER_MANIFEST)
         .await
         .map_err(registry_err)?;
