@@ -206,6 +206,35 @@ impl Client {
         })
     }
 
+    /// Streams the body of `url` (for `docker import URL`). Only http and https.
+    pub async fn fetch(
+        &self,
+        url: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>, Error> {
+        use futures_util::StreamExt;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::Manifest(format!("unsupported URL scheme: {url}")));
+        }
+        let resp = self
+            .plain
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::Transport(format!("{url}: {e}")))?;
+        if !resp.status().is_success() {
+            let s = resp.status();
+            return Err(if s == reqwest::StatusCode::NOT_FOUND {
+                Error::NotFound(format!("{url}: {s}"))
+            } else {
+                Error::Transport(format!("{url}: {s}"))
+            });
+        }
+        Ok(resp
+            .bytes_stream()
+            .map(|r| r.map_err(std::io::Error::other))
+            .boxed())
+    }
+
     /// A session for one operation on the registry of `r` with `auth`. Credentials
     /// never leak between sessions: oci-client caches credentials and tokens per
     /// client, so a session with credentials gets a client of its own.

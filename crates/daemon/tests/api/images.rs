@@ -297,6 +297,54 @@ fn import_and_prune() {
     assert_eq!(img["Config"]["Cmd"], serde_json::json!(["/bin/x"]));
     assert_eq!(img["Config"]["Env"], serde_json::json!(["A=1"]));
     assert_eq!(img["Comment"], "hello");
+    // From a URL: a static file server on loopback, stopped by its PID.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dir = file.parent().expect("dir").to_path_buf();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("http server");
+    let url = format!("http://127.0.0.1:{port}/rootfs.tar");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let from_url = d.cli(&["import", &url, "fromurl:1"]);
+    let missing = d.cli(&[
+        "import",
+        &format!("http://127.0.0.1:{port}/missing.tar"),
+        "nothing:1",
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        from_url.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_url.stderr)
+    );
+    assert_eq!(inspect(&d, "fromurl:1")["RootFS"], img["RootFS"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    d.cli_ok(&["rmi", "fromurl:1"]);
     // An untagged import is dangling, and prune removes it but not the tagged one.
     let gz = {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -425,11 +425,6 @@ pub(crate) async fn load(mut job: Job, images: Arc<Images>) -> Result<Reply> {
 
 pub(crate) async fn import(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let src = job.args.str("fromSrc").unwrap_or("").to_string();
-    if src != "-" {
-        return Err(ApiError::not_implemented(
-            "importing from a URL is not supported; pipe the archive to `docker import -`",
-        ));
-    }
     let repo = job.args.str("repo").unwrap_or("").to_string();
     let tag = job.args.str("tag").unwrap_or("").to_string();
     let target = if repo.is_empty() {
@@ -455,7 +450,17 @@ pub(crate) async fn import(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         .map_err(crate::registry_err)?;
     let platform = platform.unwrap_or_else(berth_registry::Platform::host);
 
-    let body = job.args.take_body();
+    let body = if src == "-" {
+        job.args.take_body()
+    } else {
+        // A URL: the archive comes from there, as dockerd's import does.
+        let stream = images
+            .registry
+            .fetch(&src)
+            .await
+            .map_err(crate::registry_err)?;
+        Body::Stream(stream)
+    };
     let (raw_rx, feeder) = body_channel(body);
     // Sniff the compression from the first chunk, then unpack the rest as it comes.
     let (tx, rx) = mpsc::channel(8);
