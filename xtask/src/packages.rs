@@ -4,12 +4,20 @@ use std::process::{Command, Stdio};
 
 use crate::Result;
 
-/// Needed to run `berthd`.
-pub const RUN: &[&str] = &[];
+/// Needed to build and run `berthd` (libcontainer links libseccomp).
+pub const RUN: &[&str] = &["libseccomp-dev", "pkg-config"];
 /// Needed to build the fixture images.
 pub const FIXTURES: &[&str] = &["busybox-static"];
 /// Needed by the tests: fixtures, the registry, and the tools tests drive.
-pub const TEST: &[&str] = &["busybox-static", "docker-registry", "curl", "util-linux"];
+pub const TEST: &[&str] = &[
+    "busybox-static",
+    "docker-registry",
+    "curl",
+    "util-linux",
+    "libseccomp-dev",
+    "pkg-config",
+    "python3",
+];
 
 fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")

@@ -1,0 +1,265 @@
+//! `berth-shim`: one per container. Starts the container with libcontainer, copies its
+//! stdout and stderr into the json-file log, reaps it and records how it ended.
+//!
+//! It is single-threaded on purpose: libcontainer clones its caller and keeps running
+//! Rust in the child, which is only sound in a process without other threads. It runs
+//! in its own session so the daemon can stop, crash or restart without taking the
+//! container with it, and it makes itself the subreaper so that the container's init
+//! is its child once libcontainer's intermediate process has exited.
+//!
+//! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE`
+//! It prints one JSON line on stdout, `{"pid":N}` or `{"error":"…","exit_code":N}`,
+//! then closes stdout; the exit record lands in `--exit` when the container ends.
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use berth_runtime::exit::{now, ExitRecord};
+use berth_runtime::logfile::{write_line, LineSplitter};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+struct Args {
+    id: String,
+    bundle: PathBuf,
+    state_root: PathBuf,
+    log: PathBuf,
+    exit: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut id = None;
+    let mut bundle = None;
+    let mut state_root = None;
+    let mut log = None;
+    let mut exit = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--id" => id = Some(v),
+            "--bundle" => bundle = Some(PathBuf::from(v)),
+            "--state-root" => state_root = Some(PathBuf::from(v)),
+            "--log" => log = Some(PathBuf::from(v)),
+            "--exit" => exit = Some(PathBuf::from(v)),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        id: id.ok_or("--id is required")?,
+        bundle: bundle.ok_or("--bundle is required")?,
+        state_root: state_root.ok_or("--state-root is required")?,
+        log: log.ok_or("--log is required")?,
+        exit: exit.ok_or("--exit is required")?,
+    })
+}
+
+/// Docker's exit codes for a start that failed: 127 not found, 126 not executable.
+fn start_failure_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("not found") || m.contains("no such file") {
+        127
+    } else if m.contains("permission denied")
+        || m.contains("not executable")
+        || m.contains("exec format")
+    {
+        126
+    } else {
+        125
+    }
+}
+
+fn report(line: serde_json::Value) {
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() {
+    // Before anything else: never run from a binary a container could overwrite
+    // (CVE-2019-5736). This re-executes from a sealed in-memory copy.
+    if let Err(e) = pentacle::ensure_sealed() {
+        report(serde_json::json!({ "error": format!("sealing the shim: {e}"), "exit_code": 125 }));
+        std::process::exit(1);
+    }
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            report(serde_json::json!({ "error": e, "exit_code": 125 }));
+            std::process::exit(2);
+        }
+    };
+    let _ = nix::unistd::setsid();
+    // Safety: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    std::process::exit(run(args));
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
+}
+
+fn run(args: Args) -> i32 {
+    let fail = |msg: String| -> i32 {
+        let code = start_failure_code(&msg);
+        let rec = ExitRecord {
+            exit_code: code,
+            finished_at: now(),
+            error: Some(msg.clone()),
+            pid: 0,
+        };
+        let _ = rec.write(&args.exit);
+        report(serde_json::json!({ "error": msg, "exit_code": code }));
+        1
+    };
+    let (out_r, out_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let (err_r, err_w) = match pipe() {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let devnull = match std::fs::File::open("/dev/null") {
+        Ok(f) => OwnedFd::from(f),
+        Err(e) => return fail(format!("/dev/null: {e}")),
+    };
+    let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+        .with_root_path(&args.state_root)
+        .map(|b| b.with_stdin(devnull).with_stdout(out_w).with_stderr(err_w))
+        .and_then(|b| {
+            b.as_init(&args.bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+        });
+    let mut container = match built {
+        Ok(c) => c,
+        Err(e) => return fail(format!("creating the container: {e}")),
+    };
+    if let Err(e) = container.start() {
+        let msg = format!("starting the container: {e}");
+        let _ = container.delete(true);
+        return fail(msg);
+    }
+    let Some(pid) = container.pid() else {
+        let _ = container.delete(true);
+        return fail("the container has no PID".into());
+    };
+    report(serde_json::json!({ "pid": pid.as_raw() }));
+    // The daemon reads one line; nothing else goes to stdout.
+    let _ = nix::unistd::close(1);
+
+    copy_output(&args.log, out_r, err_r);
+    let code = wait_for(pid);
+    let rec = ExitRecord {
+        exit_code: code,
+        finished_at: now(),
+        error: None,
+        pid: pid.as_raw(),
+    };
+    if let Err(e) = rec.write(&args.exit) {
+        eprintln!("berth-shim: writing {}: {e}", args.exit.display());
+    }
+    match Container::load(args.state_root.join(&args.id)) {
+        Ok(mut c) => {
+            if let Err(e) = c.delete(true) {
+                eprintln!("berth-shim: deleting container state: {e}");
+            }
+        }
+        Err(e) => eprintln!("berth-shim: loading container state: {e}"),
+    }
+    0
+}
+
+/// Copies both pipes into the json-file log until both reach end of file.
+fn copy_output(log: &std::path::Path, out: OwnedFd, err: OwnedFd) {
+    let mut file = match OpenOptions::new().create(true).append(true).open(log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("berth-shim: opening {}: {e}", log.display());
+            return;
+        }
+    };
+    let mut streams: Vec<(std::fs::File, &str, LineSplitter, bool)> = vec![
+        (
+            std::fs::File::from(out),
+            "stdout",
+            LineSplitter::default(),
+            true,
+        ),
+        (
+            std::fs::File::from(err),
+            "stderr",
+            LineSplitter::default(),
+            true,
+        ),
+    ];
+    let mut buf = vec![0u8; 64 * 1024];
+    while streams.iter().any(|s| s.3) {
+        let ready: Vec<bool> = {
+            let mut fds: Vec<PollFd> = streams
+                .iter()
+                .filter(|s| s.3)
+                .map(|s| PollFd::new(s.0.as_fd(), PollFlags::POLLIN))
+                .collect();
+            if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
+                if e == nix::errno::Errno::EINTR {
+                    continue;
+                }
+                eprintln!("berth-shim: poll: {e}");
+                return;
+            }
+            let mut r = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|e| !e.is_empty()));
+            streams
+                .iter()
+                .map(|s| s.3 && r.next().unwrap_or(false))
+                .collect()
+        };
+        for (s, go) in streams.iter_mut().zip(ready) {
+            if !go {
+                continue;
+            }
+            match s.0.read(&mut buf) {
+                Ok(0) | Err(_) => {
+                    s.3 = false;
+                    if let Some(rest) = s.2.finish() {
+                        let _ = write_line(&mut file, s.1, &rest, &now());
+                    }
+                }
+                Ok(n) => {
+                    let t = now();
+                    for line in s.2.push(&buf[..n]) {
+                        let _ = write_line(&mut file, s.1, &line, &t);
+                    }
+                }
+            }
+        }
+    }
+    let _ = file.sync_data();
+    let _ = file.as_raw_fd();
+}
+
+/// Reaps children until the container's init is among them; returns Docker's code.
+fn wait_for(pid: Pid) -> i32 {
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => return code,
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("berth-shim: waitpid: {e}");
+                return 255;
+            }
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The OCI runtime spec of a container, with Docker's defaults (moby's `oci`
+//! package): the namespaces, mounts, capabilities and masked paths a `docker run`
+//! container gets.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+/// Capabilities a Docker container has by default.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// A mount beyond the defaults: a bind mount or a tmpfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub source: String,
+    pub destination: String,
+    /// `bind` or `tmpfs`.
+    pub typ: String,
+    pub options: Vec<String>,
+}
+
+/// What the runtime needs to know to run a container.
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    pub rootfs: PathBuf,
+    pub readonly_rootfs: bool,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub tty: bool,
+    pub privileged: bool,
+    /// `NET_ADMIN` or `CAP_NET_ADMIN`, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privileges: bool,
+    pub mounts: Vec<MountSpec>,
+    /// cgroup path relative to the hierarchy roots (`/berth/<id>`).
+    pub cgroups_path: Option<String>,
+    /// Join this network namespace instead of making one; `host_network` shares the host's.
+    pub netns: Option<PathBuf>,
+    pub host_network: bool,
+    /// The capabilities of the host's bounding set (what `--privileged` grants).
+    pub host_caps: Vec<String>,
+    /// Soft and hard `RLIMIT_NOFILE` for the process.
+    pub nofile: (u64, u64),
+}
+
+fn cap_name(c: &str) -> String {
+    let up = c.to_ascii_uppercase();
+    if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set after Docker's `--cap-add`/`--cap-drop` rules.
+pub fn capabilities(cfg: &RunConfig) -> Vec<String> {
+    if cfg.privileged {
+        return cfg.host_caps.clone();
+    }
+    let mut caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    if cfg.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+        caps.clear();
+    }
+    for d in &cfg.cap_drop {
+        let d = cap_name(d);
+        caps.retain(|c| *c != d);
+    }
+    for a in &cfg.cap_add {
+        if a.eq_ignore_ascii_case("ALL") {
+            caps = cfg.host_caps.clone();
+            continue;
+        }
+        let a = cap_name(a);
+        if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    caps
+}
+
+/// The host's capability bounding set, from `/proc/self/status`.
+pub fn host_capabilities() -> Vec<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, n)| n.to_string())
+        .collect()
+}
+
+/// Capability names by number (linux/capability.h).
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
+    json!({ "destination": dest, "type": typ, "source": source, "options": options })
+}
+
+/// Builds the spec as JSON (the spec's own vocabulary) and checks it by parsing it
+/// into oci-spec's typed `Spec`.
+pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
+    let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                if cfg.privileged { "rw" } else { "ro" },
+            ],
+        ),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "relatime",
+                if cfg.privileged { "rw" } else { "ro" },
+            ],
+        ),
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+    ];
+    for m in &cfg.mounts {
+        // A user mount over a default one replaces it, as in dockerd.
+        mounts.retain(|d| d["destination"] != json!(m.destination));
+        mounts.push(json!({ "destination": m.destination, "type": m.typ, "source": m.source, "options": m.options }));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if !cfg.host_network {
+        match &cfg.netns {
+            Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+            None => namespaces.push(json!({"type": "network"})),
+        }
+    }
+    if cgroup_v2 {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    let caps = capabilities(cfg);
+    let devices = if cfg.privileged {
+        json!([{ "allow": true, "access": "rwm" }])
+    } else {
+        json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 136, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm" },
+        ])
+    };
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": { "devices": devices },
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(MASKED);
+        linux["readonlyPaths"] = json!(READONLY);
+    }
+    if let Some(p) = &cfg.cgroups_path {
+        linux["cgroupsPath"] = json!(p);
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": cfg.tty,
+            "user": { "uid": cfg.uid, "gid": cfg.gid, "additionalGids": cfg.additional_gids },
+            "args": cfg.args,
+            "env": cfg.env,
+            "cwd": if cfg.cwd.is_empty() { "/" } else { cfg.cwd.as_str() },
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+            "rlimits": [ { "type": "RLIMIT_NOFILE", "hard": cfg.nofile.1, "soft": cfg.nofile.0 } ],
+            "noNewPrivileges": cfg.no_new_privileges,
+        },
+        "root": { "path": cfg.rootfs, "readonly": cfg.readonly_rootfs },
+        "hostname": cfg.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    serde_json::from_value(spec).map_err(|e| format!("building the OCI spec: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RunConfig {
+        RunConfig {
+            rootfs: "/x/rootfs".into(),
+            args: vec!["sh".into()],
+            env: vec!["PATH=/bin".into()],
+            hostname: "abc".into(),
+            host_caps: ALL_CAPS.iter().map(|s| s.to_string()).collect(),
+            nofile: (1024, 4096),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn docker_defaults() {
+        let s = serde_json::to_value(build(&cfg()).expect("spec")).expect("json");
+        let caps = s["process"]["capabilities"]["bounding"]
+            .as_array()
+            .expect("caps");
+        assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        assert!(!caps.contains(&json!("CAP_NET_ADMIN")));
+        assert!(s["linux"]["maskedPaths"]
+            .as_array()
+            .expect("masked")
+            .contains(&json!("/proc/kcore")));
+        assert!(s["linux"]["readonlyPaths"]
+            .as_array()
+            .expect("ro")
+            .contains(&json!("/proc/sys")));
+        let ns: Vec<&str> = s["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .filter_map(|n| n["type"].as_str())
+            .collect();
+        for n in ["pid", "ipc", "uts", "mount", "network"] {
+            assert!(ns.contains(&n), "{n}");
+        }
+        assert_eq!(s["process"]["cwd"], "/");
+        assert_eq!(s["hostname"], "abc");
+    }
+
+    #[test]
+    fn cap_add_drop_and_privileged() {
+        let mut c = cfg();
+        c.cap_add = vec!["net_admin".into()];
+        c.cap_drop = vec!["CAP_CHOWN".into()];
+        let caps = capabilities(&c);
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        c.cap_drop = vec!["ALL".into()];
+        c.cap_add = vec![];
+        assert!(capabilities(&c).is_empty());
+        c.privileged = true;
+        let s = serde_json::to_value(build(&c).expect("spec")).expect("json");
+        assert!(s["linux"].get("maskedPaths").is_none());
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(ALL_CAPS.len())
+        );
+    }
+
+    #[test]
+    fn user_mounts_replace_defaults_and_host_network_has_no_netns() {
+        let mut c = cfg();
+        c.host_network = true;
+        c.mounts = vec![MountSpec {
+            source: "tmpfs".into(),
+            destination: "/dev/shm".into(),
+            typ: "tmpfs".into(),
+            options: vec!["size=1m".into()],
+        }];
+        let s = serde_json::to_value(build(&c).expect("spec")).expect("json");
+        let shm: Vec<&Value> = s["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter(|m| m["destination"] == "/dev/shm")
+            .collect();
+        assert_eq!(shm.len(), 1);
+        assert_eq!(shm[0]["options"], json!(["size=1m"]));
+        assert!(!s["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .iter()
+            .any(|n| n["type"] == "network"));
+    }
+}
