@@ -119,9 +119,23 @@ async fn run(cfg: Config) -> Result<(), String> {
         max_concurrent_downloads: cfg.max_concurrent_downloads,
         max_concurrent_uploads: cfg.max_concurrent_uploads,
     });
-    let images = berth_jobs_image::Images::new(Arc::new(graph), Arc::new(registry));
+    let graph = Arc::new(graph);
+    let images = berth_jobs_image::Images::new(graph.clone(), Arc::new(registry));
     berth_jobs_image::register(&engine, images.clone());
-    system.add_reporter(Arc::new(report::ImageReport(images)));
+    system.add_reporter(Arc::new(report::ImageReport(images.clone())));
+
+    // Containers: restoring them records those that ended while the daemon was away.
+    let shim = shim_path()?;
+    let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
+    let containers = tokio::task::spawn_blocking(move || {
+        berth_jobs_container::Containers::open(g, &d, &e, shim)
+    })
+    .await
+    .map_err(|e| format!("opening containers: {e}"))?
+    .map_err(|e| format!("opening containers: {}", e.message))?;
+    berth_jobs_container::register(&engine, containers.clone());
+    images.set_usage(Arc::new(report::ContainerUsage(containers.clone())));
+    system.add_reporter(Arc::new(report::ContainerReport(containers)));
 
     // Serve.
     let mut listeners = Vec::new();
@@ -167,6 +181,22 @@ fn reload(cfg: &Config, engine: &Engine, system: &Arc<System>) {
         }
         Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the old one"),
     }
+}
+
+/// The shim binary: `BERTH_SHIM`, else `berth-shim` beside `berthd`.
+fn shim_path() -> Result<std::path::PathBuf, String> {
+    if let Some(p) = std::env::var_os("BERTH_SHIM") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("locating berthd: {e}"))?;
+    let shim = exe.with_file_name("berth-shim");
+    if !shim.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build -p berth-runtime`",
+            shim.display()
+        ));
+    }
+    Ok(shim)
 }
 
 fn write_pidfile(path: &Path) -> Result<(), String> {

@@ -19,3 +19,24 @@ impl Reporter for ImageReport {
         df.images = rows;
     }
 }
+
+pub struct ContainerReport(pub Arc<berth_jobs_container::Containers>);
+
+impl Reporter for ContainerReport {
+    fn info(&self, info: &mut Info) {
+        let (all, running, paused, stopped) = self.0.counts();
+        info.containers = all;
+        info.containers_running = running;
+        info.containers_paused = paused;
+        info.containers_stopped = stopped;
+    }
+}
+
+/// Tells image deletion which containers use an image.
+pub struct ContainerUsage(pub Arc<berth_jobs_container::Containers>);
+
+impl berth_jobs_image::ImageUsage for ContainerUsage {
+    fn users(&self, image: &berth_graph::Digest) -> Vec<(String, bool)> {
+        self.0.users_of(image.as_str())
+    }
+}

@@ -52,9 +52,67 @@ pub fn image() -> Vec<Route> {
     ]
 }
 
+/// The container family.
+pub fn container() -> Vec<Route> {
+    use BodyMode::{Json, None};
+    vec![
+        r(Method::POST, "/containers/create", "container.create", Json),
+        r(Method::GET, "/containers/json", "container.list", None),
+        r(
+            Method::GET,
+            "/containers/{name}/json",
+            "container.inspect",
+            None,
+        ),
+        r(
+            Method::POST,
+            "/containers/{name}/start",
+            "container.start",
+            None,
+        ),
+        r(
+            Method::POST,
+            "/containers/{name}/stop",
+            "container.stop",
+            None,
+        ),
+        r(
+            Method::POST,
+            "/containers/{name}/kill",
+            "container.kill",
+            None,
+        ),
+        r(
+            Method::POST,
+            "/containers/{name}/wait",
+            "container.wait",
+            None,
+        ),
+        r(
+            Method::POST,
+            "/containers/{name}/attach",
+            "container.attach",
+            None,
+        ),
+        r(
+            Method::GET,
+            "/containers/{name}/logs",
+            "container.logs",
+            None,
+        ),
+        r(
+            Method::DELETE,
+            "/containers/{name}",
+            "container.delete",
+            None,
+        ),
+    ]
+}
+
 /// Every route Berth serves, fixed paths before patterns.
 pub fn all() -> Vec<Route> {
     let mut v = system();
     v.extend(image());
+    v.extend(container());
     v
 }

@@ -1,0 +1,346 @@
+//! Containers through the docker CLI and bollard: run, logs, stop, rm, errors.
+
+use futures_util::StreamExt;
+
+use crate::daemon;
+use crate::images::busybox;
+
+fn stderr_of(d: &berth_testkit::TestDaemon, args: &[&str]) -> (i32, String) {
+    let o = d.cli(args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_prints_output_and_propagates_exit_codes() {
+    let d = daemon();
+    let b = busybox(&d);
+    assert_eq!(d.cli_ok(&["run", "--rm", &b, "echo", "hi"]), "hi\n");
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        &b,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("err\n"));
+    // PID 1 is the command; env, workdir, hostname and user reach it.
+    let out = d.cli_ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "hh",
+        "-u",
+        "nobody",
+        &b,
+        "sh",
+        "-c",
+        "echo $$ $A $(pwd) $(hostname) $(id -u)",
+    ]);
+    assert_eq!(out.trim(), "1 1 /tmp hh 65534");
+    let out = d.cli_ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "echo",
+        &b,
+        "from",
+        "entrypoint",
+    ]);
+    assert_eq!(out.trim(), "from entrypoint");
+    // --rm removed them all.
+    assert_eq!(d.cli_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn docker_exit_codes_for_start_failures() {
+    let d = daemon();
+    let b = busybox(&d);
+    let (code, e) = stderr_of(&d, &["run", "--rm", &b, "/no/such/binary"]);
+    assert_eq!(code, 127, "{e}");
+    assert!(e.contains("executable file not found"), "{e}");
+    let (code, e) = stderr_of(&d, &["run", "--rm", "-u", "ghost", &b, "true"]);
+    assert_ne!(code, 0);
+    assert!(e.contains("unable to find user ghost"), "{e}");
+    d.cli(&["container", "prune", "-f"]);
+}
+
+#[test]
+fn detached_logs_stop_and_rm() {
+    let d = daemon();
+    let b = busybox(&d);
+    let id = d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        &b,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d.cli_ok(&["logs", "web"]).contains("one") {
+        assert!(std::time::Instant::now() < deadline, "no logs");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = d.cli(&["logs", "web"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "two\n");
+    assert!(
+        d.cli_ok(&["logs", "-t", "--tail", "1", "web"]).is_empty(),
+        "stdout has only one line and tail 1 of both is stderr"
+    );
+    let ps = d.cli_ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("web Up"), "{ps}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["inspect", "web"])).expect("json");
+    assert_eq!(inspect[0]["State"]["Running"], true);
+    assert!(inspect[0]["State"]["Pid"].as_i64().unwrap_or(0) > 0);
+    assert_eq!(inspect[0]["Name"], "/web");
+    // Name clash, and rm of a running container, get Docker's errors.
+    let (_, e) = stderr_of(&d, &["run", "--name", "web", &b, "true"]);
+    assert!(
+        e.contains("Conflict. The container name \"/web\" is already in use by container"),
+        "{e}"
+    );
+    let (_, e) = stderr_of(&d, &["rm", "web"]);
+    assert!(e.contains("You cannot remove a running container"), "{e}");
+    // The image is in use: deleting it by ID is refused.
+    let img = d.cli_ok(&["image", "inspect", "--format", "{{.Id}}", &b]);
+    let (_, e) = stderr_of(&d, &["rmi", img.trim()]);
+    assert!(
+        e.contains("image is being used by running container"),
+        "{e}"
+    );
+    d.cli_ok(&["stop", "-t", "5", "web"]);
+    let state: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["inspect", "web"])).expect("json");
+    assert_eq!(state[0]["State"]["Status"], "exited");
+    assert_eq!(state[0]["State"]["ExitCode"], 0);
+    assert_eq!(d.cli_ok(&["wait", "web"]).trim(), "0");
+    d.cli_ok(&["rm", "web"]);
+    assert_eq!(d.cli_ok(&["ps", "-aq"]).trim(), "");
+    let (_, e) = stderr_of(&d, &["rm", "web"]);
+    assert!(e.contains("No such container: web"), "{e}");
+}
+
+#[test]
+fn kill_and_force_remove() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "kk", &b, "sleep", "60"]);
+    d.cli_ok(&["kill", "kk"]);
+    assert_eq!(d.cli_ok(&["wait", "kk"]).trim(), "137");
+    d.cli_ok(&["start", "kk"]);
+    d.cli_ok(&["rm", "-f", "kk"]);
+    assert_eq!(d.cli_ok(&["ps", "-aq"]).trim(), "");
+}
+
+#[test]
+fn capabilities_and_proc_are_dockers() {
+    let d = daemon();
+    let b = busybox(&d);
+    let (code, _) = stderr_of(
+        &d,
+        &["run", "--rm", &b, "ip", "link", "set", "lo", "mtu", "1280"],
+    );
+    assert_ne!(code, 0);
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_ADMIN",
+        &b,
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "mtu",
+        "1280",
+    ]);
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        &b,
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "mtu",
+        "1280",
+    ]);
+    let (code, _) = stderr_of(
+        &d,
+        &[
+            "run",
+            "--rm",
+            &b,
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/kernel/panic",
+        ],
+    );
+    assert_ne!(code, 0);
+    let (code, _) = stderr_of(&d, &["run", "--rm", "--read-only", &b, "touch", "/x"]);
+    assert_ne!(code, 0);
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        &b,
+        "touch",
+        "/scratch/x",
+    ]);
+    let host = d.data_root.parent().expect("dir").join("shared");
+    std::fs::create_dir_all(&host).expect("dir");
+    std::fs::write(host.join("in.txt"), "from host").expect("write");
+    let v = format!("{}:/data", host.display());
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", "-v", &v, &b, "cat", "/data/in.txt"]),
+        "from host"
+    );
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        &b,
+        "sh",
+        "-c",
+        "echo back > /data/out.txt",
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("out.txt")).expect("out"),
+        "back\n"
+    );
+    let ro = format!("{}:/data:ro", host.display());
+    let (code, _) = stderr_of(&d, &["run", "--rm", "-v", &ro, &b, "touch", "/data/nope"]);
+    assert_ne!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bollard_lifecycle() {
+    let d = daemon();
+    let b = busybox(&d);
+    let c = d.bollard().await;
+    let created = c
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some("bol".into()),
+                ..Default::default()
+            }),
+            bollard::models::ContainerCreateBody {
+                image: Some(b.clone()),
+                cmd: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo bollard; exit 7".into(),
+                ]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("create");
+    c.start_container(
+        &created.id,
+        None::<bollard::query_parameters::StartContainerOptions>,
+    )
+    .await
+    .expect("start");
+    let mut w = c.wait_container(
+        &created.id,
+        None::<bollard::query_parameters::WaitContainerOptions>,
+    );
+    let res = w.next().await.expect("wait result");
+    match res {
+        Ok(r) => assert_eq!(r.status_code, 7),
+        Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => assert_eq!(code, 7),
+        Err(e) => panic!("wait: {e}"),
+    }
+    let mut logs = c.logs(
+        &created.id,
+        Some(bollard::query_parameters::LogsOptions {
+            stdout: true,
+            ..Default::default()
+        }),
+    );
+    let first = logs.next().await.expect("a log line").expect("log ok");
+    assert_eq!(first.to_string(), "bollard\n");
+    let info = c
+        .inspect_container(
+            &created.id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("inspect");
+    assert_eq!(info.state.and_then(|s| s.exit_code), Some(7));
+    let list = c
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            ..Default::default()
+        }))
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    c.remove_container(
+        &created.id,
+        None::<bollard::query_parameters::RemoveContainerOptions>,
+    )
+    .await
+    .expect("remove");
+    let err = c
+        .inspect_container(
+            "bol",
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect_err("gone");
+    assert!(err.to_string().contains("No such container: bol"), "{err}");
+}
+
+#[test]
+fn events_of_a_run() {
+    let d = daemon();
+    let b = busybox(&d);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        - 1.0;
+    d.cli_ok(&["run", "--rm", &b, "true"]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+        + 1.0;
+    let ev = d.cli_ok(&[
+        "events",
+        "--since",
+        &format!("{since:.3}"),
+        "--until",
+        &format!("{until:.3}"),
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for a in ["create", "start", "die", "destroy"] {
+        assert!(actions.contains(&a), "{a} missing: {actions:?}");
+    }
+}

@@ -1,0 +1,266 @@
+//! `POST /containers/create`: the request's config merged with the image's, as
+//! dockerd merges them, then recorded.
+
+use std::sync::Arc;
+
+use berth_api::{ApiError, Result};
+use berth_engine::{Job, Reply};
+use serde_json::{json, Map, Value};
+
+use crate::model::{Record, State};
+use crate::{event, names, Containers};
+
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect(),
+        ),
+        Value::String(s) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+/// Image env first, then the request's, a later `KEY=` replacing an earlier one.
+fn merge_env(image: &[String], request: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in image.iter().chain(request) {
+        let key = e.split('=').next().unwrap_or(e);
+        out.retain(|x| x.split('=').next().unwrap_or(x) != key);
+        out.push(e.clone());
+    }
+    out
+}
+
+/// Merges `req` (the API's container config) with the image's config (`img`).
+pub(crate) fn merge(req: &Value, img: &Value) -> Map<String, Value> {
+    let mut c = Map::new();
+    let img_env = strings(&img["Env"]).unwrap_or_default();
+    let req_env = strings(&req["Env"]).unwrap_or_default();
+    let req_entry = strings(&req["Entrypoint"]).filter(|v| !v.is_empty());
+    let req_cmd = strings(&req["Cmd"]).filter(|v| !v.is_empty());
+    // A new entrypoint drops the image's Cmd, as dockerd does.
+    let (entry, cmd) = match (req_entry, req_cmd) {
+        (Some(e), c) => (Some(e), c),
+        (None, Some(c)) => (
+            strings(&img["Entrypoint"]).filter(|v| !v.is_empty()),
+            Some(c),
+        ),
+        (None, None) => (
+            strings(&img["Entrypoint"]).filter(|v| !v.is_empty()),
+            strings(&img["Cmd"]).filter(|v| !v.is_empty()),
+        ),
+    };
+    let pick = |k: &str| -> Value {
+        match &req[k] {
+            Value::String(s) if !s.is_empty() => json!(s),
+            _ => match &img[k] {
+                Value::String(s) => json!(s),
+                _ => json!(""),
+            },
+        }
+    };
+    let mut labels: Map<String, Value> = img["Labels"].as_object().cloned().unwrap_or_default();
+    if let Some(l) = req["Labels"].as_object() {
+        labels.extend(l.clone());
+    }
+    let b = |k: &str| json!(req[k].as_bool().unwrap_or(false));
+    c.insert("Hostname".into(), req["Hostname"].clone());
+    c.insert(
+        "Domainname".into(),
+        json!(req["Domainname"].as_str().unwrap_or("")),
+    );
+    c.insert("User".into(), pick("User"));
+    for k in [
+        "AttachStdin",
+        "AttachStdout",
+        "AttachStderr",
+        "Tty",
+        "OpenStdin",
+        "StdinOnce",
+    ] {
+        c.insert(k.into(), b(k));
+    }
+    c.insert("Env".into(), json!(merge_env(&img_env, &req_env)));
+    c.insert("Cmd".into(), cmd.map(|v| json!(v)).unwrap_or(Value::Null));
+    c.insert("Image".into(), req["Image"].clone());
+    let mut vols = img["Volumes"].as_object().cloned().unwrap_or_default();
+    if let Some(v) = req["Volumes"].as_object() {
+        vols.extend(v.clone());
+    }
+    c.insert(
+        "Volumes".into(),
+        if vols.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(vols)
+        },
+    );
+    c.insert("WorkingDir".into(), pick("WorkingDir"));
+    c.insert(
+        "Entrypoint".into(),
+        entry.map(|v| json!(v)).unwrap_or(Value::Null),
+    );
+    c.insert("OnBuild".into(), Value::Null);
+    c.insert("Labels".into(), Value::Object(labels));
+    let stop = pick("StopSignal");
+    if stop != json!("") {
+        c.insert("StopSignal".into(), stop);
+    }
+    let mut ports = img["ExposedPorts"].as_object().cloned().unwrap_or_default();
+    if let Some(p) = req["ExposedPorts"].as_object() {
+        ports.extend(p.clone());
+    }
+    if !ports.is_empty() {
+        c.insert("ExposedPorts".into(), Value::Object(ports));
+    }
+    c
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    let _ = getrandom::getrandom(&mut b);
+    hex::encode(b)
+}
+
+fn now() -> String {
+    berth_runtime::exit::now()
+}
+
+pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let req: Value = job.args.json()?;
+    if !req.is_object() {
+        return Err(ApiError::invalid(
+            "config cannot be empty in order to create a container",
+        ));
+    }
+    let image_name = req["Image"].as_str().unwrap_or("").to_string();
+    if image_name.is_empty() {
+        return Err(ApiError::invalid("No command specified"));
+    }
+    let image_id = c
+        .graph
+        .resolve(&image_name)
+        .map_err(|_| ApiError::not_found(format!("No such image: {image_name}")))?;
+    let image = c
+        .graph
+        .image(&image_id)
+        .ok_or_else(|| ApiError::not_found(format!("No such image: {image_name}")))?;
+    let img_cfg = image.config.config.clone().unwrap_or(Value::Null);
+    let mut config = merge(&req, &img_cfg);
+    let entry: Vec<String> = strings(&config["Entrypoint"]).unwrap_or_default();
+    let cmd: Vec<String> = strings(&config["Cmd"]).unwrap_or_default();
+    let argv: Vec<String> = entry.iter().chain(cmd.iter()).cloned().collect();
+    if argv.is_empty() {
+        return Err(ApiError::invalid("No command specified"));
+    }
+    let mut host_config = req["HostConfig"].clone();
+    if !host_config.is_object() {
+        host_config = json!({});
+    }
+    if host_config["NetworkMode"].as_str().unwrap_or("").is_empty() {
+        host_config["NetworkMode"] = json!("bridge");
+    }
+    let id = random_id();
+    if config["Hostname"].as_str().unwrap_or("").is_empty() {
+        config.insert("Hostname".into(), json!(id[..12].to_string()));
+    }
+    // Names are allocated under one lock so two creates cannot take the same one.
+    let name = {
+        let mut names = c.names.lock().unwrap_or_else(|p| p.into_inner());
+        let name = match job.args.str("name").filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !names::valid(n) {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                let full = if n.starts_with('/') {
+                    n.to_string()
+                } else {
+                    format!("/{n}")
+                };
+                if let Some(other) = names.get(&full) {
+                    return Err(ApiError::conflict(format!(
+                        "Conflict. The container name \"{full}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                    )));
+                }
+                full
+            }
+            None => {
+                let mut retry = 0;
+                loop {
+                    let n = format!("/{}", names::generate(retry));
+                    if !names.contains_key(&n) {
+                        break n;
+                    }
+                    retry += 1;
+                }
+            }
+        };
+        names.insert(name.clone(), id.clone());
+        name
+    };
+    let dir = c.dir(&id);
+    let rec = Record {
+        id: id.clone(),
+        name: name.clone(),
+        created: now(),
+        image_name,
+        image: image_id.to_string(),
+        path: argv[0].clone(),
+        args: argv[1..].to_vec(),
+        config: Value::Object(config),
+        host_config,
+        state: State::default(),
+        log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+        restart_count: 0,
+        manually_stopped: false,
+    };
+    let saved = std::fs::create_dir_all(&dir)
+        .map_err(|e| ApiError::system(format!("{}: {e}", dir.display())))
+        .and_then(|_| c.save(&rec));
+    if let Err(e) = saved {
+        c.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    c.insert(rec.clone());
+    event(&job, &rec, "create", &[]);
+    Ok(Reply::json_status(
+        201,
+        &json!({ "Id": id, "Warnings": [] }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_like_dockerd() {
+        let img = json!({"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "WorkingDir": "/srv", "Labels": {"a": "1"}});
+        let c = merge(&json!({"Image": "x", "Env": ["A=2", "B=3"]}), &img);
+        assert_eq!(c["Env"], json!(["PATH=/bin", "A=2", "B=3"]));
+        assert_eq!(c["Cmd"], json!(["sh"]));
+        assert_eq!(c["WorkingDir"], json!("/srv"));
+        let c = merge(&json!({"Image": "x", "Entrypoint": ["/init"]}), &img);
+        assert_eq!(
+            c["Cmd"],
+            Value::Null,
+            "a new entrypoint drops the image's cmd"
+        );
+        assert_eq!(c["Entrypoint"], json!(["/init"]));
+        let c = merge(
+            &json!({"Image": "x", "Cmd": ["echo", "hi"], "Labels": {"b": "2"}, "WorkingDir": "/w"}),
+            &img,
+        );
+        assert_eq!(c["Cmd"], json!(["echo", "hi"]));
+        assert_eq!(c["WorkingDir"], json!("/w"));
+        assert_eq!(c["Labels"], json!({"a": "1", "b": "2"}));
+    }
+}

@@ -1,0 +1,260 @@
+//! The container job family and the daemon's record of containers.
+//!
+//! Each container lives in `<data-root>/containers/<id>/`: its record
+//! (`config.v2.json`, written atomically), its json-file log, its overlay directories
+//! and the files it gets bind-mounted (`hostname`, `hosts`, `resolv.conf`). While it
+//! runs, `<exec-root>/<id>/` holds its OCI bundle and exit record, and a `berth-shim`
+//! process holds the container.
+
+mod create;
+mod lifecycle;
+mod logs;
+mod model;
+mod names;
+mod views;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_api::{ApiError, Result};
+use berth_engine::{Engine, Job};
+use berth_graph::Graph;
+use tokio::sync::watch;
+
+pub use model::{Record, State};
+
+/// What waiters see change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub status: String,
+    pub exit_code: i32,
+    /// Bumped each time the container exits, for `next-exit` waits.
+    pub exits: u64,
+    pub removed: bool,
+}
+
+/// One container in memory.
+pub struct Entry {
+    pub record: Mutex<Record>,
+    pub watch: watch::Sender<Snapshot>,
+}
+
+impl Entry {
+    pub fn snapshot(&self) -> Record {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Paths and subsystems of the container family.
+pub struct Containers {
+    pub graph: Arc<Graph>,
+    pub root: PathBuf,
+    pub exec_root: PathBuf,
+    pub shim: PathBuf,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Serializes name allocation and removal.
+    names: Mutex<HashMap<String, String>>,
+}
+
+impl Containers {
+    /// Opens the container store under `data_root/containers`, loading saved records.
+    /// Containers that were running when the daemon went away are recorded as
+    /// exited (with the shim's exit record when there is one).
+    pub fn open(
+        graph: Arc<Graph>,
+        data_root: &Path,
+        exec_root: &Path,
+        shim: PathBuf,
+    ) -> Result<Arc<Containers>> {
+        let root = data_root.join("containers");
+        std::fs::create_dir_all(&root)
+            .map_err(|e| ApiError::system(format!("{}: {e}", root.display())))?;
+        let c = Arc::new(Containers {
+            graph,
+            root,
+            exec_root: exec_root.join("containers"),
+            shim,
+            entries: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+        });
+        c.load();
+        Ok(c)
+    }
+
+    fn load(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.root) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let path = e.path().join("config.v2.json");
+            let rec: Option<Record> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(mut rec) = rec else {
+                tracing::warn!(dir = %e.path().display(), "removing container directory without a valid record");
+                let _ = std::fs::remove_dir_all(e.path());
+                continue;
+            };
+            if rec.state.running {
+                lifecycle::recover_exit(self, &mut rec);
+            }
+            self.insert(rec);
+        }
+    }
+
+    pub(crate) fn insert(&self, rec: Record) -> Arc<Entry> {
+        let snap = Snapshot {
+            status: rec.state.status.clone(),
+            exit_code: rec.state.exit_code,
+            exits: 0,
+            removed: false,
+        };
+        let (tx, _) = watch::channel(snap);
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.name.clone(), rec.id.clone());
+        let id = rec.id.clone();
+        let entry = Arc::new(Entry {
+            record: Mutex::new(rec),
+            watch: tx,
+        });
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, entry.clone());
+        entry
+    }
+
+    pub(crate) fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join(id)
+    }
+
+    /// Writes a container's record atomically.
+    pub(crate) fn save(&self, rec: &Record) -> Result<()> {
+        let path = self.dir(&rec.id).join("config.v2.json");
+        let b = serde_json::to_vec(rec).map_err(|e| ApiError::system(e.to_string()))?;
+        berth_atomicfile::write(&path, &b)
+            .map_err(|e| ApiError::system(format!("{}: {e}", path.display())))
+    }
+
+    /// Finds a container by full ID, name, or unique ID prefix, as dockerd.
+    pub fn find(&self, name: &str) -> Result<Arc<Entry>> {
+        let missing = || ApiError::not_found(format!("No such container: {name}"));
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.get(name) {
+            return Ok(e.clone());
+        }
+        let key = if name.starts_with('/') {
+            name.to_string()
+        } else {
+            format!("/{name}")
+        };
+        if let Some(id) = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if let Some(e) = entries.get(id) {
+                return Ok(e.clone());
+            }
+        }
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(missing());
+        }
+        let mut hits = entries.iter().filter(|(id, _)| id.starts_with(name));
+        match (hits.next(), hits.next()) {
+            (Some((_, e)), None) => Ok(e.clone()),
+            (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+                "Multiple IDs found with provided prefix: {name}"
+            ))),
+            _ => Err(missing()),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn forget(&self, id: &str, name: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    /// Containers using an image, `(id, running)`, for image deletion rules.
+    pub fn users_of(&self, image_id: &str) -> Vec<(String, bool)> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .filter(|r| r.image == image_id)
+            .map(|r| (r.id.clone(), r.state.running))
+            .collect()
+    }
+
+    /// Counts for `/info`: (all, running, paused, stopped).
+    pub fn counts(&self) -> (u64, u64, u64, u64) {
+        let recs: Vec<Record> = self.all().iter().map(|e| e.snapshot()).collect();
+        let running = recs.iter().filter(|r| r.state.running).count() as u64;
+        (recs.len() as u64, running, 0, recs.len() as u64 - running)
+    }
+}
+
+pub(crate) fn event(job: &Job, rec: &Record, action: &str, extra: &[(&str, String)]) {
+    publish(job.events(), rec, action, extra)
+}
+
+/// Publishes a container event with dockerd's attributes (labels, name, image).
+pub(crate) fn publish(
+    bus: &berth_engine::EventBus,
+    rec: &Record,
+    action: &str,
+    extra: &[(&str, String)],
+) {
+    let mut attrs: std::collections::BTreeMap<String, String> = rec.labels();
+    attrs.insert("name".into(), rec.name.trim_start_matches('/').to_string());
+    attrs.insert("image".into(), rec.image_name.clone());
+    for (k, v) in extra {
+        attrs.insert(k.to_string(), v.clone());
+    }
+    bus.publish("container", action, &rec.id, attrs);
+}
+
+/// Registers the container jobs.
+pub fn register(engine: &Engine, containers: Arc<Containers>) {
+    macro_rules! job {
+        ($name:literal, $f:path) => {{
+            let c = containers.clone();
+            engine.register($name, move |job: Job| $f(job, c.clone()));
+        }};
+    }
+    job!("container.create", create::create);
+    job!("container.start", lifecycle::start);
+    job!("container.wait", lifecycle::wait);
+    job!("container.stop", lifecycle::stop);
+    job!("container.kill", lifecycle::kill);
+    job!("container.delete", lifecycle::delete);
+    job!("container.attach", logs::attach);
+    job!("container.logs", logs::logs);
+    job!("container.list", views::list);
+    job!("container.inspect", views::inspect);
+}

@@ -1,0 +1,654 @@
+//! start, wait, stop, kill and rm, and what happens when a container exits.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::{ApiError, ErrorKind, Result};
+use berth_engine::{Engine, Job, Reply};
+use berth_runtime::exit::{now, ExitRecord};
+use berth_runtime::spec::{build, host_capabilities, MountSpec, RunConfig};
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
+
+use crate::model::Record;
+use crate::{event, Containers, Entry};
+
+fn sys(e: impl std::fmt::Display) -> ApiError {
+    ApiError::system(e.to_string())
+}
+
+/// Resolves `user` (`name`, `uid`, `name:group`, `uid:gid`) against the container's
+/// `/etc/passwd` and `/etc/group`, as dockerd does.
+pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>)> {
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let (u, g) = user
+        .split_once(':')
+        .map(|(u, g)| (u, Some(g)))
+        .unwrap_or((user, None));
+    let entries: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
+    let (uid, mut gid, uname) = if u.is_empty() {
+        (0, 0, "root".to_string())
+    } else if let Ok(n) = u.parse::<u32>() {
+        let e = entries.iter().find(|f| f[2] == u);
+        (
+            n,
+            e.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+            e.map(|f| f[0].to_string()).unwrap_or_default(),
+        )
+    } else {
+        let e = entries.iter().find(|f| f[0] == u).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
+        })?;
+        (
+            e[2].parse().unwrap_or(0),
+            e[3].parse().unwrap_or(0),
+            u.to_string(),
+        )
+    };
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
+    if let Some(g) = g {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
+        };
+    }
+    let extra = groups
+        .iter()
+        .filter(|f| f.len() >= 4 && !uname.is_empty() && f[3].split(',').any(|m| m == uname))
+        .filter_map(|f| f[2].parse().ok())
+        .filter(|g| *g != gid)
+        .collect();
+    Ok((uid, gid, extra))
+}
+
+pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
+fn write_etc(dir: &Path, hostname: &str) -> Result<Vec<MountSpec>> {
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+    );
+    // The host's resolvers, without loopback ones a container cannot reach.
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv: String = host_resolv
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut mounts = Vec::new();
+    for (name, content, dest) in [
+        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+        ("hosts", hosts, "/etc/hosts"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+    ] {
+        let p = dir.join(name);
+        berth_atomicfile::write_mode(&p, content.as_bytes(), 0o644).map_err(sys)?;
+        mounts.push(MountSpec {
+            source: p.display().to_string(),
+            destination: dest.into(),
+            typ: "bind".into(),
+            options: vec!["rbind".into(), "rprivate".into()],
+        });
+    }
+    Ok(mounts)
+}
+
+fn user_mounts(hc: &Value) -> Result<Vec<MountSpec>> {
+    let mut out = Vec::new();
+    for b in strings(&hc["Binds"]) {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, o] => (*s, *d, *o),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "invalid volume specification: '{b}'"
+                )))
+            }
+        };
+        if !src.starts_with('/') {
+            return Err(ApiError::not_implemented(format!(
+                "named volumes are not supported yet: '{b}'"
+            )));
+        }
+        if !dst.starts_with('/') {
+            return Err(ApiError::invalid(format!("invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
+        }
+        if !Path::new(src).exists() {
+            std::fs::create_dir_all(src).map_err(sys)?;
+        }
+        let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
+        if opts.split(',').any(|x| x == "ro") {
+            o.push("ro".into());
+        }
+        out.push(MountSpec {
+            source: src.into(),
+            destination: dst.into(),
+            typ: "bind".into(),
+            options: o,
+        });
+    }
+    if let Some(t) = hc["Tmpfs"].as_object() {
+        for (dst, opts) in t {
+            let mut o = vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ];
+            o.extend(
+                opts.as_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+            out.push(MountSpec {
+                source: "tmpfs".into(),
+                destination: dst.clone(),
+                typ: "tmpfs".into(),
+                options: o,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Everything before the shim: root filesystem, files, spec. Blocking.
+fn prepare(c: &Containers, rec: &Record) -> Result<PathBuf> {
+    let dir = c.dir(&rec.id);
+    let merged = dir.join("merged");
+    let image =
+        berth_graph::Digest::parse(&rec.image).map_err(|e| ApiError::system(e.to_string()))?;
+    let lowers = c
+        .graph
+        .lowerdirs(&image)
+        .map_err(|e| ApiError::system(e.to_string()))?;
+    berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)
+        .map_err(sys)?;
+    let result = (|| {
+        let hostname = rec.config["Hostname"]
+            .as_str()
+            .unwrap_or(rec.short_id())
+            .to_string();
+        let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
+        let mut mounts = write_etc(&dir, &hostname)?;
+        mounts.extend(user_mounts(&rec.host_config)?);
+        let hc = &rec.host_config;
+        let security = strings(&hc["SecurityOpt"]);
+        let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .unwrap_or((1024, 1024));
+        let cfg = RunConfig {
+            rootfs: merged.clone(),
+            readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+            args: std::iter::once(rec.path.clone())
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            env: strings(&rec.config["Env"]),
+            cwd: rec.config["WorkingDir"].as_str().unwrap_or("").to_string(),
+            uid,
+            gid,
+            additional_gids: extra,
+            hostname,
+            tty: false,
+            privileged: hc["Privileged"].as_bool().unwrap_or(false),
+            cap_add: strings(&hc["CapAdd"]),
+            cap_drop: strings(&hc["CapDrop"]),
+            no_new_privileges: security.iter().any(|s| {
+                s == "no-new-privileges"
+                    || s == "no-new-privileges:true"
+                    || s == "no-new-privileges=true"
+            }),
+            mounts,
+            cgroups_path: Some(format!("/berth/{}", rec.id)),
+            netns: None,
+            host_network: hc["NetworkMode"] == "host",
+            host_caps: host_capabilities(),
+            nofile: (nofile.0, nofile.1),
+        };
+        if !cfg.cwd.is_empty() {
+            let p = merged.join(cfg.cwd.trim_start_matches('/'));
+            if !p.exists() {
+                std::fs::create_dir_all(&p).map_err(sys)?;
+            }
+        }
+        let spec = build(&cfg).map_err(ApiError::system)?;
+        let bundle = c.run_dir(&rec.id);
+        std::fs::create_dir_all(&bundle).map_err(sys)?;
+        let _ = std::fs::remove_file(bundle.join("exit.json"));
+        let b = serde_json::to_vec(&spec).map_err(sys)?;
+        berth_atomicfile::write(&bundle.join("config.json"), &b).map_err(sys)?;
+        Ok(bundle)
+    })();
+    if result.is_err() {
+        let _ = berth_graph::mount::unmount(&merged);
+    }
+    result
+}
+
+/// Undoes `prepare` after the container ended. Blocking.
+fn cleanup(c: &Containers, id: &str) {
+    let _ = berth_graph::mount::unmount(&c.dir(id).join("merged"));
+    let _ = std::fs::remove_dir_all(c.run_dir(id));
+    let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
+}
+
+fn docker_start_error(rec: &Record, code: i32, msg: &str) -> ApiError {
+    let text = match code {
+        127 => format!("failed to create task for container: exec: \"{}\": executable file not found in $PATH: unknown", rec.path),
+        126 => format!("failed to create task for container: exec: \"{}\": permission denied: unknown", rec.path),
+        _ => format!("failed to create task for container: {msg}"),
+    };
+    ApiError::new(
+        if code == 125 {
+            ErrorKind::System
+        } else {
+            ErrorKind::InvalidParameter
+        },
+        text,
+    )
+}
+
+pub(crate) async fn start(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    if rec.state.running {
+        return Ok(Reply::empty(304));
+    }
+    let result = start_inner(job.engine(), &c, &entry, rec.clone()).await;
+    // A --rm container that could not start goes away, as with dockerd; its
+    // waiters (the CLI waits for "removed") are released.
+    if result.is_err() && rec.auto_remove() {
+        if let Err(e) = remove(job.engine(), &c, &entry).await {
+            tracing::warn!(container = %rec.id, error = %e.message, "removing a container that failed to start");
+        }
+    }
+    result
+}
+
+async fn start_inner(
+    engine: &Engine,
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    rec: Record,
+) -> Result<Reply> {
+    let c2 = c.clone();
+    let r2 = rec.clone();
+    let bundle = tokio::task::spawn_blocking(move || prepare(&c2, &r2))
+        .await
+        .map_err(sys)??;
+    let state_root = c.exec_root.join("state");
+    let mut child = tokio::process::Command::new(&c.shim)
+        .arg("--id")
+        .arg(&rec.id)
+        .arg("--bundle")
+        .arg(&bundle)
+        .arg("--state-root")
+        .arg(&state_root)
+        .arg("--log")
+        .arg(&rec.log_path)
+        .arg("--exit")
+        .arg(bundle.join("exit.json"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| ApiError::system(format!("starting the shim: {e}")))?;
+    let mut first = String::new();
+    if let Some(out) = child.stdout.take() {
+        let mut r = tokio::io::BufReader::new(out);
+        let _ = tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut first)).await;
+    }
+    let started: Value = serde_json::from_str(first.trim()).unwrap_or(Value::Null);
+    let Some(pid) = started["pid"].as_i64() else {
+        let msg = started["error"]
+            .as_str()
+            .unwrap_or("the shim did not start the container")
+            .to_string();
+        let code = started["exit_code"].as_i64().unwrap_or(125) as i32;
+        let _ = child.wait().await;
+        let c3 = c.clone();
+        let id = rec.id.clone();
+        let _ = tokio::task::spawn_blocking(move || cleanup(&c3, &id)).await;
+        let err = docker_start_error(&rec, code, &msg);
+        let rec = {
+            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+            r.state.exit_code = code;
+            r.state.error = err.message.clone();
+            r.state.status = if r.state.started_at == crate::model::ZERO_TIME {
+                "created".into()
+            } else {
+                "exited".into()
+            };
+            r.clone()
+        };
+        let _ = c.save(&rec);
+        return Err(err);
+    };
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.state.status = "running".into();
+        r.state.running = true;
+        r.state.pid = pid as i32;
+        r.state.exit_code = 0;
+        r.state.error.clear();
+        r.state.started_at = now();
+        r.state.finished_at = crate::model::ZERO_TIME.into();
+        r.manually_stopped = false;
+        r.clone()
+    };
+    c.save(&rec)?;
+    entry.watch.send_modify(|s| s.status = "running".into());
+    crate::publish(engine.events(), &rec, "start", &[]);
+    let engine = engine.clone();
+    let (c4, e4) = (c.clone(), entry.clone());
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+        exited(&engine, &c4, &e4).await;
+    });
+    Ok(Reply::empty(204))
+}
+
+/// The shim is gone: record the exit, clean up, publish `die`, maybe remove.
+async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
+    let id = entry.snapshot().id;
+    let exit_path = c.run_dir(&id).join("exit.json");
+    let rec_exit = ExitRecord::read(&exit_path).unwrap_or(ExitRecord {
+        exit_code: 255,
+        finished_at: now(),
+        error: Some("the shim died".into()),
+        pid: 0,
+    });
+    let c2 = c.clone();
+    let id2 = id.clone();
+    let _ = tokio::task::spawn_blocking(move || cleanup(&c2, &id2)).await;
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.state.status = "exited".into();
+        r.state.running = false;
+        r.state.pid = 0;
+        r.state.exit_code = rec_exit.exit_code;
+        r.state.finished_at = rec_exit.finished_at.clone();
+        r.clone()
+    };
+    if let Err(e) = c.save(&rec) {
+        tracing::error!(container = %id, error = %e.message, "saving exit state");
+    }
+    crate::publish(
+        engine.events(),
+        &rec,
+        "die",
+        &[("exitCode", rec.state.exit_code.to_string())],
+    );
+    entry.watch.send_modify(|s| {
+        s.status = "exited".into();
+        s.exit_code = rec.state.exit_code;
+        s.exits += 1;
+    });
+    if rec.auto_remove() {
+        if let Err(e) = remove(engine, c, entry).await {
+            tracing::warn!(container = %id, error = %e.message, "auto-remove failed");
+        }
+    }
+}
+
+/// A container recorded as running when the daemon started: its shim is gone
+/// (live restore arrives later), so take its exit record if it left one.
+pub(crate) fn recover_exit(c: &Containers, rec: &mut Record) {
+    let exit = ExitRecord::read(&c.run_dir(&rec.id).join("exit.json")).unwrap_or(ExitRecord {
+        exit_code: 255,
+        finished_at: now(),
+        error: Some("the daemon lost the container".into()),
+        pid: 0,
+    });
+    if rec.state.pid > 0
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), None).is_ok()
+    {
+        tracing::warn!(container = %rec.id, pid = rec.state.pid, "container still running without a daemon connection; killing it");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), Signal::SIGKILL);
+    }
+    cleanup(c, &rec.id);
+    rec.state.status = "exited".into();
+    rec.state.running = false;
+    rec.state.pid = 0;
+    rec.state.exit_code = exit.exit_code;
+    rec.state.finished_at = exit.finished_at;
+    let _ = c.save(rec);
+}
+
+fn send_signal(rec: &Record, sig: Signal) -> Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), sig)
+        .map_err(|e| ApiError::system(format!("signalling {}: {e}", rec.short_id())))
+}
+
+/// Waits until the container has exited at least `exits` times.
+async fn wait_exit(entry: &Entry, after: u64, timeout: Option<Duration>) -> bool {
+    let mut rx = entry.watch.subscribe();
+    let fut = rx.wait_for(|s| s.exits > after || s.removed);
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+        None => fut.await.is_ok(),
+    }
+}
+
+pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    if !rec.state.running {
+        return Ok(Reply::empty(304));
+    }
+    entry
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .manually_stopped = true;
+    let sig = match job.args.str("signal").filter(|s| !s.is_empty()) {
+        Some(s) => parse_signal(s)?,
+        None => match rec.config["StopSignal"].as_str() {
+            Some(s) => parse_signal(s)?,
+            None => Signal::SIGTERM,
+        },
+    };
+    let timeout = job
+        .args
+        .int("t")?
+        .or(rec.config["StopTimeout"].as_i64())
+        .unwrap_or(10);
+    let exits = entry.watch.borrow().exits;
+    let _ = send_signal(&rec, sig);
+    let graceful =
+        timeout >= 0 && wait_exit(&entry, exits, Some(Duration::from_secs(timeout as u64))).await;
+    if !graceful {
+        let _ = send_signal(&rec, Signal::SIGKILL);
+        wait_exit(&entry, exits, None).await;
+    }
+    event(&job, &entry.snapshot(), "stop", &[]);
+    Ok(Reply::empty(204))
+}
+
+pub(crate) async fn kill(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    let sig = parse_signal(
+        job.args
+            .str("signal")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("SIGKILL"),
+    )?;
+    if !rec.state.running {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            rec.id
+        )));
+    }
+    send_signal(&rec, sig)?;
+    event(&job, &rec, "kill", &[("signal", (sig as i32).to_string())]);
+    Ok(Reply::empty(204))
+}
+
+pub(crate) async fn wait(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let condition = job
+        .args
+        .str("condition")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("not-running")
+        .to_string();
+    if !matches!(condition.as_str(), "not-running" | "next-exit" | "removed") {
+        return Err(ApiError::invalid(format!(
+            "invalid condition: \"{condition}\""
+        )));
+    }
+    let mut rx = entry.watch.subscribe();
+    // The headers go out now: the CLI waits for them before it starts the container.
+    let out = job.stream("application/json", berth_engine::StreamKind::Raw)?;
+    let start = rx.borrow().clone();
+    let done = match condition.as_str() {
+        "not-running" => rx
+            .wait_for(|s| s.status != "running" || s.removed)
+            .await
+            .map(|s| s.clone()),
+        "next-exit" => rx
+            .wait_for(|s| s.exits > start.exits || s.removed)
+            .await
+            .map(|s| s.clone()),
+        _ => rx.wait_for(|s| s.removed).await.map(|s| s.clone()),
+    };
+    // A closed channel means the container went away: its last code stands.
+    let code = done.map(|s| s.exit_code).unwrap_or(start.exit_code);
+    out.send_json(&json!({ "StatusCode": code, "Error": null }))
+        .await?;
+    Ok(Reply::empty(200))
+}
+
+async fn remove(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) -> Result<()> {
+    let rec = entry.snapshot();
+    let c2 = c.clone();
+    let id = rec.id.clone();
+    tokio::task::spawn_blocking(move || {
+        cleanup(&c2, &id);
+        std::fs::remove_dir_all(c2.dir(&id)).map_err(sys)
+    })
+    .await
+    .map_err(sys)??;
+    c.forget(&rec.id, &rec.name);
+    crate::publish(engine.events(), &rec, "destroy", &[]);
+    entry.watch.send_modify(|s| s.removed = true);
+    Ok(())
+}
+
+pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    if rec.state.running {
+        if !job.args.bool("force") {
+            return Err(ApiError::conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                rec.id
+            )));
+        }
+        let exits = entry.watch.borrow().exits;
+        let _ = send_signal(&rec, Signal::SIGKILL);
+        wait_exit(&entry, exits, Some(Duration::from_secs(30))).await;
+    }
+    if entry.watch.borrow().removed {
+        return Ok(Reply::empty(204));
+    }
+    remove(job.engine(), &c, &entry).await?;
+    Ok(Reply::empty(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_from_passwd_and_group() {
+        let d = tempfile_dir();
+        std::fs::create_dir_all(d.join("etc")).expect("etc");
+        std::fs::write(
+            d.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nwww:x:33:33::/var/www:/bin/false\n",
+        )
+        .expect("passwd");
+        std::fs::write(
+            d.join("etc/group"),
+            "root:x:0:\nwww:x:33:\nstaff:x:50:www\n",
+        )
+        .expect("group");
+        assert_eq!(resolve_user(&d, "").expect("root"), (0, 0, vec![]));
+        assert_eq!(resolve_user(&d, "www").expect("www"), (33, 33, vec![50]));
+        assert_eq!(
+            resolve_user(&d, "1000:1000").expect("numeric"),
+            (1000, 1000, vec![])
+        );
+        assert_eq!(
+            resolve_user(&d, "www:staff").expect("group"),
+            (33, 50, vec![])
+        );
+        let e = resolve_user(&d, "nobody").expect_err("missing");
+        assert_eq!(
+            e.message,
+            "unable to find user nobody: no matching entries in passwd file"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let mut b = [0u8; 8];
+        let _ = getrandom::getrandom(&mut b);
+        std::env::temp_dir().join(format!("berth-user-{}", hex::encode(b)))
+    }
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM").expect("name"), Signal::SIGTERM);
+        assert_eq!(parse_signal("kill").expect("short"), Signal::SIGKILL);
+        assert_eq!(parse_signal("9").expect("number"), Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+    }
+}

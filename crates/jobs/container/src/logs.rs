@@ -1,0 +1,294 @@
+//! `GET /containers/{id}/logs` and `POST /containers/{id}/attach`: both read the
+//! json-file log the shim writes, following it with inotify while the container runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_api::stdcopy::{frame, StdStream};
+use berth_api::{ApiError, ApiVersion, Result};
+use berth_engine::{Job, Reply, StreamKind};
+use berth_runtime::logfile::LogLine;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::{Containers, Entry};
+
+/// Which lines a reader wants and how to show them.
+#[derive(Clone, Copy)]
+struct Shape {
+    stdout: bool,
+    stderr: bool,
+    timestamps: bool,
+    tty: bool,
+}
+
+impl Shape {
+    fn render(&self, l: &LogLine) -> Option<Bytes> {
+        let stream = match l.stream.as_str() {
+            "stdout" if self.stdout => StdStream::Stdout,
+            "stderr" if self.stderr => StdStream::Stderr,
+            _ => return None,
+        };
+        let text = if self.timestamps {
+            format!("{} {}", l.time, l.log)
+        } else {
+            l.log.clone()
+        };
+        Some(if self.tty {
+            Bytes::from(text)
+        } else {
+            frame(stream, text.as_bytes())
+        })
+    }
+}
+
+/// Reads complete lines appended to a log file.
+struct Tail {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn new(path: &Path) -> Tail {
+        Tail {
+            path: path.to_path_buf(),
+            file: None,
+            partial: Vec::new(),
+        }
+    }
+
+    async fn open(&mut self, at_end: bool) {
+        if self.file.is_none() {
+            if let Ok(mut f) = tokio::fs::File::open(&self.path).await {
+                if at_end {
+                    let _ = f.seek(std::io::SeekFrom::End(0)).await;
+                }
+                self.file = Some(f);
+            }
+        }
+    }
+
+    /// Every complete line available now.
+    async fn read(&mut self) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        let Some(f) = self.file.as_mut() else {
+            return out;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match f.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+            }
+        }
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            if let Ok(l) = serde_json::from_slice::<LogLine>(&line) {
+                out.push(l);
+            }
+        }
+        out
+    }
+}
+
+fn time_ok(l: &LogLine, since: Option<i128>, until: Option<i128>) -> bool {
+    let t = time::OffsetDateTime::parse(&l.time, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos())
+        .unwrap_or(0);
+    since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u)
+}
+
+fn parse_time(s: Option<&str>) -> Result<Option<i128>> {
+    match s.filter(|s| !s.is_empty() && *s != "0") {
+        None => Ok(None),
+        Some(s) => {
+            let (secs, frac) = s.split_once('.').unwrap_or((s, "0"));
+            let secs: i128 = secs
+                .parse()
+                .map_err(|_| ApiError::invalid(format!("invalid time value: {s}")))?;
+            let frac: i128 = format!("{frac:0<9}")[..9].parse().unwrap_or(0);
+            Ok(Some(secs * 1_000_000_000 + frac))
+        }
+    }
+}
+
+/// Follows the log while the container runs; returns when it has exited and the
+/// log is drained, or when `send` fails (the client went away).
+async fn follow<F, Fut>(entry: &Entry, tail: &mut Tail, shape: Shape, mut send: F) -> Result<()>
+where
+    F: FnMut(Bytes) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut rx = entry.watch.subscribe();
+    let inotify =
+        inotify::Inotify::init().map_err(|e| ApiError::system(format!("inotify: {e}")))?;
+    let dir = tail
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    inotify
+        .watches()
+        .add(
+            &dir,
+            inotify::WatchMask::MODIFY | inotify::WatchMask::CREATE,
+        )
+        .map_err(|e| ApiError::system(format!("inotify: {e}")))?;
+    let mut events = inotify
+        .into_event_stream(vec![0u8; 4096])
+        .map_err(|e| ApiError::system(format!("inotify: {e}")))?;
+    loop {
+        tail.open(false).await;
+        for l in tail.read().await {
+            if let Some(b) = shape.render(&l) {
+                send(b).await?;
+            }
+        }
+        let state = rx.borrow().clone();
+        if state.status != "running" && state.status != "created" || state.removed {
+            // Exited: the shim flushed before it went; drain once more and stop.
+            tail.open(false).await;
+            for l in tail.read().await {
+                if let Some(b) = shape.render(&l) {
+                    send(b).await?;
+                }
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = events.next() => {}
+            r = rx.changed() => { if r.is_err() { return Ok(()); } }
+        }
+    }
+}
+
+pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    let shape = Shape {
+        stdout: job.args.bool("stdout"),
+        stderr: job.args.bool("stderr"),
+        timestamps: job.args.bool("timestamps"),
+        tty: rec.tty(),
+    };
+    if !shape.stdout && !shape.stderr {
+        return Err(ApiError::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let since = parse_time(job.args.str("since"))?;
+    let until = parse_time(job.args.str("until"))?;
+    let tail_n: Option<usize> = match job
+        .args
+        .str("tail")
+        .filter(|t| !t.is_empty() && *t != "all")
+    {
+        Some(t) => Some(
+            t.parse()
+                .map_err(|_| ApiError::invalid(format!("invalid tail value: {t}")))?,
+        ),
+        None => None,
+    };
+    let follow_on = job.args.bool("follow");
+    let ct = if shape.tty || job.args.version < ApiVersion::new(1, 42) {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let out = job.stream(ct, StreamKind::Raw)?;
+    let mut tail = Tail::new(Path::new(&rec.log_path));
+    tail.open(false).await;
+    let lines: Vec<LogLine> = tail
+        .read()
+        .await
+        .into_iter()
+        .filter(|l| time_ok(l, since, until))
+        .collect();
+    let wanted: Vec<&LogLine> = lines.iter().filter(|l| shape.render(l).is_some()).collect();
+    let skip = tail_n.map(|n| wanted.len().saturating_sub(n)).unwrap_or(0);
+    for l in &wanted[skip..] {
+        if let Some(b) = shape.render(l) {
+            out.send(b).await?;
+        }
+    }
+    if follow_on && until.is_none() {
+        let o2 = out.clone();
+        follow(&entry, &mut tail, shape, move |b| {
+            let o = o2.clone();
+            async move { o.send(b).await }
+        })
+        .await?;
+    }
+    Ok(Reply::empty(200))
+}
+
+pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    let shape = Shape {
+        stdout: job.args.bool("stdout"),
+        stderr: job.args.bool("stderr"),
+        timestamps: false,
+        tty: rec.tty(),
+    };
+    let with_logs = job.args.bool("logs");
+    let stream_on = job.args.bool("stream");
+    let ct = if shape.tty || job.args.version < ApiVersion::new(1, 42) {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let io = job.hijack(ct).await?;
+    let (mut rd, mut wr) = tokio::io::split(io);
+    // Input is not forwarded yet (stdin arrives with the shim's attach socket); read
+    // and drop it so the client's writes never block.
+    let drain = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    let mut tail = Tail::new(Path::new(&rec.log_path));
+    // A container that has not started yet: everything it writes is new output.
+    let at_end = rec.state.running && !with_logs;
+    tail.open(at_end).await;
+    if with_logs && !rec.state.running {
+        for l in tail.read().await {
+            if let Some(b) = shape.render(&l) {
+                if wr.write_all(&b).await.is_err() {
+                    return Ok(Reply::empty(200));
+                }
+            }
+        }
+    }
+    if stream_on && (shape.stdout || shape.stderr) {
+        let wr = Arc::new(tokio::sync::Mutex::new(wr));
+        let w2 = wr.clone();
+        let res = follow(&entry, &mut tail, shape, move |b| {
+            let w = w2.clone();
+            async move {
+                w.lock()
+                    .await
+                    .write_all(&b)
+                    .await
+                    .map_err(|_| ApiError::cancelled())
+            }
+        })
+        .await;
+        let _ = wr.lock().await.shutdown().await;
+        drain.abort();
+        if let Err(e) = res {
+            if e.kind != berth_api::ErrorKind::Cancelled {
+                return Err(e);
+            }
+        }
+    } else {
+        let _ = wr.shutdown().await;
+        drain.abort();
+    }
+    Ok(Reply::empty(200))
+}

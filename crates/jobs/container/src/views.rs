@@ -1,0 +1,192 @@
+//! `GET /containers/json` and `GET /containers/{id}/json`.
+
+use std::sync::Arc;
+
+use berth_api::filters::{label_matches, Filters};
+use berth_api::{ApiVersion, Result};
+use berth_engine::{Job, Reply};
+use serde_json::{json, Value};
+
+use crate::model::Record;
+use crate::Containers;
+
+fn created_unix(rec: &Record) -> i64 {
+    time::OffsetDateTime::parse(&rec.created, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}
+
+/// `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`, as `docker ps` shows.
+fn status_text(rec: &Record) -> String {
+    let ago = |t: &str| -> String {
+        let secs = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds())
+            .unwrap_or(0)
+            .max(0);
+        match secs {
+            0 => "Less than a second".into(),
+            1 => "1 second".into(),
+            s if s < 60 => format!("{s} seconds"),
+            s if s < 120 => "About a minute".into(),
+            s if s < 3600 => format!("{} minutes", s / 60),
+            s if s < 7200 => "About an hour".into(),
+            s => format!("{} hours", s / 3600),
+        }
+    };
+    match rec.state.status.as_str() {
+        "running" => format!("Up {}", ago(&rec.state.started_at)),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            rec.state.exit_code,
+            ago(&rec.state.finished_at)
+        ),
+        "created" => "Created".into(),
+        s => s.to_string(),
+    }
+}
+
+pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
+    filters.validate(&[
+        "id", "name", "label", "status", "ancestor", "exited", "before", "since", "network",
+        "volume", "health", "is-task", "expose", "publish",
+    ])?;
+    let all = job.args.bool("all") || filters.contains("status") || filters.contains("exited");
+    let limit = job.args.int("limit")?.filter(|l| *l > 0);
+    let mut recs: Vec<Record> = c.all().iter().map(|e| e.snapshot()).collect();
+    recs.sort_by(|a, b| b.created.cmp(&a.created));
+    let mut out = Vec::new();
+    for rec in recs {
+        let name = rec.name.trim_start_matches('/').to_string();
+        let labels = rec.labels();
+        let keep = (all || rec.state.running)
+            && filters.any_or_absent("id", |v| rec.id.starts_with(v))
+            && filters.any_or_absent("name", |v| name.contains(v.trim_start_matches('/')))
+            && filters
+                .get("label")
+                .iter()
+                .all(|l| label_matches(l, &labels))
+            && filters.any_or_absent("status", |v| v == rec.state.status)
+            && filters.any_or_absent("exited", |v| {
+                rec.state.status == "exited" && v.parse() == Ok(rec.state.exit_code)
+            })
+            && filters.any_or_absent("ancestor", |v| {
+                v == rec.image_name
+                    || rec.image.contains(v)
+                    || c.graph
+                        .resolve(v)
+                        .map(|d| d.to_string() == rec.image)
+                        .unwrap_or(false)
+            });
+        if !keep {
+            continue;
+        }
+        let command = std::iter::once(rec.path.clone())
+            .chain(rec.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push(json!({
+            "Id": rec.id,
+            "Names": [rec.name],
+            "Image": rec.image_name,
+            "ImageID": rec.image,
+            "Command": command,
+            "Created": created_unix(&rec),
+            "Ports": [],
+            "Labels": labels,
+            "State": rec.state.status,
+            "Status": status_text(&rec),
+            "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
+            "NetworkSettings": { "Networks": {} },
+            "Mounts": [],
+        }));
+        if limit.is_some_and(|l| out.len() as i64 >= l) {
+            break;
+        }
+    }
+    Ok(Reply::json(&out))
+}
+
+pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value {
+    let dir = c.dir(&rec.id);
+    let image = berth_graph::Digest::parse(&rec.image).ok();
+    let lowers = image
+        .and_then(|i| c.graph.lowerdirs(&i).ok())
+        .unwrap_or_default();
+    let lower = lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut out = json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": rec.path,
+        "Args": rec.args,
+        "State": {
+            "Status": rec.state.status,
+            "Running": rec.state.running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": rec.state.pid,
+            "ExitCode": rec.state.exit_code,
+            "Error": rec.state.error,
+            "StartedAt": rec.state.started_at,
+            "FinishedAt": rec.state.finished_at,
+        },
+        "Image": rec.image,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": rec.log_path,
+        "Name": rec.name,
+        "RestartCount": rec.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": null,
+        "HostConfig": rec.host_config,
+        "GraphDriver": {
+            "Name": "overlay2",
+            "Data": {
+                "LowerDir": lower,
+                "MergedDir": dir.join("merged"),
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+            },
+        },
+        "Mounts": [],
+        "Config": rec.config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {},
+        },
+    });
+    if v >= ApiVersion::new(1, 44) {
+        if let Some(o) = out["NetworkSettings"].as_object_mut() {
+            for k in [
+                "HairpinMode",
+                "LinkLocalIPv6Address",
+                "LinkLocalIPv6PrefixLen",
+                "SecondaryIPAddresses",
+                "SecondaryIPv6Addresses",
+            ] {
+                o.remove(k);
+            }
+        }
+    }
+    out
+}
+
+pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    Ok(Reply::json(&inspect_view(&c, &rec, job.args.version)))
+}
