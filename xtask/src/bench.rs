@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use berth_testkit::registry::{push_blob, put_manifest, Registry};
 
-use crate::{cargo, root, status, Result};
+use crate::{root, Result};
 
 struct Opts {
     against: Option<String>,
@@ -68,16 +68,7 @@ impl Drop for Daemon {
 }
 
 fn start_berth() -> Result<Daemon> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "-p",
-        "berth-daemon",
-        "--bin",
-        "berthd",
-    ]);
-    status(build)?;
+    crate::build_release()?;
     let dir = tempfile::Builder::new()
         .prefix("berth-bench-")
         .tempdir()

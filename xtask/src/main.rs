@@ -73,18 +73,24 @@ fn status(mut c: Command) -> Result {
     }
 }
 
-fn run(args: &[String]) -> Result {
-    packages::ensure(packages::RUN)?;
+/// Builds release `berthd` and the `berth-shim` it starts containers with.
+fn build_release() -> Result {
     let mut build = cargo();
     build.args([
         "build",
         "--release",
         "-p",
         "berth-daemon",
-        "--bin",
-        "berthd",
+        "-p",
+        "berth-runtime",
+        "--bins",
     ]);
-    status(build)?;
+    status(build)
+}
+
+fn run(args: &[String]) -> Result {
+    packages::ensure(packages::RUN)?;
+    build_release()?;
     let bin = root().join("target/release/berthd");
     eprintln!("starting {} {}", bin.display(), args.join(" "));
     use std::os::unix::process::CommandExt;
