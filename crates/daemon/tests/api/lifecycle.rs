@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use crate::{builder, daemon};
 
-#[test]
-fn second_daemon_on_same_data_root_is_refused() {
-    let d = daemon();
-    let other_sock = d.sock.with_file_name("other.sock");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+/// Runs a second berthd beside `d` on `host` and `data_root`, to its exit.
+fn second(
+    d: &berth_testkit::TestDaemon,
+    host: &str,
+    data_root: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
         .arg("-H")
-        .arg(format!("unix://{}", other_sock.display()))
+        .arg(host)
         .arg("--data-root")
-        .arg(&d.data_root)
+        .arg(data_root)
         .arg("--exec-root")
         .arg(d.exec_root.with_file_name("exec2"))
         .arg("--pidfile")
@@ -23,7 +25,18 @@ fn second_daemon_on_same_data_root_is_refused() {
         .arg(&d.config_file)
         .stdin(Stdio::null())
         .output()
-        .expect("run second berthd");
+        .expect("run second berthd")
+}
+
+#[test]
+fn second_daemon_on_same_data_root_is_refused() {
+    let d = daemon();
+    let other_sock = d.sock.with_file_name("other.sock");
+    let out = second(
+        &d,
+        &format!("unix://{}", other_sock.display()),
+        &d.data_root,
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to start a second daemon"), "{err}");
@@ -43,20 +56,7 @@ fn second_daemon_on_same_data_root_is_refused() {
 #[test]
 fn a_live_socket_of_another_daemon_is_not_stolen() {
     let d = daemon();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
-        .arg("-H")
-        .arg(d.host())
-        .arg("--data-root")
-        .arg(d.data_root.with_file_name("data2"))
-        .arg("--exec-root")
-        .arg(d.exec_root.with_file_name("exec2"))
-        .arg("--pidfile")
-        .arg(d.pidfile.with_file_name("other.pid"))
-        .arg("--config-file")
-        .arg(&d.config_file)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run second berthd");
+    let out = second(&d, &d.host(), &d.data_root.with_file_name("data2"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another daemon"));
     assert_eq!(
