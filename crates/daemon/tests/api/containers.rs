@@ -68,6 +68,8 @@ fn docker_exit_codes_for_start_failures() {
     let (code, e) = stderr_of(&d, &["run", "--rm", &b, "/no/such/binary"]);
     assert_eq!(code, 127, "{e}");
     assert!(e.contains("executable file not found"), "{e}");
+    let (code, e) = stderr_of(&d, &["run", "--rm", &b, "/etc/passwd"]);
+    assert_eq!(code, 126, "{e}");
     let (code, e) = stderr_of(&d, &["run", "--rm", "-u", "ghost", &b, "true"]);
     assert_ne!(code, 0);
     assert!(e.contains("unable to find user ghost"), "{e}");

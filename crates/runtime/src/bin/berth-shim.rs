@@ -68,6 +68,8 @@ fn start_failure_code(msg: &str) -> i32 {
     } else if m.contains("permission denied")
         || m.contains("not executable")
         || m.contains("exec format")
+        // libcontainer's words for a file without execute permission.
+        || m.contains("does not have correct permissions")
     {
         126
     } else {
