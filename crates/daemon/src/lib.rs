@@ -134,6 +134,7 @@ async fn run(cfg: Config) -> Result<(), String> {
     .map_err(|e| format!("opening containers: {e}"))?
     .map_err(|e| format!("opening containers: {}", e.message))?;
     berth_jobs_container::register(&engine, containers.clone());
+    containers.restore(&engine);
     images.set_usage(Arc::new(report::ContainerUsage(containers.clone())));
     system.add_reporter(Arc::new(report::ContainerReport(containers)));
 

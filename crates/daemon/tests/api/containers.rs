@@ -346,3 +346,49 @@ fn events_of_a_run() {
         assert!(actions.contains(&a), "{a} missing: {actions:?}");
     }
 }
+
+#[test]
+fn running_containers_survive_a_daemon_restart() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        &b,
+        "sh",
+        "-c",
+        "trap 'exit 5' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    d.cli_ok(&["run", "--name", "done", &b, "echo", "finished"]);
+    let pid = |d: &berth_testkit::TestDaemon| -> i64 {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.cli_ok(&["inspect", "live"])).expect("json");
+        v[0]["State"]["Pid"].as_i64().unwrap_or(0)
+    };
+    let before = pid(&d);
+    assert!(before > 0);
+    let status = d.stop();
+    assert!(status.success());
+    // Output written while the daemon is away lands in the log.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.restart();
+    assert_eq!(pid(&d), before, "same process after the restart");
+    let logs = d.cli_ok(&["logs", "live"]);
+    let ticks: Vec<u64> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(ticks.len() >= 5, "{logs}");
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "a gap in the log: {ticks:?}"
+    );
+    // The stopped one kept its state and log.
+    assert_eq!(d.cli_ok(&["logs", "done"]), "finished\n");
+    // Fully manageable again: stop, wait, rm.
+    d.cli_ok(&["stop", "live"]);
+    assert_eq!(d.cli_ok(&["wait", "live"]).trim(), "5");
+    d.cli_ok(&["rm", "live", "done"]);
+}

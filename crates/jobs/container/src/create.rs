@@ -217,6 +217,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         log_path: dir.join(format!("{id}-json.log")).display().to_string(),
         restart_count: 0,
         manually_stopped: false,
+        shim_pid: 0,
     };
     let saved = std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::system(format!("{}: {e}", dir.display())))

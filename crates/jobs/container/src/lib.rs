@@ -99,10 +99,22 @@ impl Containers {
                 let _ = std::fs::remove_dir_all(e.path());
                 continue;
             };
-            if rec.state.running {
+            if rec.state.running && !lifecycle::shim_alive(&rec) {
                 lifecycle::recover_exit(self, &mut rec);
             }
             self.insert(rec);
+        }
+    }
+
+    /// Reconnects to containers whose shims outlived the daemon (live restore): they
+    /// stay running and their exit is noticed through a pidfd on the shim.
+    pub fn restore(self: &Arc<Self>, engine: &Engine) {
+        for entry in self.all() {
+            let rec = entry.snapshot();
+            if rec.state.running {
+                tracing::info!(container = %rec.id, pid = rec.state.pid, "reconnected to running container");
+                lifecycle::watch_restored(engine.clone(), self.clone(), entry, rec.shim_pid);
+            }
         }
     }
 

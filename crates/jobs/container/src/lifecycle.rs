@@ -379,6 +379,7 @@ async fn start_inner(
         r.state.started_at = now();
         r.state.finished_at = crate::model::ZERO_TIME.into();
         r.manually_stopped = false;
+        r.shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
         r.clone()
     };
     c.save(&rec)?;
@@ -436,8 +437,44 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     }
 }
 
-/// A container recorded as running when the daemon started: its shim is gone
-/// (live restore arrives later), so take its exit record if it left one.
+/// Whether the shim of a container recorded as running is still there.
+pub(crate) fn shim_alive(rec: &Record) -> bool {
+    rec.shim_pid > 0
+        && std::fs::read(format!("/proc/{}/cmdline", rec.shim_pid))
+            .map(|c| String::from_utf8_lossy(&c).contains(&rec.id))
+            .unwrap_or(false)
+}
+
+/// Waits (through a pidfd: the shim is not our child any more) for a restored
+/// container's shim to exit, then records the exit as for any container.
+pub(crate) fn watch_restored(engine: Engine, c: Arc<Containers>, entry: Arc<Entry>, shim_pid: i32) {
+    tokio::spawn(async move {
+        // Safety: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, shim_pid, 0) };
+        if fd >= 0 {
+            // Safety: a fresh fd from pidfd_open that nothing else owns.
+            let owned =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+            if let Ok(afd) = {
+                // Safety: the fd is ours alone and lives inside the AsyncFd until
+                // it is deregistered and closed with it.
+                unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        owned,
+                        tokio::io::Interest::READABLE,
+                    )
+                }
+            } {
+                // A pidfd becomes readable when the process exits.
+                let _ = afd.readable().await;
+            }
+        }
+        exited(&engine, &c, &entry).await;
+    });
+}
+
+/// A container recorded as running whose shim is gone: take its exit record if it
+/// left one.
 pub(crate) fn recover_exit(c: &Containers, rec: &mut Record) {
     let exit = ExitRecord::read(&c.run_dir(&rec.id).join("exit.json")).unwrap_or(ExitRecord {
         exit_code: 255,

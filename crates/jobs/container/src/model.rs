@@ -54,6 +54,9 @@ pub struct Record {
     /// Set when the user stopped it (for restart policies).
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The PID of the container's shim while it runs (found again after a restart).
+    #[serde(default)]
+    pub shim_pid: i32,
 }
 
 impl Record {
