@@ -584,19 +584,29 @@ pub(crate) async fn wait(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     // The headers go out now: the CLI waits for them before it starts the container.
     let out = job.stream("application/json", berth_engine::StreamKind::Raw)?;
     let start = rx.borrow().clone();
-    let done = match condition.as_str() {
-        "not-running" => rx
-            .wait_for(|s| s.status != "running" || s.removed)
-            .await
-            .map(|s| s.clone()),
-        "next-exit" => rx
-            .wait_for(|s| s.exits > start.exits || s.removed)
-            .await
-            .map(|s| s.clone()),
-        _ => rx.wait_for(|s| s.removed).await.map(|s| s.clone()),
+    let start_code = start.exit_code;
+    let cond = condition.clone();
+    let waiting = async move {
+        match cond.as_str() {
+            "not-running" => rx
+                .wait_for(|s| s.status != "running" || s.removed)
+                .await
+                .map(|s| s.clone()),
+            "next-exit" => rx
+                .wait_for(|s| s.exits > start.exits || s.removed)
+                .await
+                .map(|s| s.clone()),
+            _ => rx.wait_for(|s| s.removed).await.map(|s| s.clone()),
+        }
+    };
+    // The client may go away (or the daemon stop) before the container does.
+    let done = tokio::select! {
+        d = waiting => d,
+        _ = job.cancelled() => return Err(ApiError::cancelled()),
+        _ = out.closed() => return Err(ApiError::cancelled()),
     };
     // A closed channel means the container went away: its last code stands.
-    let code = done.map(|s| s.exit_code).unwrap_or(start.exit_code);
+    let code = done.map(|s| s.exit_code).unwrap_or(start_code);
     out.send_json(&json!({ "StatusCode": code, "Error": null }))
         .await?;
     Ok(Reply::empty(200))

@@ -116,7 +116,13 @@ fn parse_time(s: Option<&str>) -> Result<Option<i128>> {
 
 /// Follows the log while the container runs; returns when it has exited and the
 /// log is drained, or when `send` fails (the client went away).
-async fn follow<F, Fut>(entry: &Entry, tail: &mut Tail, shape: Shape, mut send: F) -> Result<()>
+async fn follow<F, Fut>(
+    entry: &Entry,
+    tail: &mut Tail,
+    shape: Shape,
+    cancel: tokio_util::sync::CancellationToken,
+    mut send: F,
+) -> Result<()>
 where
     F: FnMut(Bytes) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,
@@ -160,6 +166,7 @@ where
         tokio::select! {
             _ = events.next() => {}
             r = rx.changed() => { if r.is_err() { return Ok(()); } }
+            _ = cancel.cancelled() => return Err(ApiError::cancelled()),
         }
     }
 }
@@ -215,7 +222,7 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     }
     if follow_on && until.is_none() {
         let o2 = out.clone();
-        follow(&entry, &mut tail, shape, move |b| {
+        follow(&entry, &mut tail, shape, job.cancel_token(), move |b| {
             let o = o2.clone();
             async move { o.send(b).await }
         })
@@ -268,7 +275,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     if stream_on && (shape.stdout || shape.stderr) {
         let wr = Arc::new(tokio::sync::Mutex::new(wr));
         let w2 = wr.clone();
-        let res = follow(&entry, &mut tail, shape, move |b| {
+        let res = follow(&entry, &mut tail, shape, job.cancel_token(), move |b| {
             let w = w2.clone();
             async move {
                 w.lock()
