@@ -392,3 +392,41 @@ fn running_containers_survive_a_daemon_restart() {
     assert_eq!(d.cli_ok(&["wait", "live"]).trim(), "5");
     d.cli_ok(&["rm", "live", "done"]);
 }
+
+#[test]
+fn stdin_is_piped_with_dash_i() {
+    use std::io::Write;
+    let d = daemon();
+    let b = busybox(&d);
+    for (input, args, want) in [
+        (
+            "hello stdin\n",
+            vec!["run", "-i", "--rm", b.as_str(), "cat"],
+            "hello stdin\n",
+        ),
+        (
+            "a\nb\nc\n",
+            vec!["run", "-i", "--rm", b.as_str(), "wc", "-l"],
+            "3\n",
+        ),
+    ] {
+        let mut child = d
+            .docker()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker run -i");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("feed");
+        let out = child.wait_with_output().expect("run");
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim_start(), want);
+    }
+    // Without -i the container's stdin is empty.
+    assert_eq!(d.cli_ok(&["run", "--rm", &b, "cat"]), "");
+}

@@ -230,6 +230,19 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    if rec.config["OpenStdin"].as_bool().unwrap_or(false) {
+        if let Err(e) = nix::unistd::mkfifo(
+            &dir.join("stdin.fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        ) {
+            c.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiError::system(format!("creating the stdin pipe: {e}")));
+        }
+    }
     c.insert(rec.clone());
     event(&job, &rec, "create", &[]);
     Ok(Reply::json_status(

@@ -276,6 +276,16 @@ fn cleanup(c: &Containers, id: &str) {
     let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
 }
 
+/// `--stdin FIFO` for containers created with `OpenStdin`.
+fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
+    let fifo = c.dir(&rec.id).join("stdin.fifo");
+    if rec.config["OpenStdin"].as_bool().unwrap_or(false) && fifo.exists() {
+        vec!["--stdin".into(), fifo.into_os_string()]
+    } else {
+        Vec::new()
+    }
+}
+
 fn docker_start_error(rec: &Record, code: i32, msg: &str) -> ApiError {
     let text = match code {
         127 => format!("failed to create task for container: exec: \"{}\": executable file not found in $PATH: unknown", rec.path),
@@ -332,6 +342,7 @@ async fn start_inner(
         .arg(&rec.log_path)
         .arg("--exit")
         .arg(bundle.join("exit.json"))
+        .args(stdin_args(c, &rec))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

@@ -249,15 +249,45 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     };
     let io = job.hijack(ct).await?;
     let (mut rd, mut wr) = tokio::io::split(io);
-    // Input is not forwarded yet (stdin arrives with the shim's attach socket); read
-    // and drop it so the client's writes never block.
+    // The client's input goes into the container's stdin FIFO when it has one
+    // (`-i`); otherwise it is read and dropped so the client's writes never block.
+    let fifo = c.dir(&rec.id).join("stdin.fifo");
+    let to_stdin = job.args.bool("stdin")
+        && rec.config["OpenStdin"].as_bool().unwrap_or(false)
+        && fifo.exists();
+    let mut started = entry.watch.subscribe();
     let drain = tokio::spawn(async move {
-        let mut buf = [0u8; 4096];
+        // Read and write: opening never waits, and our close is the EOF the
+        // container sees when the client's input ends.
+        let mut sink = if to_stdin {
+            tokio::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&fifo)
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let mut buf = vec![0u8; 32 * 1024];
         while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {
                 break;
             }
+            if let Some(f) = sink.as_mut() {
+                if f.write_all(&buf[..n]).await.is_err() {
+                    sink = None;
+                }
+            }
         }
+        // A FIFO loses its buffered data when its last descriptor closes: hold our
+        // end until the container (through its shim) holds the other.
+        if sink.is_some() {
+            let _ = started
+                .wait_for(|st| st.status != "created" || st.removed)
+                .await;
+        }
+        drop(sink);
     });
     let mut tail = Tail::new(Path::new(&rec.log_path));
     // A container that has not started yet: everything it writes is new output.

@@ -31,6 +31,8 @@ struct Args {
     state_root: PathBuf,
     log: PathBuf,
     exit: PathBuf,
+    /// A FIFO the daemon writes the client's stdin into (`docker run -i`).
+    stdin: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
     let mut state_root = None;
     let mut log = None;
     let mut exit = None;
+    let mut stdin = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -48,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
             "--state-root" => state_root = Some(PathBuf::from(v)),
             "--log" => log = Some(PathBuf::from(v)),
             "--exit" => exit = Some(PathBuf::from(v)),
+            "--stdin" => stdin = Some(PathBuf::from(v)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -57,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         state_root: state_root.ok_or("--state-root is required")?,
         log: log.ok_or("--log is required")?,
         exit: exit.ok_or("--exit is required")?,
+        stdin,
     })
 }
 
@@ -103,6 +108,29 @@ fn main() {
     std::process::exit(run(args));
 }
 
+/// The container's stdin: the FIFO when given (opened without waiting for a writer;
+/// the daemon opens its end at attach, before the start), else /dev/null.
+fn open_stdin(fifo: Option<&std::path::Path>) -> Result<OwnedFd, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = fifo else {
+        return std::fs::File::open("/dev/null")
+            .map(OwnedFd::from)
+            .map_err(|e| format!("/dev/null: {e}"));
+    };
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Blocking again for the container: it should wait for input, not spin.
+    let flags = nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
+        .map_err(|e| e.to_string())?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(f.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))
+        .map_err(|e| e.to_string())?;
+    Ok(OwnedFd::from(f))
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
@@ -128,13 +156,13 @@ fn run(args: Args) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let devnull = match std::fs::File::open("/dev/null") {
-        Ok(f) => OwnedFd::from(f),
-        Err(e) => return fail(format!("/dev/null: {e}")),
+    let stdin = match open_stdin(args.stdin.as_deref()) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
     };
     let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&args.state_root)
-        .map(|b| b.with_stdin(devnull).with_stdout(out_w).with_stderr(err_w))
+        .map(|b| b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w))
         .and_then(|b| {
             b.as_init(&args.bundle)
                 .with_systemd(false)
