@@ -84,6 +84,12 @@ pub fn container() -> Vec<Route> {
         ),
         r(
             Method::POST,
+            "/containers/{id}/rename",
+            "container.rename",
+            None,
+        ),
+        r(
+            Method::POST,
             "/containers/{name}/wait",
             "container.wait",
             None,

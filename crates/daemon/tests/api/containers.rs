@@ -430,3 +430,33 @@ fn stdin_is_piped_with_dash_i() {
     // Without -i the container's stdin is empty.
     assert_eq!(d.cli_ok(&["run", "--rm", &b, "cat"]), "");
 }
+
+#[test]
+fn rename_follows_dockers_rules() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["create", "--name", "first", &b, "true"]);
+    d.cli_ok(&["create", "--name", "second", &b, "true"]);
+    d.cli_ok(&["rename", "first", "renamed"]);
+    assert_eq!(
+        d.cli_ok(&["inspect", "--format", "{{.Name}}", "renamed"])
+            .trim(),
+        "/renamed"
+    );
+    let (_, e) = stderr_of(&d, &["inspect", "first"]);
+    assert!(e.contains("No such"), "{e}");
+    let (_, e) = stderr_of(&d, &["rename", "renamed", "second"]);
+    assert!(e.contains("is already in use by container"), "{e}");
+    let (_, e) = stderr_of(&d, &["rename", "renamed", "bad name"]);
+    assert!(e.contains("Invalid container name"), "{e}");
+    // The new name survives a restart; the old one is free again.
+    let mut d = d;
+    d.restart();
+    assert_eq!(
+        d.cli_ok(&["inspect", "--format", "{{.Name}}", "renamed"])
+            .trim(),
+        "/renamed"
+    );
+    d.cli_ok(&["create", "--name", "first", &b, "true"]);
+    d.cli_ok(&["rm", "renamed", "second", "first"]);
+}

@@ -265,6 +265,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.stop", lifecycle::stop);
     job!("container.kill", lifecycle::kill);
     job!("container.delete", lifecycle::delete);
+    job!("container.rename", lifecycle::rename);
     job!("container.attach", logs::attach);
     job!("container.logs", logs::logs);
     job!("container.list", views::list);
