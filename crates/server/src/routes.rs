@@ -90,6 +90,12 @@ pub fn container() -> Vec<Route> {
         ),
         r(
             Method::POST,
+            "/containers/{name}/resize",
+            "container.resize",
+            None,
+        ),
+        r(
+            Method::POST,
             "/containers/{name}/wait",
             "container.wait",
             None,

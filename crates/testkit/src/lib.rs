@@ -197,7 +197,11 @@ impl TestDaemon {
 
     /// A `docker` CLI command with `DOCKER_HOST` set and a private config dir.
     pub fn docker(&self) -> Command {
-        let mut c = Command::new(docker_cli());
+        self.docker_env(Command::new(docker_cli()))
+    }
+
+    /// Any command with the environment the docker CLI needs for this daemon.
+    pub fn docker_env(&self, mut c: Command) -> Command {
         let cfg = self.dir.as_ref().expect("dir").path().join("docker-config");
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", cfg)

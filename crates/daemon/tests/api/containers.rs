@@ -460,3 +460,29 @@ fn rename_follows_dockers_rules() {
     d.cli_ok(&["create", "--name", "first", &b, "true"]);
     d.cli_ok(&["rm", "renamed", "second", "first"]);
 }
+
+#[test]
+fn tty_under_a_pty_with_resize() {
+    let d = daemon();
+    let b = busybox(&d);
+    // `script` gives the docker CLI a real terminal, as a user's shell would.
+    let cmd = format!(
+        "stty cols 100 rows 40; {} run -it --rm {b} sh -c 'tty; sleep 0.3; stty size; exit 4'",
+        berth_testkit::docker_cli().display()
+    );
+    // script ends the session when its input ends: keep it open until we are done.
+    let mut child = d
+        .docker_env(std::process::Command::new("script"))
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script");
+    let keep = child.stdin.take();
+    let o = child.wait_with_output().expect("script output");
+    drop(keep);
+    let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("40 100"), "{out}");
+    assert_eq!(o.status.code(), Some(4), "{out}");
+}

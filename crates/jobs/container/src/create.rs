@@ -230,9 +230,20 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
-    if rec.config["OpenStdin"].as_bool().unwrap_or(false) {
+    let fifos: Vec<&str> = [
+        (
+            "stdin.fifo",
+            rec.config["OpenStdin"].as_bool().unwrap_or(false),
+        ),
+        ("resize.fifo", rec.tty()),
+    ]
+    .iter()
+    .filter(|(_, want)| *want)
+    .map(|(n, _)| *n)
+    .collect();
+    for f in fifos {
         if let Err(e) = nix::unistd::mkfifo(
-            &dir.join("stdin.fifo"),
+            &dir.join(f),
             nix::sys::stat::Mode::from_bits_truncate(0o600),
         ) {
             c.names
@@ -240,7 +251,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&name);
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(ApiError::system(format!("creating the stdin pipe: {e}")));
+            return Err(ApiError::system(format!("creating {f}: {e}")));
         }
     }
     c.insert(rec.clone());

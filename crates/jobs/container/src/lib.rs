@@ -266,6 +266,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.kill", lifecycle::kill);
     job!("container.delete", lifecycle::delete);
     job!("container.rename", lifecycle::rename);
+    job!("container.resize", lifecycle::resize);
     job!("container.attach", logs::attach);
     job!("container.logs", logs::logs);
     job!("container.list", views::list);

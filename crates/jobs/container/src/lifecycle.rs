@@ -233,7 +233,7 @@ fn prepare(c: &Containers, rec: &Record) -> Result<PathBuf> {
             gid,
             additional_gids: extra,
             hostname,
-            tty: false,
+            tty: rec.tty(),
             privileged: hc["Privileged"].as_bool().unwrap_or(false),
             cap_add: strings(&hc["CapAdd"]),
             cap_drop: strings(&hc["CapDrop"]),
@@ -276,14 +276,58 @@ fn cleanup(c: &Containers, id: &str) {
     let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
 }
 
-/// `--stdin FIFO` for containers created with `OpenStdin`.
+/// `--stdin FIFO` for containers created with `OpenStdin`, `--tty` and `--resize`
+/// for those with a terminal.
 fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
     let fifo = c.dir(&rec.id).join("stdin.fifo");
     if rec.config["OpenStdin"].as_bool().unwrap_or(false) && fifo.exists() {
-        vec!["--stdin".into(), fifo.into_os_string()]
-    } else {
-        Vec::new()
+        out.extend(["--stdin".into(), fifo.into_os_string()]);
     }
+    if rec.tty() {
+        out.extend([
+            "--tty".into(),
+            "1".into(),
+            "--resize".into(),
+            c.dir(&rec.id).join("resize.fifo").into_os_string(),
+        ]);
+    }
+    out
+}
+
+/// `POST /containers/{id}/resize?h=&w=`: the new size goes to the shim.
+pub(crate) async fn resize(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    let h = job.args.int("h")?.unwrap_or(0);
+    let w = job.args.int("w")?.unwrap_or(0);
+    if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
+        return Err(ApiError::invalid("invalid terminal size"));
+    }
+    if !rec.state.running {
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            rec.id
+        )));
+    }
+    if !rec.tty() {
+        return Ok(Reply::empty(200));
+    }
+    let fifo = c.dir(&rec.id).join("resize.fifo");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: with no shim reading, fail instead of hanging.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)?;
+        writeln!(f, "{h} {w}")
+    })
+    .await
+    .map_err(sys)?
+    .map_err(|e| ApiError::system(format!("resizing: {e}")))?;
+    Ok(Reply::empty(200))
 }
 
 fn docker_start_error(rec: &Record, code: i32, msg: &str) -> ApiError {

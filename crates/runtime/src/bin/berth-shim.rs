@@ -33,6 +33,10 @@ struct Args {
     exit: PathBuf,
     /// A FIFO the daemon writes the client's stdin into (`docker run -i`).
     stdin: Option<PathBuf>,
+    /// The container has a terminal (`docker run -t`).
+    tty: bool,
+    /// A FIFO of `rows cols` lines for terminal resizes.
+    resize: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -42,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
     let mut log = None;
     let mut exit = None;
     let mut stdin = None;
+    let mut tty = false;
+    let mut resize = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -52,6 +58,8 @@ fn parse_args() -> Result<Args, String> {
             "--log" => log = Some(PathBuf::from(v)),
             "--exit" => exit = Some(PathBuf::from(v)),
             "--stdin" => stdin = Some(PathBuf::from(v)),
+            "--tty" => tty = v == "1" || v == "true",
+            "--resize" => resize = Some(PathBuf::from(v)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -62,6 +70,8 @@ fn parse_args() -> Result<Args, String> {
         log: log.ok_or("--log is required")?,
         exit: exit.ok_or("--exit is required")?,
         stdin,
+        tty,
+        resize,
     })
 }
 
@@ -148,6 +158,23 @@ fn run(args: Args) -> i32 {
         report(serde_json::json!({ "error": msg, "exit_code": code }));
         1
     };
+    // With a terminal, libcontainer hands the pty's master over a unix socket; the
+    // connection waits in the listener's backlog until build() returns.
+    let console = if args.tty {
+        let path = args.bundle.join("console.sock");
+        let _ = std::fs::remove_file(&path);
+        // Bound by a relative name from inside the bundle: the absolute path can
+        // be longer than a socket address allows (libcontainer connects the same way).
+        if let Err(e) = std::env::set_current_dir(&args.bundle) {
+            return fail(format!("console socket: {e}"));
+        }
+        match std::os::unix::net::UnixListener::bind("console.sock") {
+            Ok(l) => Some((l, path)),
+            Err(e) => return fail(format!("console socket: {e}")),
+        }
+    } else {
+        None
+    };
     let (out_r, out_w) = match pipe() {
         Ok(p) => p,
         Err(e) => return fail(e),
@@ -156,22 +183,40 @@ fn run(args: Args) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let stdin = match open_stdin(args.stdin.as_deref()) {
+    let stdin_fifo = if args.tty {
+        None
+    } else {
+        args.stdin.as_deref()
+    };
+    let stdin = match open_stdin(stdin_fifo) {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
-    let built = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+    let builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
         .with_root_path(&args.state_root)
-        .map(|b| b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w))
-        .and_then(|b| {
-            b.as_init(&args.bundle)
-                .with_systemd(false)
-                .with_detach(true)
-                .build()
+        .map(|b| match &console {
+            Some((_, path)) => b.with_console_socket(Some(path.clone())),
+            None => b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w),
         });
+    let built = builder.and_then(|b| {
+        b.as_init(&args.bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+    });
     let mut container = match built {
         Ok(c) => c,
         Err(e) => return fail(format!("creating the container: {e}")),
+    };
+    let master = match &console {
+        Some((l, _)) => match receive_master(l) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = container.delete(true);
+                return fail(format!("receiving the terminal: {e}"));
+            }
+        },
+        None => None,
     };
     if let Err(e) = container.start() {
         let msg = format!("starting the container: {e}");
@@ -186,7 +231,13 @@ fn run(args: Args) -> i32 {
     // The daemon reads one line; nothing else goes to stdout.
     let _ = nix::unistd::close(1);
 
-    copy_output(&args.log, out_r, err_r);
+    match master {
+        Some(m) => {
+            drop((out_r, err_r));
+            copy_tty(&args.log, m, args.stdin.as_deref(), args.resize.as_deref());
+        }
+        None => copy_output(&args.log, out_r, err_r),
+    }
     let code = wait_for(pid);
     let rec = ExitRecord {
         exit_code: code,
@@ -206,6 +257,152 @@ fn run(args: Args) -> i32 {
         Err(e) => eprintln!("berth-shim: loading container state: {e}"),
     }
     0
+}
+
+/// Accepts libcontainer's connection on the console socket and takes the pty master.
+fn receive_master(l: &std::os::unix::net::UnixListener) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let (conn, _) = l.accept().map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| e.to_string())?;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // Safety: SCM_RIGHTS gave us a new descriptor that nothing else owns.
+                return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) });
+            }
+        }
+    }
+    Err("no descriptor received".into())
+}
+
+fn set_size(master: &impl AsRawFd, line: &str) {
+    let mut it = line
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    if let (Some(rows), Some(cols)) = (it.next(), it.next()) {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // Safety: TIOCSWINSZ with a valid winsize on the pty master.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// Terminal mode: the master's output goes to the log as stdout; input from the
+/// stdin FIFO and sizes from the resize FIFO go to the master.
+fn copy_tty(
+    log: &std::path::Path,
+    master: OwnedFd,
+    stdin: Option<&std::path::Path>,
+    resize: Option<&std::path::Path>,
+) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = match OpenOptions::new().create(true).append(true).open(log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("berth-shim: opening {}: {e}", log.display());
+            return;
+        }
+    };
+    // Read-write opens never wait for a peer and never see end of file.
+    let open = |p: Option<&std::path::Path>| {
+        p.and_then(|p| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(p)
+                .ok()
+        })
+    };
+    let mut input = open(stdin);
+    let mut sizes = open(resize);
+    let mut out = std::fs::File::from(master);
+    let mut splitter = LineSplitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let (m_ready, i_ready, r_ready) = {
+            let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::POLLIN)];
+            if let Some(i) = &input {
+                fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(r) = &sizes {
+                fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    eprintln!("berth-shim: poll: {e}");
+                    return;
+                }
+                Ok(_) => {}
+            }
+            let ready = |i: usize| {
+                fds.get(i)
+                    .is_some_and(|f| f.revents().is_some_and(|e| !e.is_empty()))
+            };
+            let i_idx = 1;
+            let r_idx = if input.is_some() { 2 } else { 1 };
+            (
+                ready(0),
+                input.is_some() && ready(i_idx),
+                sizes.is_some() && ready(r_idx),
+            )
+        };
+        if m_ready {
+            match out.read(&mut buf) {
+                // EIO: every slave descriptor closed, the container is gone.
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let t = now();
+                    for line in splitter.push(&buf[..n]) {
+                        let _ = write_line(&mut file, "stdout", &line, &t);
+                    }
+                    // A prompt without a newline must show up too.
+                    if let Some(rest) = splitter.finish() {
+                        let _ = write_line(&mut file, "stdout", &rest, &t);
+                    }
+                }
+            }
+        }
+        if i_ready {
+            if let Some(i) = input.as_mut() {
+                match i.read(&mut buf) {
+                    Ok(n) if n > 0 => {
+                        let _ = out.write_all(&buf[..n]);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => input = None,
+                }
+            }
+        }
+        if r_ready {
+            if let Some(r) = sizes.as_mut() {
+                let mut b = [0u8; 256];
+                if let Ok(n) = r.read(&mut b) {
+                    for line in String::from_utf8_lossy(&b[..n]).lines() {
+                        set_size(&out, line);
+                    }
+                } else {
+                    sizes = None;
+                }
+            }
+        }
+    }
+    let _ = file.sync_data();
 }
 
 /// Copies both pipes into the json-file log until both reach end of file.
