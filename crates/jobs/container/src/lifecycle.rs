@@ -291,6 +291,16 @@ fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
             "--resize".into(),
             c.dir(&rec.id).join("resize.fifo").into_os_string(),
         ]);
+        // The CLI gives the terminal's size at create (API 1.42+): apply it before
+        // the process runs, so it never sees 0x0.
+        if let Some([h, w]) = rec.host_config["ConsoleSize"]
+            .as_array()
+            .and_then(|a| Some([a.first()?.as_u64()?, a.get(1)?.as_u64()?]))
+        {
+            if h > 0 && w > 0 {
+                out.extend(["--size".into(), format!("{h}x{w}").into()]);
+            }
+        }
     }
     out
 }

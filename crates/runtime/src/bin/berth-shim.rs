@@ -37,6 +37,8 @@ struct Args {
     tty: bool,
     /// A FIFO of `rows cols` lines for terminal resizes.
     resize: Option<PathBuf>,
+    /// The terminal's first size, `rows cols`.
+    size: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
     let mut stdin = None;
     let mut tty = false;
     let mut resize = None;
+    let mut size = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -60,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
             "--stdin" => stdin = Some(PathBuf::from(v)),
             "--tty" => tty = v == "1" || v == "true",
             "--resize" => resize = Some(PathBuf::from(v)),
+            "--size" => size = Some(v.replace(['x', ','], " ")),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -72,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         stdin,
         tty,
         resize,
+        size,
     })
 }
 
@@ -210,7 +215,12 @@ fn run(args: Args) -> i32 {
     };
     let master = match &console {
         Some((l, _)) => match receive_master(l) {
-            Ok(m) => Some(m),
+            Ok(m) => {
+                if let Some(sz) = &args.size {
+                    set_size(&m, sz);
+                }
+                Some(m)
+            }
             Err(e) => {
                 let _ = container.delete(true);
                 return fail(format!("receiving the terminal: {e}"));
@@ -218,6 +228,8 @@ fn run(args: Args) -> i32 {
         },
         None => None,
     };
+    // Open before the daemon hears of the start: its first resize follows at once.
+    let sizes = args.resize.as_deref().and_then(open_fifo);
     if let Err(e) = container.start() {
         let msg = format!("starting the container: {e}");
         let _ = container.delete(true);
@@ -234,7 +246,7 @@ fn run(args: Args) -> i32 {
     match master {
         Some(m) => {
             drop((out_r, err_r));
-            copy_tty(&args.log, m, args.stdin.as_deref(), args.resize.as_deref());
+            copy_tty(&args.log, m, args.stdin.as_deref(), sizes);
         }
         None => copy_output(&args.log, out_r, err_r),
     }
@@ -257,6 +269,18 @@ fn run(args: Args) -> i32 {
         Err(e) => eprintln!("berth-shim: loading container state: {e}"),
     }
     0
+}
+
+/// Opens a FIFO read-write and non-blocking: the open never waits for a peer and
+/// reads never see end of file.
+fn open_fifo(p: &std::path::Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+        .ok()
 }
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master.
@@ -306,9 +330,8 @@ fn copy_tty(
     log: &std::path::Path,
     master: OwnedFd,
     stdin: Option<&std::path::Path>,
-    resize: Option<&std::path::Path>,
+    mut sizes: Option<std::fs::File>,
 ) {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut file = match OpenOptions::new().create(true).append(true).open(log) {
         Ok(f) => f,
         Err(e) => {
@@ -316,19 +339,7 @@ fn copy_tty(
             return;
         }
     };
-    // Read-write opens never wait for a peer and never see end of file.
-    let open = |p: Option<&std::path::Path>| {
-        p.and_then(|p| {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(p)
-                .ok()
-        })
-    };
-    let mut input = open(stdin);
-    let mut sizes = open(resize);
+    let mut input = stdin.and_then(open_fifo);
     let mut out = std::fs::File::from(master);
     let mut splitter = LineSplitter::default();
     let mut buf = vec![0u8; 64 * 1024];
