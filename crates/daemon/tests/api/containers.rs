@@ -486,3 +486,39 @@ fn tty_under_a_pty_with_resize() {
     assert!(out.contains("40 100"), "{out}");
     assert_eq!(o.status.code(), Some(4), "{out}");
 }
+
+#[test]
+fn containers_survive_kill_9_of_the_daemon() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "tough",
+        &b,
+        "sh",
+        "-c",
+        "trap 'exit 6' TERM; i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done",
+    ]);
+    let pid = |d: &berth_testkit::TestDaemon| -> String {
+        d.cli_ok(&["inspect", "--format", "{{.State.Pid}}", "tough"])
+    };
+    let before = pid(&d);
+    d.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    d.restart();
+    assert_eq!(pid(&d), before);
+    let logs = d.cli_ok(&["logs", "tough"]);
+    let n: Vec<u64> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("n ")?.parse().ok())
+        .collect();
+    assert!(
+        n.len() >= 4 && n.windows(2).all(|w| w[1] == w[0] + 1),
+        "{logs}"
+    );
+    d.cli_ok(&["stop", "tough"]);
+    assert_eq!(d.cli_ok(&["wait", "tough"]).trim(), "6");
+    d.cli_ok(&["rm", "tough"]);
+}
