@@ -522,3 +522,53 @@ fn containers_survive_kill_9_of_the_daemon() {
     assert_eq!(d.cli_ok(&["wait", "tough"]).trim(), "6");
     d.cli_ok(&["rm", "tough"]);
 }
+
+#[test]
+fn json_file_logs_rotate() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=3",
+        &b,
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+    ]);
+    let path = d.cli_ok(&["inspect", "--format", "{{.LogPath}}", "chatty"]);
+    let path = std::path::PathBuf::from(path.trim());
+    let files = berth_runtime_files(&path);
+    assert_eq!(files, 3, "rotated into max-file files");
+    assert!(std::fs::metadata(&path).expect("live log").len() < 3000);
+    let logs = d.cli_ok(&["logs", "chatty"]);
+    let n: Vec<u64> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert_eq!(n.last(), Some(&299));
+    assert!(
+        n.windows(2).all(|w| w[1] == w[0] + 1),
+        "logs across rotated files are in order"
+    );
+    assert!(n[0] > 0, "the oldest lines were rotated away");
+    let (_, e) = stderr_of(
+        &d,
+        &["run", "--rm", "--log-opt", "max-size=lots", &b, "true"],
+    );
+    assert!(e.contains("invalid value for log option max-size"), "{e}");
+    let (_, e) = stderr_of(&d, &["run", "--rm", "--log-driver", "syslog", &b, "true"]);
+    assert!(e.contains("no log driver named 'syslog'"), "{e}");
+    d.cli_ok(&["rm", "chatty"]);
+}
+
+fn berth_runtime_files(live: &std::path::Path) -> usize {
+    (1..10)
+        .filter(|i| std::path::PathBuf::from(format!("{}.{i}", live.display())).exists())
+        .count()
+        + 1
+}

@@ -118,6 +118,38 @@ pub(crate) fn merge(req: &Value, img: &Value) -> Map<String, Value> {
     c
 }
 
+/// Only the json-file driver exists; its options are dockerd's.
+fn check_log_config(lc: &Value) -> Result<()> {
+    match lc["Type"].as_str().unwrap_or("") {
+        "" | "json-file" => {}
+        other => {
+            return Err(ApiError::invalid(format!(
+                "logger: no log driver named '{other}' is registered"
+            )))
+        }
+    }
+    if let Some(o) = lc["Config"].as_object() {
+        for (k, v) in o {
+            let v = v.as_str().unwrap_or("");
+            match k.as_str() {
+                "max-size" if berth_runtime::logfile::parse_size(v).is_some() => {}
+                "max-file" if v.parse::<u32>().is_ok_and(|n| n >= 1) => {}
+                "max-size" | "max-file" => {
+                    return Err(ApiError::invalid(format!(
+                        "invalid value for log option {k}: {v}"
+                    )))
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "unknown log opt '{k}' for json-file log driver"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = getrandom::getrandom(&mut b);
@@ -162,6 +194,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     if host_config["NetworkMode"].as_str().unwrap_or("").is_empty() {
         host_config["NetworkMode"] = json!("bridge");
     }
+    check_log_config(&host_config["LogConfig"])?;
     let id = random_id();
     if config["Hostname"].as_str().unwrap_or("").is_empty() {
         config.insert("Hostname".into(), json!(id[..12].to_string()));

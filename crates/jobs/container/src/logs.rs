@@ -47,6 +47,8 @@ impl Shape {
 struct Tail {
     path: PathBuf,
     file: Option<tokio::fs::File>,
+    /// Inode of the open file, to notice rotation.
+    ino: u64,
     partial: Vec<u8>,
 }
 
@@ -55,6 +57,7 @@ impl Tail {
         Tail {
             path: path.to_path_buf(),
             file: None,
+            ino: 0,
             partial: Vec::new(),
         }
     }
@@ -62,6 +65,11 @@ impl Tail {
     async fn open(&mut self, at_end: bool) {
         if self.file.is_none() {
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await {
+                self.ino = f
+                    .metadata()
+                    .await
+                    .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                    .unwrap_or(0);
                 if at_end {
                     let _ = f.seek(std::io::SeekFrom::End(0)).await;
                 }
@@ -81,6 +89,23 @@ impl Tail {
             match f.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+            }
+        }
+        // Rotated (renamed away, or truncated with max-file=1): go on with the new file.
+        let now = tokio::fs::metadata(&self.path).await.ok();
+        let rotated = now
+            .as_ref()
+            .is_some_and(|m| std::os::unix::fs::MetadataExt::ino(m) != self.ino);
+        let truncated = match (&now, self.file.as_mut()) {
+            (Some(m), Some(f)) => f.stream_position().await.is_ok_and(|pos| m.len() < pos),
+            _ => false,
+        };
+        if rotated {
+            self.file = None;
+            self.open(false).await;
+        } else if truncated {
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.seek(std::io::SeekFrom::Start(0)).await;
             }
         }
         while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
@@ -205,14 +230,21 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         "application/vnd.docker.multiplexed-stream"
     };
     let out = job.stream(ct, StreamKind::Raw)?;
-    let mut tail = Tail::new(Path::new(&rec.log_path));
+    // Rotated files first, oldest first, then the live one (kept open to follow).
+    let mut lines: Vec<LogLine> = Vec::new();
+    let live = Path::new(&rec.log_path);
+    for f in berth_runtime::logfile::files(live)
+        .iter()
+        .filter(|f| f.as_path() != live)
+    {
+        let mut t = Tail::new(f);
+        t.open(false).await;
+        lines.extend(t.read().await);
+    }
+    let mut tail = Tail::new(live);
     tail.open(false).await;
-    let lines: Vec<LogLine> = tail
-        .read()
-        .await
-        .into_iter()
-        .filter(|l| time_ok(l, since, until))
-        .collect();
+    lines.extend(tail.read().await);
+    lines.retain(|l| time_ok(l, since, until));
     let wanted: Vec<&LogLine> = lines.iter().filter(|l| shape.render(l).is_some()).collect();
     let skip = tail_n.map(|n| wanted.len().saturating_sub(n)).unwrap_or(0);
     for l in &wanted[skip..] {

@@ -17,7 +17,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use berth_runtime::exit::{now, ExitRecord};
-use berth_runtime::logfile::{write_line, LineSplitter};
+use berth_runtime::logfile::{parse_size, Limits, LineSplitter, LogWriter};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -39,6 +39,7 @@ struct Args {
     resize: Option<PathBuf>,
     /// The terminal's first size, `rows cols`.
     size: Option<String>,
+    limits: Limits,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +52,10 @@ fn parse_args() -> Result<Args, String> {
     let mut tty = false;
     let mut resize = None;
     let mut size = None;
+    let mut limits = Limits {
+        max_size: None,
+        max_file: 1,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -64,6 +69,10 @@ fn parse_args() -> Result<Args, String> {
             "--tty" => tty = v == "1" || v == "true",
             "--resize" => resize = Some(PathBuf::from(v)),
             "--size" => size = Some(v.replace(['x', ','], " ")),
+            "--log-max-size" => limits.max_size = parse_size(&v),
+            "--log-max-file" => {
+                limits.max_file = v.parse().map_err(|_| format!("bad --log-max-file {v}"))?
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -77,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         tty,
         resize,
         size,
+        limits,
     })
 }
 
@@ -246,9 +256,9 @@ fn run(args: Args) -> i32 {
     match master {
         Some(m) => {
             drop((out_r, err_r));
-            copy_tty(&args.log, m, args.stdin.as_deref(), sizes);
+            copy_tty(&args.log, args.limits, m, args.stdin.as_deref(), sizes);
         }
-        None => copy_output(&args.log, out_r, err_r),
+        None => copy_output(&args.log, args.limits, out_r, err_r),
     }
     let code = wait_for(pid);
     let rec = ExitRecord {
@@ -328,11 +338,12 @@ fn set_size(master: &impl AsRawFd, line: &str) {
 /// stdin FIFO and sizes from the resize FIFO go to the master.
 fn copy_tty(
     log: &std::path::Path,
+    limits: Limits,
     master: OwnedFd,
     stdin: Option<&std::path::Path>,
     mut sizes: Option<std::fs::File>,
 ) {
-    let mut file = match OpenOptions::new().create(true).append(true).open(log) {
+    let mut file = match LogWriter::open(log, limits) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("berth-shim: opening {}: {e}", log.display());
@@ -379,11 +390,11 @@ fn copy_tty(
                 Ok(n) => {
                     let t = now();
                     for line in splitter.push(&buf[..n]) {
-                        let _ = write_line(&mut file, "stdout", &line, &t);
+                        let _ = file.write("stdout", &line, &t);
                     }
                     // A prompt without a newline must show up too.
                     if let Some(rest) = splitter.finish() {
-                        let _ = write_line(&mut file, "stdout", &rest, &t);
+                        let _ = file.write("stdout", &rest, &t);
                     }
                 }
             }
@@ -413,12 +424,12 @@ fn copy_tty(
             }
         }
     }
-    let _ = file.sync_data();
+    file.sync();
 }
 
 /// Copies both pipes into the json-file log until both reach end of file.
-fn copy_output(log: &std::path::Path, out: OwnedFd, err: OwnedFd) {
-    let mut file = match OpenOptions::new().create(true).append(true).open(log) {
+fn copy_output(log: &std::path::Path, limits: Limits, out: OwnedFd, err: OwnedFd) {
+    let mut file = match LogWriter::open(log, limits) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("berth-shim: opening {}: {e}", log.display());
@@ -470,20 +481,19 @@ fn copy_output(log: &std::path::Path, out: OwnedFd, err: OwnedFd) {
                 Ok(0) | Err(_) => {
                     s.3 = false;
                     if let Some(rest) = s.2.finish() {
-                        let _ = write_line(&mut file, s.1, &rest, &now());
+                        let _ = file.write(s.1, &rest, &now());
                     }
                 }
                 Ok(n) => {
                     let t = now();
                     for line in s.2.push(&buf[..n]) {
-                        let _ = write_line(&mut file, s.1, &line, &t);
+                        let _ = file.write(s.1, &line, &t);
                     }
                 }
             }
         }
     }
-    let _ = file.sync_data();
-    let _ = file.as_raw_fd();
+    file.sync();
 }
 
 /// Reaps children until the container's init is among them; returns Docker's code.
