@@ -572,3 +572,43 @@ fn berth_runtime_files(live: &std::path::Path) -> usize {
         .count()
         + 1
 }
+
+#[test]
+fn ps_filters() {
+    let d = daemon();
+    let b = busybox(&d);
+    for (name, code) in [("one", "0"), ("two", "3"), ("three", "0")] {
+        let _ = d.cli(&[
+            "run",
+            "--name",
+            name,
+            "--label",
+            &format!("n={name}"),
+            &b,
+            "sh",
+            "-c",
+            &format!("exit {code}"),
+        ]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let names = |f: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+        args.extend_from_slice(f);
+        let mut v: Vec<String> = d.cli_ok(&args).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["--filter", "exited=3"]), vec!["two"]);
+    assert_eq!(names(&["--filter", "label=n=one"]), vec!["one"]);
+    assert_eq!(names(&["--filter", "name=thr"]), vec!["three"]);
+    assert_eq!(names(&["--filter", "before=three"]), vec!["one", "two"]);
+    assert_eq!(names(&["--filter", "since=one"]), vec!["three", "two"]);
+    assert_eq!(
+        names(&["--filter", "status=exited", "--filter", "exited=0"]),
+        vec!["one", "three"]
+    );
+    assert!(d.cli_ok(&["ps", "-q"]).trim().is_empty());
+    let (_, e) = stderr_of(&d, &["ps", "--filter", "bogus=1"]);
+    assert!(e.contains("invalid filter 'bogus'"), "{e}");
+    d.cli_ok(&["rm", "one", "two", "three"]);
+}

@@ -16,6 +16,12 @@ fn created_unix(rec: &Record) -> i64 {
         .unwrap_or(0)
 }
 
+fn created_nanos(rec: &Record) -> i128 {
+    time::OffsetDateTime::parse(&rec.created, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp_nanos())
+        .unwrap_or(0)
+}
+
 /// `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`, as `docker ps` shows.
 fn status_text(rec: &Record) -> String {
     let ago = |t: &str| -> String {
@@ -53,6 +59,10 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
     ])?;
     let all = job.args.bool("all") || filters.contains("status") || filters.contains("exited");
     let limit = job.args.int("limit")?.filter(|l| *l > 0);
+    // before/since name a container; compare creation times, as dockerd does.
+    let created_of = |n: &String| c.find(n).map(|e| created_nanos(&e.snapshot()));
+    let before = filters.get("before").first().map(created_of).transpose()?;
+    let since = filters.get("since").first().map(created_of).transpose()?;
     let mut recs: Vec<Record> = c.all().iter().map(|e| e.snapshot()).collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created));
     let mut out = Vec::new();
@@ -77,7 +87,9 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                         .resolve(v)
                         .map(|d| d.to_string() == rec.image)
                         .unwrap_or(false)
-            });
+            })
+            && before.is_none_or(|b| created_nanos(&rec) < b)
+            && since.is_none_or(|b| created_nanos(&rec) > b);
         if !keep {
             continue;
         }
