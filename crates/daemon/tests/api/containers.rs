@@ -347,50 +347,58 @@ fn events_of_a_run() {
     }
 }
 
-#[test]
-fn running_containers_survive_a_daemon_restart() {
-    let mut d = daemon();
-    let b = busybox(&d);
-    d.cli_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "live",
-        &b,
-        "sh",
-        "-c",
-        "trap 'exit 5' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
-    ]);
-    d.cli_ok(&["run", "--name", "done", &b, "echo", "finished"]);
+/// Runs a container that counts on its stdout, takes the daemon away with `outage`,
+/// starts it again, and checks the container is the same process, its log has no
+/// gap and at least `min_lines` lines, and it stops (exiting `code`) and goes away.
+fn survives_outage(
+    d: &mut berth_testkit::TestDaemon,
+    b: &str,
+    name: &str,
+    min_lines: usize,
+    code: i32,
+    outage: impl FnOnce(&mut berth_testkit::TestDaemon),
+) {
+    let script = format!(
+        "trap 'exit {code}' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    );
+    d.cli_ok(&["run", "-d", "--name", name, b, "sh", "-c", &script]);
     let pid = |d: &berth_testkit::TestDaemon| -> i64 {
         let v: serde_json::Value =
-            serde_json::from_str(&d.cli_ok(&["inspect", "live"])).expect("json");
+            serde_json::from_str(&d.cli_ok(&["inspect", name])).expect("json");
         v[0]["State"]["Pid"].as_i64().unwrap_or(0)
     };
-    let before = pid(&d);
+    let before = pid(d);
     assert!(before > 0);
-    let status = d.stop();
-    assert!(status.success());
+    outage(d);
     // Output written while the daemon is away lands in the log.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(std::time::Duration::from_millis(400));
     d.restart();
-    assert_eq!(pid(&d), before, "same process after the restart");
-    let logs = d.cli_ok(&["logs", "live"]);
+    assert_eq!(pid(d), before, "same process after the restart");
+    let logs = d.cli_ok(&["logs", name]);
     let ticks: Vec<u64> = logs
         .lines()
         .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
         .collect();
-    assert!(ticks.len() >= 5, "{logs}");
+    assert!(ticks.len() >= min_lines, "{logs}");
     assert!(
         ticks.windows(2).all(|w| w[1] == w[0] + 1),
         "a gap in the log: {ticks:?}"
     );
+    // Fully manageable again: stop, wait, rm.
+    d.cli_ok(&["stop", name]);
+    assert_eq!(d.cli_ok(&["wait", name]).trim(), code.to_string());
+    d.cli_ok(&["rm", name]);
+}
+
+#[test]
+fn running_containers_survive_a_daemon_restart() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "--name", "done", &b, "echo", "finished"]);
+    survives_outage(&mut d, &b, "live", 5, 5, |d| assert!(d.stop().success()));
     // The stopped one kept its state and log.
     assert_eq!(d.cli_ok(&["logs", "done"]), "finished\n");
-    // Fully manageable again: stop, wait, rm.
-    d.cli_ok(&["stop", "live"]);
-    assert_eq!(d.cli_ok(&["wait", "live"]).trim(), "5");
-    d.cli_ok(&["rm", "live", "done"]);
+    d.cli_ok(&["rm", "done"]);
 }
 
 #[test]
@@ -491,36 +499,7 @@ fn tty_under_a_pty_with_resize() {
 fn containers_survive_kill_9_of_the_daemon() {
     let mut d = daemon();
     let b = busybox(&d);
-    d.cli_ok(&[
-        "run",
-        "-d",
-        "--name",
-        "tough",
-        &b,
-        "sh",
-        "-c",
-        "trap 'exit 6' TERM; i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done",
-    ]);
-    let pid = |d: &berth_testkit::TestDaemon| -> String {
-        d.cli_ok(&["inspect", "--format", "{{.State.Pid}}", "tough"])
-    };
-    let before = pid(&d);
-    d.kill9();
-    std::thread::sleep(std::time::Duration::from_millis(400));
-    d.restart();
-    assert_eq!(pid(&d), before);
-    let logs = d.cli_ok(&["logs", "tough"]);
-    let n: Vec<u64> = logs
-        .lines()
-        .filter_map(|l| l.strip_prefix("n ")?.parse().ok())
-        .collect();
-    assert!(
-        n.len() >= 4 && n.windows(2).all(|w| w[1] == w[0] + 1),
-        "{logs}"
-    );
-    d.cli_ok(&["stop", "tough"]);
-    assert_eq!(d.cli_ok(&["wait", "tough"]).trim(), "6");
-    d.cli_ok(&["rm", "tough"]);
+    survives_outage(&mut d, &b, "tough", 4, 6, |d| d.kill9());
 }
 
 #[test]
