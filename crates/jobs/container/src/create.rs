@@ -10,13 +10,21 @@ use serde_json::{json, Map, Value};
 use crate::model::{Record, State};
 use crate::{event, names, Containers};
 
-fn strings(v: &Value) -> Option<Vec<String>> {
-    match v {
-        Value::Array(a) => Some(
+/// A string list given as a JSON array of strings.
+pub(crate) fn string_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
             a.iter()
                 .filter_map(|s| s.as_str().map(str::to_string))
-                .collect(),
-        ),
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A command or list as dockerd accepts it: an array, or a single string.
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(_) => Some(string_list(v)),
         Value::String(s) => Some(vec![s.clone()]),
         _ => None,
     }

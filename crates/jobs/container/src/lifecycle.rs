@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
+use crate::create::string_list as strings;
 use crate::model::Record;
 use crate::{event, Containers, Entry};
 
@@ -95,16 +96,6 @@ pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
     };
     name.parse::<Signal>()
         .map_err(|_| ApiError::invalid(format!("Invalid signal: {s}")))
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
