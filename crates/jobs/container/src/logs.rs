@@ -171,21 +171,17 @@ where
         .into_event_stream(vec![0u8; 4096])
         .map_err(|e| ApiError::system(format!("inotify: {e}")))?;
     loop {
+        // Seen before the read: once the container has ended (the shim flushed its
+        // log before it went), this read drains the rest and we stop.
+        let state = rx.borrow().clone();
+        let ended = state.status != "running" && state.status != "created" || state.removed;
         tail.open(false).await;
         for l in tail.read().await {
             if let Some(b) = shape.render(&l) {
                 send(b).await?;
             }
         }
-        let state = rx.borrow().clone();
-        if state.status != "running" && state.status != "created" || state.removed {
-            // Exited: the shim flushed before it went; drain once more and stop.
-            tail.open(false).await;
-            for l in tail.read().await {
-                if let Some(b) = shape.render(&l) {
-                    send(b).await?;
-                }
-            }
+        if ended {
             return Ok(());
         }
         tokio::select! {
