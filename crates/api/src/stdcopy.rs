@@ -91,8 +91,8 @@ mod tests {
     #[test]
     fn demux_handles_split_input() {
         let mut all = frame(StdStream::Stdout, b"hello").to_vec();
-        all.extend_from_slice(&frame(StdStream::Stderr, b"").to_vec());
-        all.extend_from_slice(&frame(StdStream::Stderr, b"err").to_vec());
+        all.extend_from_slice(&frame(StdStream::Stderr, b""));
+        all.extend_from_slice(&frame(StdStream::Stderr, b"err"));
         let mut d = Demuxer::new();
         let mut got = vec![];
         for b in all {

@@ -118,6 +118,15 @@ pub fn container() -> Vec<Route> {
             "container.delete",
             None,
         ),
+        r(
+            Method::POST,
+            "/containers/{name}/exec",
+            "container.exec",
+            Json,
+        ),
+        r(Method::POST, "/exec/{id}/start", "exec.start", Json),
+        r(Method::POST, "/exec/{id}/resize", "exec.resize", None),
+        r(Method::GET, "/exec/{id}/json", "exec.inspect", None),
     ]
 }
 

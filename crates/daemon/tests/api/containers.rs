@@ -384,7 +384,11 @@ fn survives_outage(
         ticks.windows(2).all(|w| w[1] == w[0] + 1),
         "a gap in the log: {ticks:?}"
     );
-    // Fully manageable again: stop, wait, rm.
+    // Fully manageable again: exec, stop, wait, rm.
+    assert_eq!(
+        d.cli_ok(&["exec", name, "echo", "still-here"]),
+        "still-here\n"
+    );
     d.cli_ok(&["stop", name]);
     assert_eq!(d.cli_ok(&["wait", name]).trim(), code.to_string());
     d.cli_ok(&["rm", name]);

@@ -4,6 +4,7 @@
 mod bad_input;
 mod containers;
 mod events;
+mod exec;
 mod images;
 mod lifecycle;
 mod system;

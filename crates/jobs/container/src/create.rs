@@ -158,7 +158,7 @@ fn check_log_config(lc: &Value) -> Result<()> {
     Ok(())
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = getrandom::getrandom(&mut b);
     hex::encode(b)

@@ -7,6 +7,7 @@
 //! process holds the container.
 
 mod create;
+mod exec;
 mod lifecycle;
 mod logs;
 mod model;
@@ -58,6 +59,7 @@ pub struct Containers {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serializes name allocation and removal.
     names: Mutex<HashMap<String, String>>,
+    execs: exec::Execs,
 }
 
 impl Containers {
@@ -80,6 +82,7 @@ impl Containers {
             shim,
             entries: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            execs: exec::Execs::default(),
         });
         c.load();
         Ok(c)
@@ -211,6 +214,7 @@ impl Containers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+        self.execs.forget_container(id);
     }
 
     /// Containers using an image, `(id, running)`, for image deletion rules.
@@ -271,4 +275,8 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.logs", logs::logs);
     job!("container.list", views::list);
     job!("container.inspect", views::inspect);
+    job!("container.exec", exec::create);
+    job!("exec.start", exec::start);
+    job!("exec.resize", exec::resize);
+    job!("exec.inspect", exec::inspect);
 }

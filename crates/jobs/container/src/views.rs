@@ -130,6 +130,10 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
+    let exec_ids = match c.execs.running_of(&rec.id) {
+        ids if ids.is_empty() => Value::Null,
+        ids => json!(ids),
+    };
     let mut out = json!({
         "Id": rec.id,
         "Created": rec.created,
@@ -160,7 +164,7 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": null,
+        "ExecIDs": exec_ids,
         "HostConfig": rec.host_config,
         "GraphDriver": {
             "Name": "overlay2",

@@ -134,7 +134,7 @@ fn write_archive(graph: &Graph, items: &[SaveItem], w: ChanWriter) -> std::io::R
         manifest_json.push(json!({
             "Config": blob(&rec.id),
             "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { json!(tags) },
-            "Layers": rec.config.rootfs.diff_ids.iter().map(|d| blob(d)).collect::<Vec<_>>(),
+            "Layers": rec.config.rootfs.diff_ids.iter().map(blob).collect::<Vec<_>>(),
         }));
         if let Some(top) = rec.config.rootfs.diff_ids.last() {
             for t in &item.tags {

@@ -10,6 +10,8 @@
 //! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE`
 //! It prints one JSON line on stdout, `{"pid":N}` or `{"error":"…","exit_code":N}`,
 //! then closes stdout; the exit record lands in `--exit` when the container ends.
+//!
+//! `berth-shim exec …` runs one more process in a running container (see [`exec`]).
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -24,6 +26,8 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+
+mod exec;
 
 struct Args {
     id: String,
@@ -119,6 +123,12 @@ fn main() {
     if let Err(e) = pentacle::ensure_sealed() {
         report(serde_json::json!({ "error": format!("sealing the shim: {e}"), "exit_code": 125 }));
         std::process::exit(1);
+    }
+    if std::env::args().nth(1).as_deref() == Some("exec") {
+        let _ = nix::unistd::setsid();
+        // Safety: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        std::process::exit(exec::main());
     }
     let args = match parse_args() {
         Ok(a) => a,
@@ -256,7 +266,7 @@ fn run(args: Args) -> i32 {
     match master {
         Some(m) => {
             drop((out_r, err_r));
-            copy_tty(&args.log, args.limits, m, args.stdin.as_deref(), sizes);
+            copy_tty_to_log(&args.log, args.limits, m, args.stdin.as_deref(), sizes);
         }
         None => copy_output(&args.log, args.limits, out_r, err_r),
     }
@@ -336,12 +346,12 @@ fn set_size(master: &impl AsRawFd, line: &str) {
 
 /// Terminal mode: the master's output goes to the log as stdout; input from the
 /// stdin FIFO and sizes from the resize FIFO go to the master.
-fn copy_tty(
+fn copy_tty_to_log(
     log: &std::path::Path,
     limits: Limits,
     master: OwnedFd,
     stdin: Option<&std::path::Path>,
-    mut sizes: Option<std::fs::File>,
+    sizes: Option<std::fs::File>,
 ) {
     let mut file = match LogWriter::open(log, limits) {
         Ok(f) => f,
@@ -350,9 +360,31 @@ fn copy_tty(
             return;
         }
     };
-    let mut input = stdin.and_then(open_fifo);
-    let mut out = std::fs::File::from(master);
     let mut splitter = LineSplitter::default();
+    copy_tty(master, stdin.and_then(open_fifo), sizes, false, |chunk| {
+        let t = now();
+        for line in splitter.push(chunk) {
+            let _ = file.write("stdout", &line, &t);
+        }
+        // A prompt without a newline must show up too.
+        if let Some(rest) = splitter.finish() {
+            let _ = file.write("stdout", &rest, &t);
+        }
+    });
+    file.sync();
+}
+
+/// Moves a terminal's bytes: the master's output to `sink`, `input` to the master,
+/// `rows cols` lines from `sizes` to the master's window size. Returns when the
+/// master reports that every slave descriptor is closed.
+fn copy_tty(
+    master: OwnedFd,
+    mut input: Option<std::fs::File>,
+    mut sizes: Option<std::fs::File>,
+    input_ends: bool,
+    mut sink: impl FnMut(&[u8]),
+) {
+    let mut out = std::fs::File::from(master);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let (m_ready, i_ready, r_ready) = {
@@ -387,16 +419,7 @@ fn copy_tty(
             match out.read(&mut buf) {
                 // EIO: every slave descriptor closed, the container is gone.
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let t = now();
-                    for line in splitter.push(&buf[..n]) {
-                        let _ = file.write("stdout", &line, &t);
-                    }
-                    // A prompt without a newline must show up too.
-                    if let Some(rest) = splitter.finish() {
-                        let _ = file.write("stdout", &rest, &t);
-                    }
-                }
+                Ok(n) => sink(&buf[..n]),
             }
         }
         if i_ready {
@@ -405,6 +428,8 @@ fn copy_tty(
                     Ok(n) if n > 0 => {
                         let _ = out.write_all(&buf[..n]);
                     }
+                    // End of input from a pipe is final; a FIFO opened read-write never ends.
+                    Ok(_) if input_ends => input = None,
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => input = None,
@@ -424,7 +449,6 @@ fn copy_tty(
             }
         }
     }
-    file.sync();
 }
 
 /// Copies both pipes into the json-file log until both reach end of file.

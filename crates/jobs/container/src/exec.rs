@@ -1,0 +1,613 @@
+//! `docker exec`: create, start (attached over the hijacked connection or
+//! detached), resize and inspect.
+//!
+//! Each started exec gets its own `berth-shim exec` process, which joins the
+//! container through libcontainer's tenant builder. Without a terminal the
+//! process's stdio are pipes from the daemon handed through the shim untouched; with
+//! one, the shim copies between those pipes and the pty.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_api::stdcopy::{frame, StdStream};
+use berth_api::{ApiError, ApiVersion, Result};
+use berth_engine::{Engine, Job, Reply};
+use berth_runtime::exec::{exec_process, ExecConfig};
+use berth_runtime::spec::host_capabilities;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use crate::create::string_list as strings;
+use crate::{Containers, Entry};
+
+/// Finished execs stay inspectable this long, as dockerd's exec GC.
+const KEEP_FINISHED: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExecState {
+    pub running: bool,
+    pub started: bool,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub finished: Option<Instant>,
+}
+
+pub(crate) struct Exec {
+    pub id: String,
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    pub privileged: bool,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub detach_keys: String,
+    pub console_size: Option<(u64, u64)>,
+    pub state: watch::Sender<ExecState>,
+}
+
+/// The daemon's exec sessions, by ID.
+#[derive(Default)]
+pub(crate) struct Execs {
+    map: Mutex<HashMap<String, Arc<Exec>>>,
+}
+
+impl Execs {
+    fn get(&self, id: &str) -> Result<Arc<Exec>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))
+    }
+
+    fn insert(&self, e: Arc<Exec>) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, x| {
+            x.state
+                .borrow()
+                .finished
+                .is_none_or(|t| t.elapsed() < KEEP_FINISHED)
+        });
+        m.insert(e.id.clone(), e);
+    }
+
+    /// IDs of a container's running execs (inspect's `ExecIDs`).
+    pub(crate) fn running_of(&self, container: &str) -> Vec<String> {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| e.container == container && e.state.borrow().running)
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    pub(crate) fn forget_container(&self, container: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container != container);
+    }
+}
+
+fn sys(e: impl std::fmt::Display) -> ApiError {
+    ApiError::system(e.to_string())
+}
+
+fn not_running(id: &str) -> ApiError {
+    ApiError::conflict(format!("Container {id} is not running"))
+}
+
+fn exec_event(engine: &Engine, c: &Containers, e: &Exec, action: &str, extra: &[(&str, String)]) {
+    if let Ok(entry) = c.find(&e.container) {
+        let mut attrs = vec![("execID", e.id.clone())];
+        attrs.extend(extra.iter().map(|(k, v)| (*k, v.clone())));
+        crate::publish(engine.events(), &entry.snapshot(), action, &attrs);
+    }
+}
+
+/// `POST /containers/{name}/exec`.
+pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let rec = entry.snapshot();
+    let req: Value = job.args.json()?;
+    let cmd = strings(&req["Cmd"]);
+    if cmd.is_empty() {
+        return Err(ApiError::invalid("No command specified"));
+    }
+    if !rec.state.running {
+        return Err(not_running(&rec.id));
+    }
+    if rec.state.status == "paused" {
+        return Err(ApiError::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            rec.id
+        )));
+    }
+    let console_size = req["ConsoleSize"]
+        .as_array()
+        .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
+    let e = Arc::new(Exec {
+        id: crate::create::random_id(),
+        container: rec.id.clone(),
+        cmd,
+        env: strings(&req["Env"]),
+        user: req["User"].as_str().unwrap_or("").to_string(),
+        workdir: req["WorkingDir"].as_str().unwrap_or("").to_string(),
+        privileged: req["Privileged"].as_bool().unwrap_or(false),
+        tty: req["Tty"].as_bool().unwrap_or(false),
+        stdin: req["AttachStdin"].as_bool().unwrap_or(false),
+        stdout: req["AttachStdout"].as_bool().unwrap_or(false),
+        stderr: req["AttachStderr"].as_bool().unwrap_or(false),
+        detach_keys: req["DetachKeys"].as_str().unwrap_or("").to_string(),
+        console_size,
+        state: watch::channel(ExecState::default()).0,
+    });
+    if !e.workdir.is_empty() && !e.workdir.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "the working directory '{}' is invalid, it needs to be an absolute path",
+            e.workdir
+        )));
+    }
+    c.execs.insert(e.clone());
+    exec_event(
+        job.engine(),
+        &c,
+        &e,
+        &format!("exec_create: {}", e.cmd.join(" ")),
+        &[],
+    );
+    Ok(Reply::json_status(201, &json!({ "Id": e.id })))
+}
+
+/// `GET /exec/{id}/json`.
+pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let e = c.execs.get(job.args.required("id")?)?;
+    let st = e.state.borrow().clone();
+    let mut pc = json!({
+        "tty": e.tty,
+        "entrypoint": e.cmd.first().cloned().unwrap_or_default(),
+        "arguments": e.cmd.iter().skip(1).collect::<Vec<_>>(),
+        "privileged": e.privileged,
+    });
+    if !e.user.is_empty() {
+        pc["user"] = json!(e.user);
+    }
+    Ok(Reply::json(&json!({
+        "ID": e.id,
+        "Running": st.running,
+        "ExitCode": st.exit_code,
+        "ProcessConfig": pc,
+        "OpenStdin": e.stdin,
+        "OpenStderr": e.stderr,
+        "OpenStdout": e.stdout,
+        "CanRemove": false,
+        "ContainerID": e.container,
+        "DetachKeys": e.detach_keys,
+        "Pid": st.pid,
+    })))
+}
+
+/// `POST /exec/{id}/resize?h=&w=`: waits (a little) for the exec to start, as
+/// dockerd, since the CLI resizes right after starting it.
+pub(crate) async fn resize(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let e = c.execs.get(job.args.required("id")?)?;
+    let h = job.args.int("h")?.unwrap_or(0);
+    let w = job.args.int("w")?.unwrap_or(0);
+    if !(0..=u16::MAX as i64).contains(&h) || !(0..=u16::MAX as i64).contains(&w) {
+        return Err(ApiError::invalid("invalid terminal size"));
+    }
+    let mut rx = e.state.subscribe();
+    let started = tokio::time::timeout(Duration::from_secs(10), async move {
+        rx.wait_for(|s| s.started).await.is_ok()
+    })
+    .await;
+    if !matches!(started, Ok(true)) {
+        return Err(ApiError::system("timeout waiting for exec session ready"));
+    }
+    if !e.tty || !e.state.borrow().running {
+        return Ok(Reply::empty(200));
+    }
+    let fifo = exec_dir(&c, &e).join("resize.fifo");
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)?;
+        writeln!(f, "{h} {w}")
+    })
+    .await
+    .map_err(sys)?
+    .map_err(|e| ApiError::system(format!("resizing: {e}")))?;
+    Ok(Reply::empty(200))
+}
+
+fn exec_dir(c: &Containers, e: &Exec) -> std::path::PathBuf {
+    c.run_dir(&e.container).join("exec").join(&e.id[..12])
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys(format!("pipe: {e}")))
+}
+
+fn dev_null() -> Result<OwnedFd> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(OwnedFd::from)
+        .map_err(sys)
+}
+
+/// Docker's text for an exec that could not start (and its exit code, 126).
+fn start_error(cmd0: &str, msg: &str) -> String {
+    let m = msg.to_ascii_lowercase();
+    let why = if m.contains("not found") || m.contains("no such file") {
+        format!("exec: \"{cmd0}\": executable file not found in $PATH")
+    } else if m.contains("permission denied")
+        || m.contains("does not have correct permissions")
+        || m.contains("exec format")
+    {
+        format!("exec: \"{cmd0}\": permission denied")
+    } else {
+        msg.to_string()
+    };
+    format!(
+        "OCI runtime exec failed: exec failed: unable to start container process: {why}: unknown"
+    )
+}
+
+/// The exec's process spec: the container's, with the exec's command, user,
+/// environment and directory. Blocking (reads the bundle and the image's passwd).
+fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path) -> Result<()> {
+    let rec = entry.snapshot();
+    let bundle = c.run_dir(&rec.id).join("config.json");
+    let spec: Value = std::fs::read(&bundle)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| not_running(&rec.id))?;
+    let user = if e.user.is_empty() {
+        rec.config["User"].as_str().unwrap_or("").to_string()
+    } else {
+        e.user.clone()
+    };
+    let merged = c.dir(&rec.id).join("merged");
+    let (uid, gid, extra) = crate::lifecycle::resolve_user(&merged, &user)?;
+    let cfg = ExecConfig {
+        args: e.cmd.clone(),
+        env: e.env.clone(),
+        cwd: e.workdir.clone(),
+        uid,
+        gid,
+        additional_gids: extra,
+        tty: e.tty,
+        privileged: e.privileged,
+        host_caps: if e.privileged {
+            host_capabilities()
+        } else {
+            Vec::new()
+        },
+    };
+    let process = exec_process(&spec["process"], &cfg);
+    std::fs::create_dir_all(dir).map_err(sys)?;
+    let b = serde_json::to_vec(&process).map_err(sys)?;
+    berth_atomicfile::write(&dir.join("process.json"), &b).map_err(sys)?;
+    if e.tty {
+        let fifo = dir.join("resize.fifo");
+        let _ = std::fs::remove_file(&fifo);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| sys(format!("resize fifo: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The descriptors the exec shim hands on, and the daemon's ends of them.
+struct Pipes {
+    child: [OwnedFd; 3],
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+fn pipes(e: &Exec, detached: bool) -> Result<Pipes> {
+    let (stdin, c0) = if e.stdin && !detached {
+        let (r, w) = pipe()?;
+        (Some(w), r)
+    } else {
+        (None, dev_null()?)
+    };
+    let (stdout, c1) = if detached {
+        (None, dev_null()?)
+    } else {
+        let (r, w) = pipe()?;
+        (Some(r), w)
+    };
+    // With a terminal everything comes out of the pty, through stdout.
+    let (stderr, c2) = if detached || e.tty {
+        (None, dev_null()?)
+    } else {
+        let (r, w) = pipe()?;
+        (Some(r), w)
+    };
+    Ok(Pipes {
+        child: [c0, c1, c2],
+        stdin,
+        stdout,
+        stderr,
+    })
+}
+
+/// `POST /exec/{id}/start`.
+pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let e = c.execs.get(job.args.required("id")?)?;
+    let req: Value = job.args.json()?;
+    let detached = req["Detach"].as_bool().unwrap_or(false);
+    {
+        let mut bad = None;
+        e.state.send_if_modified(|s| {
+            if s.exit_code.is_some() {
+                bad = Some(format!("Error: Exec command {} has already run", e.id));
+                false
+            } else if s.started {
+                bad = Some(format!("Error: Exec command {} is already running", e.id));
+                false
+            } else {
+                s.started = true;
+                false
+            }
+        });
+        if let Some(m) = bad {
+            return Err(ApiError::conflict(m));
+        }
+    }
+    let entry = match c.find(&e.container) {
+        Ok(x) => x,
+        Err(err) => {
+            finish(&e, 126);
+            return Err(err);
+        }
+    };
+    if !entry.snapshot().state.running {
+        finish(&e, 126);
+        return Err(not_running(&e.container));
+    }
+    let dir = exec_dir(&c, &e);
+    let prepared = {
+        let (c2, en2, e2, d2) = (c.clone(), entry.clone(), e.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || write_process(&c2, &en2, &e2, &d2))
+            .await
+            .map_err(sys)?
+    };
+    if let Err(err) = prepared {
+        finish(&e, 126);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(err);
+    }
+    let size = req["ConsoleSize"]
+        .as_array()
+        .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)))
+        .or(e.console_size)
+        .filter(|(h, w)| *h > 0 && *w > 0);
+    // Attached: the connection is taken over before the process starts, so an
+    // error from here on goes into the stream, as with dockerd.
+    let io = if detached {
+        None
+    } else {
+        let ct = if e.tty || job.args.version < ApiVersion::new(1, 42) {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        };
+        Some(job.hijack(ct).await?)
+    };
+    let p = pipes(&e, detached)?;
+    let (report_r, report_w) = pipe()?;
+    let mut cmd = tokio::process::Command::new(&c.shim);
+    cmd.arg("exec")
+        .arg("--id")
+        .arg(&e.container)
+        .arg("--state-root")
+        .arg(c.exec_root.join("state"))
+        .arg("--process")
+        .arg(dir.join("process.json"))
+        .arg("--dir")
+        .arg(&dir);
+    if e.tty {
+        cmd.args(["--tty", "1", "--resize"])
+            .arg(dir.join("resize.fifo"));
+        if let Some((h, w)) = size {
+            cmd.arg("--size").arg(format!("{h}x{w}"));
+        }
+    }
+    let [c0, c1, c2] = p.child;
+    let report_fd = report_w.as_raw_fd();
+    cmd.stdin(std::process::Stdio::from(c0))
+        .stdout(std::process::Stdio::from(c1))
+        .stderr(std::process::Stdio::from(c2))
+        .kill_on_drop(false);
+    // Safety: between fork and exec only dup2, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(report_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(cmd);
+    drop(report_w);
+    let mut child = match child {
+        Ok(ch) => ch,
+        Err(err) => {
+            finish(&e, 126);
+            let msg = format!("starting the exec shim: {err}");
+            return match io {
+                Some(io) => {
+                    write_error(io, e.tty, &msg).await;
+                    Ok(Reply::empty(200))
+                }
+                None => Err(ApiError::system(msg)),
+            };
+        }
+    };
+    let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
+    let mut lines = tokio::io::BufReader::new(report).lines();
+    let first: Value = lines
+        .next_line()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or(Value::Null);
+    let Some(pid) = first["pid"].as_i64() else {
+        let _ = child.wait().await;
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+        let raw = first["error"].as_str().unwrap_or("the exec shim failed");
+        let msg = start_error(e.cmd.first().map(String::as_str).unwrap_or(""), raw);
+        finish(&e, 126);
+        return match io {
+            Some(io) => {
+                write_error(io, e.tty, &msg).await;
+                Ok(Reply::empty(200))
+            }
+            None => Err(ApiError::system(msg)),
+        };
+    };
+    e.state.send_modify(|s| {
+        s.running = true;
+        s.pid = pid as i32;
+    });
+    let engine = job.engine().clone();
+    exec_event(
+        &engine,
+        &c,
+        &e,
+        &format!("exec_start: {}", e.cmd.join(" ")),
+        &[],
+    );
+    // The exit is recorded whatever becomes of the client's connection.
+    let (e2, c2) = (e.clone(), c.clone());
+    let reaper = tokio::spawn(async move {
+        let code = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            .and_then(|v| v["exit_code"].as_i64())
+            .unwrap_or(126) as i32;
+        let _ = child.wait().await;
+        finish(&e2, code);
+        exec_event(
+            &engine,
+            &c2,
+            &e2,
+            "exec_die",
+            &[("exitCode", code.to_string())],
+        );
+        let _ = tokio::fs::remove_dir_all(exec_dir(&c2, &e2)).await;
+    });
+    let Some(io) = io else {
+        return Ok(Reply::empty(200));
+    };
+    // The CLI asks for the exit code as soon as the stream ends: record it first.
+    pump(io, &e, p.stdin, p.stdout, p.stderr, reaper).await;
+    Ok(Reply::empty(200))
+}
+
+fn finish(e: &Exec, code: i32) {
+    e.state.send_modify(|s| {
+        s.started = true;
+        s.running = false;
+        s.exit_code = Some(code);
+        s.finished = Some(Instant::now());
+    });
+}
+
+async fn write_error(io: berth_engine::BoxedIo, tty: bool, msg: &str) {
+    let (_, mut wr) = tokio::io::split(io);
+    let text = format!("{msg}\r\n");
+    let b = if tty {
+        bytes::Bytes::from(text)
+    } else {
+        frame(StdStream::Stdout, text.as_bytes())
+    };
+    let _ = wr.write_all(&b).await;
+    let _ = wr.shutdown().await;
+}
+
+/// Moves bytes between the client and the process until its output ends.
+async fn pump(
+    io: berth_engine::BoxedIo,
+    e: &Exec,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    exited: tokio::task::JoinHandle<()>,
+) {
+    let (mut rd, wr) = tokio::io::split(io);
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let tty = e.tty;
+    let input = tokio::spawn(async move {
+        let mut sink = stdin.and_then(|fd| tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok());
+        let mut buf = vec![0u8; 32 * 1024];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if let Some(f) = sink.as_mut() {
+                if f.write_all(&buf[..n]).await.is_err() {
+                    sink = None;
+                }
+            }
+        }
+        // Closing our end is the end of input the process sees.
+        drop(sink);
+    });
+    let copy = |fd: Option<OwnedFd>, stream: StdStream| {
+        let wr = wr.clone();
+        async move {
+            let Some(Ok(mut f)) = fd.map(tokio::net::unix::pipe::Receiver::from_owned_fd) else {
+                return;
+            };
+            let mut buf = vec![0u8; 32 * 1024];
+            let mut client_gone = false;
+            // Read to the end even after the client left, so the process never
+            // blocks on a full pipe.
+            while let Ok(n) = f.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if client_gone {
+                    continue;
+                }
+                let b = if tty {
+                    bytes::Bytes::copy_from_slice(&buf[..n])
+                } else {
+                    frame(stream, &buf[..n])
+                };
+                if wr.lock().await.write_all(&b).await.is_err() {
+                    client_gone = true;
+                }
+            }
+        }
+    };
+    tokio::join!(
+        copy(stdout, StdStream::Stdout),
+        copy(stderr, StdStream::Stderr)
+    );
+    let _ = exited.await;
+    let _ = wr.lock().await.shutdown().await;
+    input.abort();
+}

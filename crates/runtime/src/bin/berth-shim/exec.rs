@@ -1,0 +1,193 @@
+//! `berth-shim exec`: one process of a `docker exec`, joined to a running container
+//! through libcontainer's tenant builder.
+//!
+//! Usage: `berth-shim exec --id ID --state-root DIR --process FILE --dir DIR
+//! [--tty 1 --resize FIFO --size RxC]`. The process's stdin, stdout and stderr are
+//! this shim's own descriptors 0, 1 and 2, handed straight to it (so without a
+//! terminal no byte passes through the shim); with a terminal the shim copies
+//! between them and the pty. Descriptor 3 is the report channel: one JSON line
+//! `{"pid":N}` or `{"error":"…","exit_code":N}` when the process started, then
+//! `{"exit_code":N}` when it ended.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+
+struct Args {
+    id: String,
+    state_root: PathBuf,
+    process: PathBuf,
+    dir: PathBuf,
+    tty: bool,
+    resize: Option<PathBuf>,
+    size: Option<String>,
+}
+
+fn parse() -> Result<Args, String> {
+    let (mut id, mut state_root, mut process, mut dir) = (None, None, None, None);
+    let (mut tty, mut resize, mut size) = (false, None, None);
+    let mut it = std::env::args().skip(2);
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--id" => id = Some(v),
+            "--state-root" => state_root = Some(PathBuf::from(v)),
+            "--process" => process = Some(PathBuf::from(v)),
+            "--dir" => dir = Some(PathBuf::from(v)),
+            "--tty" => tty = v == "1" || v == "true",
+            "--resize" => resize = Some(PathBuf::from(v)),
+            "--size" => size = Some(v.replace(['x', ','], " ")),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        id: id.ok_or("--id is required")?,
+        state_root: state_root.ok_or("--state-root is required")?,
+        process: process.ok_or("--process is required")?,
+        dir: dir.ok_or("--dir is required")?,
+        tty,
+        resize,
+        size,
+    })
+}
+
+struct Report(std::fs::File);
+
+impl Report {
+    fn send(&mut self, v: serde_json::Value) {
+        let _ = writeln!(self.0, "{v}");
+        let _ = self.0.flush();
+    }
+}
+
+fn dup(fd: i32) -> Result<OwnedFd, String> {
+    // Safety: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if n < 0 {
+        return Err(format!("dup {fd}: {}", std::io::Error::last_os_error()));
+    }
+    // Safety: a fresh descriptor only we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Points descriptors 0, 1 and 2 at /dev/null so that only the process holds the
+/// daemon's pipes and their ends mean its end.
+fn release_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // Safety: dup2 onto the standard descriptors.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+pub fn main() -> i32 {
+    // Safety: descriptor 3 is the report pipe the daemon set up for us.
+    let report = unsafe { std::fs::File::from_raw_fd(3) };
+    // Nothing we start may inherit it: only our own exit ends it.
+    // Safety: F_SETFD on a descriptor we own.
+    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut report = Report(report);
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            report.send(serde_json::json!({ "error": e, "exit_code": 126 }));
+            return 2;
+        }
+    };
+    let fail = |report: &mut Report, msg: String| -> i32 {
+        report.send(serde_json::json!({ "error": msg, "exit_code": 126 }));
+        reap_all();
+        1
+    };
+    let console = if args.tty {
+        let path = args.dir.join("console.sock");
+        let _ = std::fs::remove_file(&path);
+        // A relative name: the absolute path may not fit a socket address.
+        if let Err(e) = std::env::set_current_dir(&args.dir) {
+            return fail(&mut report, format!("console socket: {e}"));
+        }
+        match std::os::unix::net::UnixListener::bind("console.sock") {
+            Ok(l) => Some((l, path)),
+            Err(e) => return fail(&mut report, format!("console socket: {e}")),
+        }
+    } else {
+        None
+    };
+    let base = ContainerBuilder::new(args.id.clone(), SyscallType::default())
+        .with_root_path(&args.state_root);
+    let base = match (base, &console) {
+        (Ok(b), Some((_, path))) => Ok(b.with_console_socket(Some(path.clone()))),
+        (Ok(b), None) => (|| {
+            Ok(b.with_stdin(dup(0)?)
+                .with_stdout(dup(1)?)
+                .with_stderr(dup(2)?))
+        })()
+        .map_err(|e: String| e),
+        (Err(e), _) => Err(e.to_string()),
+    };
+    let built = base.and_then(|b| {
+        b.as_tenant()
+            .with_detach(true)
+            .with_process(Some(&args.process))
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    let pid = match built {
+        Ok(p) => p,
+        Err(e) => return fail(&mut report, e),
+    };
+    let master = match &console {
+        Some((l, _)) => match super::receive_master(l) {
+            Ok(m) => {
+                if let Some(sz) = &args.size {
+                    super::set_size(&m, sz);
+                }
+                Some(m)
+            }
+            Err(e) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                return fail(&mut report, format!("receiving the terminal: {e}"));
+            }
+        },
+        None => None,
+    };
+    let sizes = args.resize.as_deref().and_then(super::open_fifo);
+    report.send(serde_json::json!({ "pid": pid.as_raw() }));
+    if let Some(m) = master {
+        let input = dup(0).ok().map(std::fs::File::from);
+        let mut out = dup(1).ok().map(std::fs::File::from);
+        release_stdio();
+        super::copy_tty(m, input, sizes, true, |chunk| {
+            if let Some(o) = out.as_mut() {
+                if o.write_all(chunk).is_err() {
+                    out = None;
+                }
+            }
+        });
+    } else {
+        release_stdio();
+    }
+    let code = super::wait_for(pid);
+    report.send(serde_json::json!({ "exit_code": code }));
+    0
+}
+
+/// Reaps every child left: a process that failed to start is ours (we are its
+/// subreaper) and must not linger as a zombie in the container.
+fn reap_all() {
+    loop {
+        match nix::sys::wait::waitpid(None, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
