@@ -212,7 +212,11 @@ fn push_big_image(addr: &str) -> Result<(String, u64)> {
     while text.len() < 48 << 20 {
         let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
         text.extend_from_slice(w.as_bytes());
-        text.push(if rng.next().is_multiple_of(12) { b'\n' } else { b' ' });
+        text.push(if rng.next().is_multiple_of(12) {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     layers.push(layer_tar("data/text", &text)?);
     rng.fill(&mut random[..56 << 20]);

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use crate::Result;
 
 /// Needed to build and run `berthd` (libcontainer links libseccomp).
-pub const RUN: &[&str] = &["libseccomp-dev", "pkg-config"];
+pub const RUN: &[&str] = &["libseccomp-dev", "pkg-config", "nftables", "iproute2"];
 /// Needed to build the fixture images.
 pub const FIXTURES: &[&str] = &["busybox-static"];
 /// Needed by the tests: fixtures, the registry, and the tools tests drive.
@@ -17,6 +17,8 @@ pub const TEST: &[&str] = &[
     "libseccomp-dev",
     "pkg-config",
     "python3",
+    "nftables",
+    "iproute2",
 ];
 
 fn installed(pkg: &str) -> bool {

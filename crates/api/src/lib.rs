@@ -7,6 +7,7 @@
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod network;
 pub mod stdcopy;
 pub mod system;
 pub mod version;

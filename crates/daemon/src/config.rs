@@ -75,6 +75,21 @@ pub struct Flags {
     /// Allow -H tcp:// on addresses other than loopback (the API is unauthenticated)
     #[arg(long)]
     pub allow_remote_tcp: bool,
+    /// Attach containers to a network bridge ("none" disables the default bridge)
+    #[arg(short = 'b', long, default_value = "berth0")]
+    pub bridge: String,
+    /// Specify network bridge IP (address/prefix, e.g. 10.20.0.1/16)
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// IPv4 subnet for fixed IPs on the default bridge
+    #[arg(long)]
+    pub fixed_cidr: Option<String>,
+    /// Set the containers network MTU
+    #[arg(long)]
+    pub mtu: Option<u32>,
+    /// Default address pools for node specific local networks (base=CIDR,size=N)
+    #[arg(long = "default-address-pool")]
+    pub default_address_pools: Vec<String>,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -93,6 +108,18 @@ struct FileConfig {
     insecure_registries: Option<Vec<String>>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    fixed_cidr: Option<String>,
+    mtu: Option<u32>,
+    default_address_pools: Option<Vec<PoolEntry>>,
+}
+
+/// One `default-address-pools` entry of daemon.json.
+#[derive(Debug, Deserialize)]
+struct PoolEntry {
+    base: String,
+    size: u8,
 }
 
 const FILE_KEYS: &[&str] = &[
@@ -106,6 +133,13 @@ const FILE_KEYS: &[&str] = &[
     "labels",
     "live-restore",
     "insecure-registries",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "bridge",
+    "bip",
+    "fixed-cidr",
+    "mtu",
+    "default-address-pools",
 ];
 
 /// The daemon's settings after flags and file are merged.
@@ -126,6 +160,12 @@ pub struct Config {
     pub max_concurrent_uploads: usize,
     pub allow_remote_tcp: bool,
     pub config_file: PathBuf,
+    pub bridge: String,
+    pub bip: Option<String>,
+    pub fixed_cidr: Option<String>,
+    pub mtu: Option<u32>,
+    /// `base=CIDR,size=N` entries.
+    pub default_address_pools: Vec<String>,
 }
 
 impl Config {
@@ -206,6 +246,24 @@ impl Config {
             ),
             allow_remote_tcp: flags.allow_remote_tcp,
             config_file: flags.config_file,
+            bridge: pick!("bridge", "bridge", flags.bridge, file.bridge),
+            bip: pick!("bip", "bip", flags.bip, file.bip.map(Some)),
+            fixed_cidr: pick!(
+                "fixed-cidr",
+                "fixed_cidr",
+                flags.fixed_cidr,
+                file.fixed_cidr.map(Some)
+            ),
+            mtu: pick!("mtu", "mtu", flags.mtu, file.mtu.map(Some)),
+            default_address_pools: pick!(
+                "default-address-pools",
+                "default_address_pools",
+                flags.default_address_pools,
+                file.default_address_pools.map(|v| v
+                    .into_iter()
+                    .map(|p| format!("base={},size={}", p.base, p.size))
+                    .collect())
+            ),
         };
         if !conflicts.is_empty() {
             return Err(ConfigError::Conflict(conflicts.join(", ")));

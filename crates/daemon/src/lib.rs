@@ -134,7 +134,18 @@ async fn run(cfg: Config) -> Result<(), String> {
     .map_err(|e| format!("opening containers: {e}"))?
     .map_err(|e| format!("opening containers: {}", e.message))?;
     berth_jobs_container::register(&engine, containers.clone());
-    containers.restore(&engine);
+
+    // Networks: the default bridge, user networks, and the sandboxes of running
+    // containers (restored with them, the others' released).
+    let networks = berth_jobs_network::Networks::open(network_config(&cfg)?)
+        .await
+        .map_err(|e| format!("setting up networks: {}", e.message))?;
+    berth_jobs_network::register(&engine, networks.clone());
+    containers.set_network(Arc::new(report::NetworkAdapter {
+        nets: networks,
+        engine: engine.clone(),
+    }));
+    containers.restore(&engine).await;
     images.set_usage(Arc::new(report::ContainerUsage(containers.clone())));
     system.add_reporter(Arc::new(report::ContainerReport(containers)));
 
@@ -185,6 +196,38 @@ fn reload(cfg: &Config, engine: &Engine, system: &Arc<System>) {
 }
 
 /// The shim binary: `BERTH_SHIM`, else `berth-shim` beside `berthd`.
+fn network_config(cfg: &Config) -> Result<berth_jobs_network::Config, String> {
+    use berth_netdriver::subnet::{default_pools, parse_pool, Ipv4Net};
+    let net = |name: &str, v: &Option<String>| -> Result<Option<Ipv4Net>, String> {
+        v.as_deref()
+            .map(|s| {
+                s.parse::<Ipv4Net>()
+                    .map_err(|_| format!("invalid {name}: {s}"))
+            })
+            .transpose()
+    };
+    let pools = if cfg.default_address_pools.is_empty() {
+        default_pools()
+    } else {
+        cfg.default_address_pools
+            .iter()
+            .map(|p| parse_pool(p).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?
+    };
+    if cfg.bridge.len() > 15 {
+        return Err(format!("invalid bridge name {}: too long", cfg.bridge));
+    }
+    Ok(berth_jobs_network::Config {
+        data_root: cfg.data_root.clone(),
+        exec_root: cfg.exec_root.clone(),
+        bridge: cfg.bridge.clone(),
+        bip: net("bip", &cfg.bip)?,
+        fixed_cidr: net("fixed-cidr", &cfg.fixed_cidr)?,
+        mtu: cfg.mtu,
+        pools,
+    })
+}
+
 fn shim_path() -> Result<std::path::PathBuf, String> {
     if let Some(p) = std::env::var_os("BERTH_SHIM") {
         return Ok(p.into());

@@ -40,3 +40,57 @@ impl berth_jobs_image::ImageUsage for ContainerUsage {
         self.0.users_of(image.as_str())
     }
 }
+
+/// The network subsystem as the container jobs see it.
+pub struct NetworkAdapter {
+    pub nets: Arc<berth_jobs_network::Networks>,
+    pub engine: berth_engine::Engine,
+}
+
+impl berth_jobs_container::NetworkService for NetworkAdapter {
+    fn setup(
+        &self,
+        req: berth_api::network::NetRequest,
+    ) -> BoxFuture<'_, berth_api::Result<berth_api::network::NetSetup>> {
+        Box::pin(async move { self.nets.setup(&req).await })
+    }
+
+    fn teardown(&self, id: String) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.nets.teardown(&id).await })
+    }
+
+    fn restore(&self, id: String) -> BoxFuture<'_, Option<berth_api::network::NetSetup>> {
+        Box::pin(async move { self.nets.restore(&id).await })
+    }
+
+    fn gc(&self, running: Vec<String>) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.nets.gc(&running).await })
+    }
+
+    fn connect(
+        &self,
+        id: String,
+        network: String,
+        cfg: serde_json::Value,
+    ) -> BoxFuture<'_, berth_api::Result<berth_api::network::NetSetup>> {
+        Box::pin(async move { self.nets.connect(&id, &network, &cfg).await })
+    }
+
+    fn disconnect(
+        &self,
+        id: String,
+        network: String,
+    ) -> BoxFuture<'_, berth_api::Result<berth_api::network::NetSetup>> {
+        Box::pin(async move { self.nets.disconnect(&id, &network).await })
+    }
+
+    fn resolve(&self, network: &str) -> berth_api::Result<(String, String)> {
+        self.nets.find(network).map(|n| (n.id, n.name))
+    }
+
+    fn event(&self, network: &str, container: &str, action: &str) {
+        berth_jobs_network::publish_endpoint(&self.engine, &self.nets, network, container, action);
+    }
+}
+
+use berth_jobs_container::BoxFuture;

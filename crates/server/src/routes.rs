@@ -130,10 +130,35 @@ pub fn container() -> Vec<Route> {
     ]
 }
 
+/// The network family.
+pub fn network() -> Vec<Route> {
+    use BodyMode::{Json, None};
+    vec![
+        r(Method::GET, "/networks", "network.list", None),
+        r(Method::POST, "/networks/create", "network.create", Json),
+        r(Method::POST, "/networks/prune", "network.prune", None),
+        r(Method::GET, "/networks/{id}", "network.inspect", None),
+        r(Method::DELETE, "/networks/{id}", "network.delete", None),
+        r(
+            Method::POST,
+            "/networks/{id}/connect",
+            "network.connect",
+            Json,
+        ),
+        r(
+            Method::POST,
+            "/networks/{id}/disconnect",
+            "network.disconnect",
+            Json,
+        ),
+    ]
+}
+
 /// Every route Berth serves, fixed paths before patterns.
 pub fn all() -> Vec<Route> {
     let mut v = system();
     v.extend(image());
     v.extend(container());
+    v.extend(network());
     v
 }

@@ -56,7 +56,13 @@ impl Builder {
                 .tempdir()
                 .expect("temp dir")
         });
+        let (bridge, net_args) = test_network();
+        let mut args = self.args;
+        if !args.iter().any(|a| a == "--bridge" || a == "-b") {
+            args.extend(net_args);
+        }
         let mut d = TestDaemon {
+            bridge,
             sock: dir.path().join("berth.sock"),
             data_root: dir.path().join("data"),
             exec_root: dir.path().join("exec"),
@@ -65,7 +71,7 @@ impl Builder {
             config_file: dir.path().join("daemon.json"),
             child: None,
             bin: self.bin,
-            args: self.args,
+            args,
             dir: Some(dir),
             exit: None,
         };
@@ -74,7 +80,29 @@ impl Builder {
     }
 }
 
+/// A bridge name, an address for it and a pool for user networks that no other
+/// test daemon of this process uses: `10.N.0.0/16`, N counting up from 100.
+fn test_network() -> (String, Vec<String>) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let x = 100 + n % 150;
+    let bridge = format!("bt{:x}n{n}", std::process::id() & 0xffff);
+    (
+        bridge.clone(),
+        vec![
+            "--bridge".into(),
+            bridge,
+            "--bip".into(),
+            format!("10.{x}.0.1/24"),
+            "--default-address-pool".into(),
+            format!("base=10.{x}.0.0/16,size=24"),
+        ],
+    )
+}
+
 pub struct TestDaemon {
+    /// The default bridge of this daemon.
+    pub bridge: String,
     pub sock: PathBuf,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
@@ -344,9 +372,41 @@ impl Drop for TestDaemon {
             }
         }
         let leaks = self.leaked_mounts();
+        self.remove_network_state();
         if !leaks.is_empty() && !std::thread::panicking() {
             panic!("berthd left mounts behind: {leaks:?}");
         }
+    }
+}
+
+impl TestDaemon {
+    /// Bridges and the nftables table are meant to outlive a daemon (as docker0
+    /// does); a test's must not outlive the test.
+    fn remove_network_state(&self) {
+        let mut bridges = vec![self.bridge.clone()];
+        if let Ok(dir) = std::fs::read_dir(self.data_root.join("network")) {
+            for e in dir.flatten() {
+                let v: serde_json::Value = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+                    if !bridges.iter().any(|x| x == b) {
+                        bridges.push(b.to_string());
+                    }
+                }
+            }
+        }
+        for b in &bridges {
+            let _ = Command::new("ip")
+                .args(["link", "delete", b, "type", "bridge"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &format!("berth-{}", self.bridge)])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -203,6 +203,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         host_config["NetworkMode"] = json!("bridge");
     }
     check_log_config(&host_config["LogConfig"])?;
+    let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();
     if config["Hostname"].as_str().unwrap_or("").is_empty() {
         config.insert("Hostname".into(), json!(id[..12].to_string()));
@@ -259,6 +260,8 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         restart_count: 0,
         manually_stopped: false,
         shim_pid: 0,
+        endpoints_config,
+        network_settings: Value::Null,
     };
     let saved = std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::system(format!("{}: {e}", dir.display())))
@@ -301,6 +304,43 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         201,
         &json!({ "Id": id, "Warnings": [] }),
     ))
+}
+
+/// The networks a new container joins, checked against the network store:
+/// `NetworkingConfig.EndpointsConfig` plus the one its `NetworkMode` names.
+fn networks_of(c: &Containers, req: &Value, hc: &Value) -> Result<Value> {
+    let mut eps = req["NetworkingConfig"]["EndpointsConfig"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let mode = match hc["NetworkMode"].as_str().unwrap_or("") {
+        "" | "default" => "bridge",
+        m => m,
+    };
+    if mode.starts_with("container:") || mode == "host" || mode == "none" {
+        if !eps.is_empty() && mode.starts_with("container:") {
+            return Err(ApiError::invalid(
+                "conflicting options: container type network can't be used with other networks",
+            ));
+        }
+        return Ok(Value::Object(eps));
+    }
+    // The CLI names the default network `default` in its endpoint settings too.
+    if let Some(v) = eps.remove("default") {
+        eps.entry("bridge").or_insert(v);
+    }
+    let Some(net) = c.net() else {
+        return Ok(Value::Object(eps));
+    };
+    let (_, name) = net.resolve(mode)?;
+    if !eps.contains_key(&name) {
+        let v = eps.remove(mode).unwrap_or(json!({}));
+        eps.insert(name, v);
+    }
+    for k in eps.keys() {
+        net.resolve(k)?;
+    }
+    Ok(Value::Object(eps))
 }
 
 #[cfg(test)]

@@ -12,15 +12,18 @@ mod lifecycle;
 mod logs;
 mod model;
 mod names;
+mod netjobs;
 mod views;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use berth_api::network::{NetRequest, NetSetup};
 use berth_api::{ApiError, Result};
 use berth_engine::{Engine, Job};
 use berth_graph::Graph;
+use serde_json::Value;
 use tokio::sync::watch;
 
 pub use model::{Record, State};
@@ -50,6 +53,24 @@ impl Entry {
     }
 }
 
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The network subsystem as containers see it (the daemon plugs it in).
+pub trait NetworkService: Send + Sync {
+    fn setup(&self, req: NetRequest) -> BoxFuture<'_, Result<NetSetup>>;
+    fn teardown(&self, id: String) -> BoxFuture<'_, ()>;
+    /// After a daemon restart, for a container that kept running.
+    fn restore(&self, id: String) -> BoxFuture<'_, Option<NetSetup>>;
+    /// Releases what containers that are not running left behind.
+    fn gc(&self, running: Vec<String>) -> BoxFuture<'_, ()>;
+    fn connect(&self, id: String, network: String, cfg: Value) -> BoxFuture<'_, Result<NetSetup>>;
+    fn disconnect(&self, id: String, network: String) -> BoxFuture<'_, Result<NetSetup>>;
+    /// A network's (ID, name), or Docker's 404.
+    fn resolve(&self, network: &str) -> Result<(String, String)>;
+    /// Publishes a network `connect`/`disconnect` event.
+    fn event(&self, network: &str, container: &str, action: &str);
+}
+
 /// Paths and subsystems of the container family.
 pub struct Containers {
     pub graph: Arc<Graph>,
@@ -60,6 +81,7 @@ pub struct Containers {
     /// Serializes name allocation and removal.
     names: Mutex<HashMap<String, String>>,
     execs: exec::Execs,
+    net: std::sync::OnceLock<Arc<dyn NetworkService>>,
 }
 
 impl Containers {
@@ -83,6 +105,7 @@ impl Containers {
             entries: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             execs: exec::Execs::default(),
+            net: std::sync::OnceLock::new(),
         });
         c.load();
         Ok(c)
@@ -111,14 +134,38 @@ impl Containers {
 
     /// Reconnects to containers whose shims outlived the daemon (live restore): they
     /// stay running and their exit is noticed through a pidfd on the shim.
-    pub fn restore(self: &Arc<Self>, engine: &Engine) {
+    pub async fn restore(self: &Arc<Self>, engine: &Engine) {
+        let mut running = Vec::new();
         for entry in self.all() {
             let rec = entry.snapshot();
             if rec.state.running {
                 tracing::info!(container = %rec.id, pid = rec.state.pid, "reconnected to running container");
+                running.push(rec.id.clone());
+                if let Some(n) = self.net() {
+                    if let Some(setup) = n.restore(rec.id.clone()).await {
+                        let r = {
+                            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+                            r.network_settings = setup.settings;
+                            r.clone()
+                        };
+                        let _ = self.save(&r);
+                    }
+                }
                 lifecycle::watch_restored(engine.clone(), self.clone(), entry, rec.shim_pid);
             }
         }
+        if let Some(n) = self.net() {
+            n.gc(running).await;
+        }
+    }
+
+    /// Plugs in the network subsystem (once, at start-up).
+    pub fn set_network(&self, n: Arc<dyn NetworkService>) {
+        let _ = self.net.set(n);
+    }
+
+    pub(crate) fn net(&self) -> Option<&Arc<dyn NetworkService>> {
+        self.net.get()
     }
 
     pub(crate) fn insert(&self, rec: Record) -> Arc<Entry> {
@@ -279,4 +326,6 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("exec.start", exec::start);
     job!("exec.resize", exec::resize);
     job!("exec.inspect", exec::inspect);
+    job!("network.connect", netjobs::connect);
+    job!("network.disconnect", netjobs::disconnect);
 }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::network::{NetRequest, NetSetup};
 use berth_api::{ApiError, ErrorKind, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_runtime::exit::{now, ExitRecord};
@@ -99,17 +100,37 @@ pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
 }
 
 /// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
-fn write_etc(dir: &Path, hostname: &str) -> Result<Vec<MountSpec>> {
+fn write_etc(dir: &Path, hostname: &str, net: Option<&NetSetup>) -> Result<Vec<MountSpec>> {
+    let ip = net
+        .and_then(|n| n.ip)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "127.0.1.1".into());
     let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{ip}\t{hostname}\n"
     );
-    // The host's resolvers, without loopback ones a container cannot reach.
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = host_resolv
-        .lines()
-        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let resolv: String = match net.and_then(|n| n.nameservers.as_ref()) {
+        // The embedded DNS server; search and options stay the host's, as dockerd.
+        Some(servers) => servers
+            .iter()
+            .map(|s| format!("nameserver {s}\n"))
+            .chain(
+                host_resolv
+                    .lines()
+                    .filter(|l| l.starts_with("search") || l.starts_with("options"))
+                    .map(|l| format!("{l}\n")),
+            )
+            .collect(),
+        // The host's resolvers; on the host's network, loopback ones work too.
+        None => host_resolv
+            .lines()
+            .filter(|l| {
+                net.is_some_and(|n| n.host)
+                    || !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1")))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
     let mut mounts = Vec::new();
     for (name, content, dest) in [
         ("hostname", format!("{hostname}\n"), "/etc/hostname"),
@@ -189,7 +210,7 @@ fn user_mounts(hc: &Value) -> Result<Vec<MountSpec>> {
 }
 
 /// Everything before the shim: root filesystem, files, spec. Blocking.
-fn prepare(c: &Containers, rec: &Record) -> Result<PathBuf> {
+fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathBuf> {
     let dir = c.dir(&rec.id);
     let merged = dir.join("merged");
     let image =
@@ -206,7 +227,7 @@ fn prepare(c: &Containers, rec: &Record) -> Result<PathBuf> {
             .unwrap_or(rec.short_id())
             .to_string();
         let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
-        let mut mounts = write_etc(&dir, &hostname)?;
+        let mut mounts = write_etc(&dir, &hostname, net)?;
         mounts.extend(user_mounts(&rec.host_config)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
@@ -235,8 +256,8 @@ fn prepare(c: &Containers, rec: &Record) -> Result<PathBuf> {
             }),
             mounts,
             cgroups_path: Some(format!("/berth/{}", rec.id)),
-            netns: None,
-            host_network: hc["NetworkMode"] == "host",
+            netns: net.and_then(|n| n.netns.clone()),
+            host_network: net.map(|n| n.host).unwrap_or(hc["NetworkMode"] == "host"),
             host_caps: host_capabilities(),
             nofile: (nofile.0, nofile.1),
         };
@@ -339,6 +360,34 @@ pub(crate) async fn resize(job: Job, c: Arc<Containers>) -> Result<Reply> {
     Ok(Reply::empty(200))
 }
 
+/// What the network subsystem needs to know of a container about to start.
+fn net_request(c: &Containers, rec: &Record) -> Result<NetRequest> {
+    let hc = &rec.host_config;
+    let mut mode = rec.network_mode().to_string();
+    if let Some(other) = mode.strip_prefix("container:") {
+        let o = c.find(other)?.snapshot();
+        if !o.state.running {
+            return Err(ApiError::conflict(format!(
+                "cannot join network of a non running container: {}",
+                o.id
+            )));
+        }
+        mode = format!("container:{}", o.id);
+    }
+    Ok(NetRequest {
+        id: rec.id.clone(),
+        name: rec.name.trim_start_matches('/').to_string(),
+        mode,
+        endpoints: rec.endpoints_config.clone(),
+        port_bindings: hc["PortBindings"].clone(),
+        exposed: rec.config["ExposedPorts"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
+        publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
+    })
+}
+
 fn docker_start_error(rec: &Record, code: i32, msg: &str) -> ApiError {
     let text = match code {
         127 => format!("failed to create task for container: exec: \"{}\": executable file not found in $PATH: unknown", rec.path),
@@ -378,11 +427,26 @@ async fn start_inner(
     entry: &Arc<Entry>,
     rec: Record,
 ) -> Result<Reply> {
+    let net = match c.net() {
+        Some(n) => Some(n.setup(net_request(c, &rec)?).await?),
+        None => None,
+    };
     let c2 = c.clone();
     let r2 = rec.clone();
-    let bundle = tokio::task::spawn_blocking(move || prepare(&c2, &r2))
+    let n2 = net.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&c2, &r2, n2.as_ref()))
         .await
-        .map_err(sys)??;
+        .map_err(sys)
+        .and_then(|r| r);
+    let bundle = match prepared {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(n) = c.net() {
+                n.teardown(rec.id.clone()).await;
+            }
+            return Err(e);
+        }
+    };
     let state_root = c.exec_root.join("state");
     let mut child = tokio::process::Command::new(&c.shim)
         .arg("--id")
@@ -418,6 +482,9 @@ async fn start_inner(
         let c3 = c.clone();
         let id = rec.id.clone();
         let _ = tokio::task::spawn_blocking(move || cleanup(&c3, &id)).await;
+        if let Some(n) = c.net() {
+            n.teardown(rec.id.clone()).await;
+        }
         let err = docker_start_error(&rec, code, &msg);
         let rec = {
             let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -444,6 +511,9 @@ async fn start_inner(
         r.state.finished_at = crate::model::ZERO_TIME.into();
         r.manually_stopped = false;
         r.shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
+        if let Some(n) = &net {
+            r.network_settings = n.settings.clone();
+        }
         r.clone()
     };
     c.save(&rec)?;
@@ -471,8 +541,12 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     let c2 = c.clone();
     let id2 = id.clone();
     let _ = tokio::task::spawn_blocking(move || cleanup(&c2, &id2)).await;
+    if let Some(n) = c.net() {
+        n.teardown(id.clone()).await;
+    }
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.network_settings = Value::Null;
         r.state.status = "exited".into();
         r.state.running = false;
         r.state.pid = 0;

@@ -57,6 +57,12 @@ pub struct Record {
     /// The PID of the container's shim while it runs (found again after a restart).
     #[serde(default)]
     pub shim_pid: i32,
+    /// `NetworkingConfig.EndpointsConfig`: the networks it joins when it starts.
+    #[serde(default)]
+    pub endpoints_config: Value,
+    /// `NetworkSettings` while it runs (addresses, ports, sandbox).
+    #[serde(default)]
+    pub network_settings: Value,
 }
 
 impl Record {
@@ -66,6 +72,13 @@ impl Record {
 
     pub fn auto_remove(&self) -> bool {
         self.host_config["AutoRemove"].as_bool().unwrap_or(false)
+    }
+
+    pub fn network_mode(&self) -> &str {
+        match self.host_config["NetworkMode"].as_str().unwrap_or("") {
+            "" | "default" => "bridge",
+            m => m,
+        }
     }
 
     pub fn short_id(&self) -> &str {

@@ -88,6 +88,15 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                         .map(|d| d.to_string() == rec.image)
                         .unwrap_or(false)
             })
+            && filters.any_or_absent("network", |v| {
+                let (id, name) = c
+                    .net()
+                    .and_then(|n| n.resolve(v).ok())
+                    .unwrap_or_else(|| (v.to_string(), v.to_string()));
+                rec.endpoints_config.get(&name).is_some()
+                    || rec.network_mode() == name
+                    || rec.network_mode() == id
+            })
             && before.is_none_or(|b| created_nanos(&rec) < b)
             && since.is_none_or(|b| created_nanos(&rec) > b);
         if !keep {
@@ -104,12 +113,12 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
             "ImageID": rec.image,
             "Command": command,
             "Created": created_unix(&rec),
-            "Ports": [],
+            "Ports": ps_ports(&rec.network_settings),
             "Labels": labels,
             "State": rec.state.status,
             "Status": status_text(&rec),
             "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
-            "NetworkSettings": { "Networks": {} },
+            "NetworkSettings": { "Networks": network_settings(&c, &rec)["Networks"] },
             "Mounts": [],
         }));
         if limit.is_some_and(|l| out.len() as i64 >= l) {
@@ -177,13 +186,7 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         },
         "Mounts": [],
         "Config": rec.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-            "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": {},
-        },
+        "NetworkSettings": network_settings(c, rec),
     });
     if v >= ApiVersion::new(1, 44) {
         if let Some(o) = out["NetworkSettings"].as_object_mut() {
@@ -205,4 +208,65 @@ pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
     Ok(Reply::json(&inspect_view(&c, &rec, job.args.version)))
+}
+
+/// `NetworkSettings`: the live one while the container runs, else the networks it
+/// is configured for with no addresses, as dockerd shows a stopped container.
+fn network_settings(c: &Containers, rec: &Record) -> Value {
+    if rec.network_settings.is_object() {
+        return rec.network_settings.clone();
+    }
+    let mut networks = serde_json::Map::new();
+    if let Some(eps) = rec.endpoints_config.as_object() {
+        for (name, cfg) in eps {
+            let id = c
+                .net()
+                .and_then(|n| n.resolve(name).ok())
+                .map(|(id, _)| id)
+                .unwrap_or_default();
+            networks.insert(
+                name.clone(),
+                json!({
+                    "IPAMConfig": cfg.get("IPAMConfig").cloned().unwrap_or(Value::Null),
+                    "Links": null,
+                    "Aliases": cfg.get("Aliases").cloned().unwrap_or(Value::Null),
+                    "MacAddress": "", "DriverOpts": null, "NetworkID": id, "EndpointID": "",
+                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+                }),
+            );
+        }
+    }
+    json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
+        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks,
+    })
+}
+
+/// `Ports` of `GET /containers/json`: one entry per binding, and the exposed ones.
+fn ps_ports(settings: &Value) -> Value {
+    let mut out = Vec::new();
+    if let Some(m) = settings["Ports"].as_object() {
+        for (k, binds) in m {
+            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+            let private: u64 = port.parse().unwrap_or(0);
+            match binds.as_array() {
+                Some(list) if !list.is_empty() => {
+                    for b in list {
+                        out.push(json!({
+                            "IP": b["HostIp"],
+                            "PrivatePort": private,
+                            "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0),
+                            "Type": proto,
+                        }));
+                    }
+                }
+                _ => out.push(json!({ "PrivatePort": private, "Type": proto })),
+            }
+        }
+    }
+    Value::Array(out)
 }

@@ -1,0 +1,38 @@
+//! What a container asks of the network subsystem when it starts, and what it
+//! gets back: the shapes the container and network job families share.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// A container about to start.
+#[derive(Debug, Clone, Default)]
+pub struct NetRequest {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    /// `HostConfig.NetworkMode`; `container:<id>` with the full ID.
+    pub mode: String,
+    /// `NetworkingConfig.EndpointsConfig`: network name → `{IPAMConfig, Aliases}`.
+    pub endpoints: Value,
+    /// `HostConfig.PortBindings`.
+    pub port_bindings: Value,
+    /// `Config.ExposedPorts` keys (`80/tcp`).
+    pub exposed: Vec<String>,
+    pub publish_all: bool,
+}
+
+/// The network side of a started container.
+#[derive(Debug, Clone, Default)]
+pub struct NetSetup {
+    /// The namespace to join; None with `host` set means the host's.
+    pub netns: Option<PathBuf>,
+    pub host: bool,
+    /// `NetworkSettings` for inspect.
+    pub settings: Value,
+    /// The address `/etc/hosts` gives the container's hostname.
+    pub ip: Option<Ipv4Addr>,
+    /// `nameserver` entries for its resolv.conf; None: the host's.
+    pub nameservers: Option<Vec<String>>,
+}

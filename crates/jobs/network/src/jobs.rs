@@ -1,0 +1,370 @@
+//! The network API: create, list, inspect, remove, prune.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use berth_api::filters::{label_matches, Filters};
+use berth_api::{ApiError, Result};
+use berth_engine::{Engine, Job, Reply};
+use berth_netdriver::link;
+use berth_netdriver::subnet::{self, Ipv4Net};
+use serde_json::{json, Value};
+
+use crate::{now, random_id, sys, Net, Networks};
+
+fn event(engine: &Engine, n: &Net, action: &str, extra: &[(&str, String)]) {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("name".to_string(), n.name.clone());
+    attrs.insert("type".to_string(), n.driver.clone());
+    for (k, v) in extra {
+        attrs.insert(k.to_string(), v.clone());
+    }
+    engine.events().publish("network", action, &n.id, attrs);
+}
+
+/// Publishes `connect`/`disconnect` for a container (the container jobs call this
+/// through the daemon).
+pub fn publish_endpoint(
+    engine: &Engine,
+    nets: &Networks,
+    network: &str,
+    container: &str,
+    action: &str,
+) {
+    if let Ok(n) = nets.find(network) {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("container".to_string(), container.to_string());
+        attrs.insert("name".to_string(), n.name.clone());
+        attrs.insert("type".to_string(), n.driver.clone());
+        engine.events().publish("network", action, &n.id, attrs);
+    }
+}
+
+fn view(nets: &Networks, n: &Net, with_containers: bool) -> Value {
+    let config: Vec<Value> = match (n.subnet, n.gateway) {
+        (Some(s), Some(g)) => {
+            let mut c = json!({ "Subnet": s.to_string(), "Gateway": g.to_string() });
+            if let Some(r) = n.ip_range {
+                c["IPRange"] = json!(r.to_string());
+            }
+            vec![c]
+        }
+        _ => Vec::new(),
+    };
+    let mut containers = serde_json::Map::new();
+    if with_containers {
+        for (cid, name, ep) in nets.endpoints_of(&n.id) {
+            containers.insert(
+                cid,
+                json!({
+                    "Name": name,
+                    "EndpointID": ep.id,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+    }
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": n.driver,
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": { "Driver": "default", "Options": null, "Config": config },
+        "Internal": n.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": containers,
+        "Options": n.options,
+        "Labels": n.labels,
+    })
+}
+
+fn parse_net(v: &Value, what: &str) -> Result<Option<Ipv4Net>> {
+    match v.as_str().filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<Ipv4Net>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid(format!("invalid {what}: {s}"))),
+    }
+}
+
+pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
+    let req: Value = job.args.json()?;
+    let name = req["Name"].as_str().unwrap_or("").to_string();
+    if name.is_empty() {
+        return Err(ApiError::invalid("network name must not be empty"));
+    }
+    let driver = req["Driver"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("bridge");
+    if driver != "bridge" {
+        if matches!(driver, "host" | "null") {
+            return Err(ApiError::forbidden(format!(
+                "only one instance of \"{driver}\" network is allowed"
+            )));
+        }
+        return Err(ApiError::not_found(format!(
+            "plugin \"{driver}\" not found"
+        )));
+    }
+    if req["EnableIPv6"].as_bool().unwrap_or(false) {
+        return Err(ApiError::not_implemented(
+            "IPv6 networks are not supported by Berth yet",
+        ));
+    }
+    let _ops = nets.ops.lock().await;
+    if nets.nets().iter().any(|n| n.name == name) {
+        return Err(ApiError::conflict(format!(
+            "network with name {name} already exists"
+        )));
+    }
+    let ipam = req["IPAM"]["Config"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let first = ipam.first().cloned().unwrap_or(Value::Null);
+    let asked = parse_net(&first["Subnet"], "subnet")?;
+    let ip_range = parse_net(&first["IPRange"], "IP range")?;
+    let gateway = match first["Gateway"].as_str().filter(|s| !s.is_empty()) {
+        Some(g) => Some(
+            g.parse::<Ipv4Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid gateway address: {g}")))?,
+        ),
+        None => None,
+    };
+    let used = nets.used_subnets().await;
+    let subnet = match asked {
+        Some(s) => {
+            let s = s.trunc();
+            if nets.nets().iter().filter_map(|n| n.subnet).any(|u| subnet::overlaps(&u, &s)) {
+                return Err(ApiError::forbidden("Pool overlaps with other one on this address space"));
+            }
+            s
+        }
+        None => subnet::pick(&nets.cfg.pools, &used).ok_or_else(|| {
+            ApiError::system("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+        })?,
+    };
+    if let Some(r) = ip_range {
+        if !subnet.contains(&r.network()) {
+            return Err(ApiError::invalid(format!(
+                "IP range {r} is not inside the subnet {subnet}"
+            )));
+        }
+    }
+    let gateway = gateway.unwrap_or_else(|| subnet::first_host(&subnet));
+    if !subnet.contains(&gateway) {
+        return Err(ApiError::invalid(format!(
+            "no matching subnet for gateway {gateway}"
+        )));
+    }
+    let id = random_id();
+    let options: BTreeMap<String, String> =
+        serde_json::from_value(req["Options"].clone()).unwrap_or_default();
+    let labels: BTreeMap<String, String> =
+        serde_json::from_value(req["Labels"].clone()).unwrap_or_default();
+    let bridge = options
+        .get("com.docker.network.bridge.name")
+        .cloned()
+        .unwrap_or_else(|| format!("bbr-{}", &id[..11]));
+    if bridge.len() > 15 || bridge.is_empty() {
+        return Err(ApiError::invalid(format!("invalid bridge name: {bridge}")));
+    }
+    if nets.nets().iter().any(|n| n.bridge == bridge) {
+        return Err(ApiError::forbidden(format!(
+            "bridge name {bridge} is already in use"
+        )));
+    }
+    let n = Net {
+        id: id.clone(),
+        name,
+        driver: "bridge".into(),
+        created: now(),
+        subnet: Some(subnet),
+        gateway: Some(gateway),
+        ip_range,
+        internal: req["Internal"].as_bool().unwrap_or(false),
+        attachable: req["Attachable"].as_bool().unwrap_or(false),
+        labels,
+        options,
+        bridge: bridge.clone(),
+        allocated: BTreeMap::new(),
+    };
+    let h = link::connect().map_err(sys)?;
+    let gw = Ipv4Net::new(gateway, subnet.prefix_len()).map_err(sys)?;
+    link::ensure_bridge(&h, &bridge, gw, nets.cfg.mtu)
+        .await
+        .map_err(|e| ApiError::system(format!("creating bridge {bridge}: {e}")))?;
+    if let Err(e) = nets.save_net(&n) {
+        let _ = link::delete(&h, &bridge).await;
+        return Err(e);
+    }
+    nets.lock().nets.insert(n.id.clone(), n.clone());
+    if !n.internal {
+        crate::enable_forwarding();
+    }
+    nets.apply_rules().await;
+    event(job.engine(), &n, "create", &[]);
+    Ok(Reply::json_status(201, &json!({ "Id": id, "Warning": "" })))
+}
+
+pub(crate) async fn list(job: Job, nets: Arc<Networks>) -> Result<Reply> {
+    let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
+    filters.validate(&["driver", "id", "label", "name", "scope", "type", "dangling"])?;
+    let mut out = Vec::new();
+    for n in nets.nets() {
+        let used = !nets.endpoints_of(&n.id).is_empty();
+        let keep = filters.any_or_absent("driver", |d| d == n.driver)
+            && filters.any_or_absent("id", |i| n.id.starts_with(i))
+            && filters.any_or_absent("name", |x| n.name.contains(x))
+            && filters.any_or_absent("scope", |s| s == "local")
+            && filters.any_or_absent("type", |t| match t {
+                "custom" => !n.predefined(),
+                "builtin" => n.predefined(),
+                _ => false,
+            })
+            && filters.any_or_absent("dangling", |d| {
+                (d == "true" || d == "1") == (!used && !n.predefined())
+            })
+            && filters
+                .get("label")
+                .iter()
+                .all(|l| label_matches(l, &n.labels));
+        if keep {
+            out.push(view(&nets, &n, false));
+        }
+    }
+    Ok(Reply::json(&out))
+}
+
+pub(crate) async fn inspect(job: Job, nets: Arc<Networks>) -> Result<Reply> {
+    let n = nets.find(job.args.required("id")?)?;
+    Ok(Reply::json(&view(&nets, &n, true)))
+}
+
+async fn remove(engine: &Engine, nets: &Arc<Networks>, n: &Net) -> Result<()> {
+    if n.predefined() {
+        return Err(ApiError::forbidden(format!(
+            "{} is a pre-defined network and cannot be removed",
+            n.name
+        )));
+    }
+    let _ops = nets.ops.lock().await;
+    if !nets.endpoints_of(&n.id).is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "error while removing network: network {} id {} has active endpoints",
+            n.name, n.id
+        )));
+    }
+    let h = link::connect().map_err(sys)?;
+    link::delete(&h, &n.bridge)
+        .await
+        .map_err(|e| ApiError::system(format!("removing bridge {}: {e}", n.bridge)))?;
+    nets.lock().nets.remove(&n.id);
+    let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
+    nets.apply_rules().await;
+    event(engine, n, "destroy", &[]);
+    Ok(())
+}
+
+pub(crate) async fn delete(job: Job, nets: Arc<Networks>) -> Result<Reply> {
+    let n = nets.find(job.args.required("id")?)?;
+    let engine = job.engine().clone();
+    remove(&engine, &nets, &n).await?;
+    Ok(Reply::empty(204))
+}
+
+pub(crate) async fn prune(job: Job, nets: Arc<Networks>) -> Result<Reply> {
+    let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
+    filters.validate(&["until", "label", "label!"])?;
+    let until = match filters.get("until").first() {
+        Some(u) => Some(parse_until(u)?),
+        None => None,
+    };
+    let mut deleted = Vec::new();
+    let engine = job.engine().clone();
+    for n in nets.nets() {
+        if n.predefined() || !nets.endpoints_of(&n.id).is_empty() {
+            continue;
+        }
+        if !filters
+            .get("label")
+            .iter()
+            .all(|l| label_matches(l, &n.labels))
+        {
+            continue;
+        }
+        if filters
+            .get("label!")
+            .iter()
+            .any(|l| label_matches(l, &n.labels))
+        {
+            continue;
+        }
+        if let Some(t) = until {
+            let created = time::OffsetDateTime::parse(
+                &n.created,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map(|c| c.unix_timestamp())
+            .unwrap_or(0);
+            if created >= t {
+                continue;
+            }
+        }
+        if remove(&engine, &nets, &n).await.is_ok() {
+            deleted.push(n.name.clone());
+        }
+    }
+    Ok(Reply::json(&json!({ "NetworksDeleted": deleted })))
+}
+
+/// `until` as dockerd takes it: a Unix timestamp, an RFC 3339 time or a duration.
+fn parse_until(s: &str) -> Result<i64> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Ok(f) = s.parse::<f64>() {
+        return Ok(f as i64);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let n: f64 = num
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("invalid until: {s}")))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(ApiError::invalid(format!("invalid until: {s}"))),
+    };
+    Ok(now - secs as i64)
+}
+
+/// Registers the network jobs.
+pub fn register(engine: &Engine, nets: Arc<Networks>) {
+    macro_rules! job {
+        ($name:literal, $f:path) => {{
+            let n = nets.clone();
+            engine.register($name, move |job: Job| $f(job, n.clone()));
+        }};
+    }
+    job!("network.create", create);
+    job!("network.list", list);
+    job!("network.inspect", inspect);
+    job!("network.delete", delete);
+    job!("network.prune", prune);
+}

@@ -1,0 +1,314 @@
+//! Links, addresses and routes over rtnetlink: bridges on the host, veth pairs
+//! between a bridge and a container's namespace, and the container's side of them.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::{Error, Result};
+
+fn nl(e: impl std::fmt::Display) -> Error {
+    Error::Netlink(e.to_string())
+}
+
+fn is_errno(e: &rtnetlink::Error, errno: i32) -> bool {
+    matches!(e, rtnetlink::Error::NetlinkError(m) if m.code.map(|c| c.get()) == Some(-errno))
+}
+
+/// A netlink connection in the calling thread's network namespace, driven by a
+/// task on the current runtime.
+pub fn connect() -> Result<Handle> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(nl)?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(Some(l.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl(e)),
+    }
+}
+
+/// Creates the bridge if it is missing, gives it `gateway` (address and prefix)
+/// unless it has it, and brings it up.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Net,
+    mtu: Option<u32>,
+) -> Result<()> {
+    let idx = match index_of(h, name).await? {
+        Some(i) => i,
+        None => {
+            let mut b = LinkBridge::new(name);
+            if let Some(m) = mtu {
+                b = b.mtu(m);
+            }
+            match h.link().add(b.build()).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(Error::Netlink(format!("creating bridge {name}: {e}"))),
+            }
+            index_of(h, name)
+                .await?
+                .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished")))?
+        }
+    };
+    let has = addresses(h, idx).await?.contains(&gateway);
+    if !has {
+        match h
+            .address()
+            .add(idx, IpAddr::V4(gateway.addr()), gateway.prefix_len())
+            .execute()
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_errno(&e, libc::EEXIST) => {}
+            Err(e) => return Err(Error::Netlink(format!("addressing bridge {name}: {e}"))),
+        }
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl)
+}
+
+async fn addresses(h: &Handle, idx: u32) -> Result<Vec<Ipv4Net>> {
+    let mut out = Vec::new();
+    let mut s = h.address().get().set_link_index_filter(idx).execute();
+    while let Some(m) = s.try_next().await.map_err(nl)? {
+        for a in &m.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                if let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes a link by name; a missing one is not an error.
+pub async fn delete(h: &Handle, name: &str) -> Result<()> {
+    let Some(idx) = index_of(h, name).await? else {
+        return Ok(());
+    };
+    match h.link().del(idx).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::ENODEV) => Ok(()),
+        Err(e) => Err(nl(e)),
+    }
+}
+
+/// Every IPv4 network the host routes or has an address in (not the default
+/// route): subnets a new bridge must not overlap.
+pub async fn host_networks(h: &Handle) -> Result<Vec<Ipv4Net>> {
+    let mut out = Vec::new();
+    let mut s = h
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
+    while let Some(r) = s.try_next().await.map_err(nl)? {
+        let len = r.header.destination_prefix_length;
+        if len == 0 {
+            continue;
+        }
+        for a in &r.attributes {
+            if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
+                if let Ok(n) = Ipv4Net::new(*ip, len) {
+                    out.push(n.trunc());
+                }
+            }
+        }
+    }
+    let mut s = h.address().get().execute();
+    while let Some(m) = s.try_next().await.map_err(nl)? {
+        for a in &m.attributes {
+            if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                if !ip.is_loopback() {
+                    if let Ok(n) = Ipv4Net::new(*ip, m.header.prefix_len) {
+                        out.push(n.trunc());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What the container's side of a veth gets inside its namespace.
+#[derive(Debug, Clone)]
+pub struct Inside {
+    /// The name it gets (`eth0`, `eth1`, …).
+    pub ifname: String,
+    pub addr: Ipv4Net,
+    pub mac: [u8; 6],
+    /// Becomes the default route when set.
+    pub gateway: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+/// Creates a veth pair `host`/`peer`, puts `host` on `bridge` and up, moves `peer`
+/// into the namespace at `netns` and configures it there.
+pub async fn attach(
+    h: &Handle,
+    host: &str,
+    peer: &str,
+    bridge: &str,
+    netns: &Path,
+    inside: Inside,
+) -> Result<()> {
+    let br = index_of(h, bridge)
+        .await?
+        .ok_or_else(|| Error::Netlink(format!("bridge {bridge} does not exist")))?;
+    let mut v = LinkVeth::new(host, peer);
+    if let Some(m) = inside.mtu {
+        v = v.mtu(m);
+    }
+    h.link()
+        .add(v.build())
+        .execute()
+        .await
+        .map_err(|e| Error::Netlink(format!("creating veth {host}: {e}")))?;
+    let result = async {
+        let ns = std::fs::File::open(netns)?;
+        let pidx = index_of(h, peer)
+            .await?
+            .ok_or_else(|| Error::Netlink(format!("veth peer {peer} vanished")))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(pidx)
+                    .setns_by_fd(ns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| Error::Netlink(format!("moving {peer} into the namespace: {e}")))?;
+        let hidx = index_of(h, host)
+            .await?
+            .ok_or_else(|| Error::Netlink(format!("veth {host} vanished")))?;
+        h.link()
+            .set(LinkUnspec::new_with_index(hidx).controller(br).up().build())
+            .execute()
+            .await
+            .map_err(|e| Error::Netlink(format!("attaching {host} to {bridge}: {e}")))?;
+        let peer = peer.to_string();
+        let netns = netns.to_path_buf();
+        tokio::task::spawn_blocking(move || configure_inside(&netns, &peer, inside))
+            .await
+            .map_err(|e| Error::Netlink(e.to_string()))?
+    }
+    .await;
+    if result.is_err() {
+        let _ = delete(h, host).await;
+    }
+    result
+}
+
+/// Runs netlink requests inside a namespace, on a thread of its own.
+fn in_netns<R: Send + 'static, F>(
+    netns: &Path,
+    f: impl FnOnce(Handle) -> F + Send + 'static,
+) -> Result<R>
+where
+    F: std::future::Future<Output = Result<R>>,
+{
+    crate::netns::run_in(netns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let h = connect()?;
+            f(h).await
+        })
+    })
+}
+
+fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
+    let peer = peer.to_string();
+    in_netns(netns, move |h| async move {
+        let idx = index_of(&h, &peer)
+            .await?
+            .ok_or_else(|| Error::Netlink(format!("{peer} is not in the namespace")))?;
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(idx)
+                    .name(inside.ifname.clone())
+                    .address(inside.mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(nl)?;
+        h.address()
+            .add(
+                idx,
+                IpAddr::V4(inside.addr.addr()),
+                inside.addr.prefix_len(),
+            )
+            .execute()
+            .await
+            .map_err(nl)?;
+        h.link()
+            .set(LinkUnspec::new_with_index(idx).up().build())
+            .execute()
+            .await
+            .map_err(nl)?;
+        lo_up_with(&h).await?;
+        if let Some(gw) = inside.gateway {
+            let r = RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(idx)
+                .build();
+            match h.route().add(r).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(Error::Netlink(format!("default route: {e}"))),
+            }
+        }
+        Ok(())
+    })
+}
+
+async fn lo_up_with(h: &Handle) -> Result<()> {
+    if let Some(lo) = index_of(h, "lo").await? {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(nl)?;
+    }
+    Ok(())
+}
+
+/// Brings up `lo` inside a namespace (every container has it, `--network none` too).
+pub fn lo_up(netns: &Path) -> Result<()> {
+    in_netns(netns, |h| async move { lo_up_with(&h).await })
+}
+
+/// Removes an interface from inside a namespace (`network disconnect`).
+pub fn delete_inside(netns: &Path, ifname: &str) -> Result<()> {
+    let ifname = ifname.to_string();
+    in_netns(netns, move |h| async move { delete(&h, &ifname).await })
+}
+
+/// A fresh host-side interface name with Berth's prefix.
+pub fn veth_name() -> String {
+    let mut b = [0u8; 4];
+    let _ = getrandom::getrandom(&mut b);
+    format!(
+        "bveth{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}

@@ -1,0 +1,206 @@
+//! Berth's nftables table: masquerading out of each bridge network, DNAT for
+//! published ports, and isolation between networks. The whole table is rewritten
+//! in one nftables transaction (add, delete, add again, then the chains and rules),
+//! so it is never seen half-built and rewriting is idempotent. Only this table is
+//! ever touched: other daemons' rules (a dockerd's iptables chains) stay as they are.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+
+use crate::{Error, Result};
+
+/// A bridge network as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeNet {
+    pub bridge: String,
+    pub subnet: Ipv4Net,
+    /// No traffic in or out of the bridge (`--internal`).
+    pub internal: bool,
+    /// Masquerade traffic leaving the host (dockerd's `enable_ip_masquerade`).
+    pub masquerade: bool,
+}
+
+/// A published port: traffic to `host_ip:host_port` goes to the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// None: every local address.
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_ip: Ipv4Addr,
+    pub container_port: u16,
+    /// The container's bridge: its own traffic reaches the port through the proxy.
+    pub bridge: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Ruleset {
+    pub nets: Vec<BridgeNet>,
+    pub ports: Vec<PortRule>,
+}
+
+fn m(op: &str, left: Value, right: Value) -> Value {
+    json!({ "match": { "op": op, "left": left, "right": right } })
+}
+
+fn meta(key: &str) -> Value {
+    json!({ "meta": { "key": key } })
+}
+
+fn payload(proto: &str, field: &str) -> Value {
+    json!({ "payload": { "protocol": proto, "field": field } })
+}
+
+fn prefix(n: &Ipv4Net) -> Value {
+    json!({ "prefix": { "addr": n.network().to_string(), "len": n.prefix_len() } })
+}
+
+/// The nftables JSON commands that make `table` hold exactly `rules`.
+pub fn commands(table: &str, rules: &Ruleset) -> Value {
+    let t = json!({ "family": "ip", "name": table });
+    let mut cmds = vec![
+        json!({ "add": { "table": t } }),
+        json!({ "delete": { "table": t } }),
+        json!({ "add": { "table": t } }),
+    ];
+    for (name, typ, hook, prio) in [
+        ("postrouting", "nat", "postrouting", 100),
+        ("prerouting", "nat", "prerouting", -100),
+        ("forward", "filter", "forward", 0),
+    ] {
+        cmds.push(json!({ "add": { "chain": {
+            "family": "ip", "table": table, "name": name,
+            "type": typ, "hook": hook, "prio": prio, "policy": "accept",
+        } } }));
+    }
+    let rule = |chain: &str, expr: Vec<Value>| json!({ "add": { "rule": { "family": "ip", "table": table, "chain": chain, "expr": expr } } });
+    for n in &rules.nets {
+        if n.masquerade && !n.internal {
+            cmds.push(rule(
+                "postrouting",
+                vec![
+                    m("==", payload("ip", "saddr"), prefix(&n.subnet)),
+                    m("!=", meta("oifname"), json!(n.bridge)),
+                    json!({ "masquerade": null }),
+                ],
+            ));
+        }
+        if n.internal {
+            cmds.push(rule(
+                "forward",
+                vec![
+                    m("==", meta("iifname"), json!(n.bridge)),
+                    m("!=", meta("oifname"), json!(n.bridge)),
+                    json!({ "drop": null }),
+                ],
+            ));
+            cmds.push(rule(
+                "forward",
+                vec![
+                    m("==", meta("oifname"), json!(n.bridge)),
+                    m("!=", meta("iifname"), json!(n.bridge)),
+                    json!({ "drop": null }),
+                ],
+            ));
+        }
+        // Networks do not reach each other.
+        for other in rules.nets.iter().filter(|o| o.bridge != n.bridge) {
+            cmds.push(rule(
+                "forward",
+                vec![
+                    m("==", meta("iifname"), json!(n.bridge)),
+                    m("==", meta("oifname"), json!(other.bridge)),
+                    json!({ "drop": null }),
+                ],
+            ));
+        }
+    }
+    for p in &rules.ports {
+        let mut expr = vec![
+            m("!=", meta("iifname"), json!(p.bridge)),
+            m(
+                "==",
+                json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
+                json!("local"),
+            ),
+        ];
+        if let Some(ip) = p.host_ip {
+            expr.push(m("==", payload("ip", "daddr"), json!(ip.to_string())));
+        }
+        expr.push(m("==", payload(&p.proto, "dport"), json!(p.host_port)));
+        expr.push(
+            json!({ "dnat": { "addr": p.container_ip.to_string(), "port": p.container_port } }),
+        );
+        cmds.push(rule("prerouting", expr));
+    }
+    json!({ "nftables": cmds })
+}
+
+/// Makes the kernel's `table` hold exactly `rules`, in one transaction. Blocking.
+pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
+    let payload = commands(table, rules).to_string();
+    nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
+        .map(drop)
+        .map_err(|e| Error::Nft(e.to_string()))
+}
+
+/// Removes `table` if it exists. Blocking.
+pub fn remove(table: &str) -> Result<()> {
+    let t = json!({ "family": "ip", "name": table });
+    let payload = json!({ "nftables": [
+        { "add": { "table": t } },
+        { "delete": { "table": t } },
+    ] })
+    .to_string();
+    nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
+        .map(drop)
+        .map_err(|e| Error::Nft(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_cover_masquerade_isolation_and_ports() {
+        let rules = Ruleset {
+            nets: vec![
+                BridgeNet {
+                    bridge: "b0".into(),
+                    subnet: "10.1.0.0/16".parse().expect("net"),
+                    internal: false,
+                    masquerade: true,
+                },
+                BridgeNet {
+                    bridge: "b1".into(),
+                    subnet: "10.2.0.0/24".parse().expect("net"),
+                    internal: true,
+                    masquerade: true,
+                },
+            ],
+            ports: vec![PortRule {
+                proto: "tcp".into(),
+                host_ip: None,
+                host_port: 8080,
+                container_ip: "10.1.0.2".parse().expect("ip"),
+                container_port: 80,
+                bridge: "b0".into(),
+            }],
+        };
+        let v = commands("berth-test", &rules);
+        let cmds = v["nftables"].as_array().expect("array");
+        let text = v.to_string();
+        // Delete-and-recreate first, so the result is exactly this ruleset.
+        assert!(cmds[1]["delete"]["table"]["name"] == "berth-test");
+        // One masquerade (the internal network has none).
+        assert_eq!(text.matches("masquerade").count(), 1);
+        assert!(text.contains(r#""addr":"10.1.0.0","len":16"#));
+        // Internal: two drops; isolation: one each way between b0 and b1.
+        assert_eq!(text.matches(r#""drop":null"#).count(), 4);
+        assert!(text.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#));
+        assert!(text.contains(r#""right":8080"#));
+    }
+}

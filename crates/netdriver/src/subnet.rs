@@ -1,0 +1,162 @@
+//! Address arithmetic: Docker's default pools, choosing a free subnet, and handing
+//! out addresses inside one.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+pub use ipnet::Ipv4Net;
+
+use crate::{Error, Result};
+
+/// One `--default-address-pools` entry: subnets of `size` bits carved from `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    pub base: Ipv4Net,
+    pub size: u8,
+}
+
+/// dockerd's default pools: 172.17–31.0.0/16, then 192.168.0.0/16 in /20s.
+pub fn default_pools() -> Vec<Pool> {
+    let mut v: Vec<Pool> = (17..=31)
+        .map(|b| Pool {
+            base: Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).unwrap_or_default(),
+            size: 16,
+        })
+        .collect();
+    v.push(Pool {
+        base: Ipv4Net::new(Ipv4Addr::new(192, 168, 0, 0), 16).unwrap_or_default(),
+        size: 20,
+    });
+    v
+}
+
+/// Parses `base=10.10.0.0/16,size=24` (dockerd's flag and daemon.json form).
+pub fn parse_pool(s: &str) -> Result<Pool> {
+    let bad = || Error::Invalid(format!("invalid default address pool: {s}"));
+    let (mut base, mut size) = (None, None);
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<Ipv4Net>().map_err(|_| bad())?),
+            Some(("size", v)) => size = Some(v.parse::<u8>().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        }
+    }
+    let base = base.ok_or_else(bad)?.trunc();
+    let size = size.ok_or_else(bad)?;
+    if size < base.prefix_len() || size > 30 {
+        return Err(bad());
+    }
+    Ok(Pool { base, size })
+}
+
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first subnet from `pools` that overlaps nothing in `used`.
+pub fn pick(pools: &[Pool], used: &[Ipv4Net]) -> Option<Ipv4Net> {
+    pools.iter().find_map(|p| {
+        p.base
+            .subnets(p.size)
+            .ok()?
+            .find(|s| !used.iter().any(|u| overlaps(s, u)))
+    })
+}
+
+/// The first host address of a subnet: dockerd's default gateway.
+pub fn first_host(net: &Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(net.network()).saturating_add(1))
+}
+
+/// Hands out the lowest free address of `range` (itself inside `subnet`), never
+/// the network or broadcast address, nor anything in `taken`.
+pub fn allocate(
+    subnet: &Ipv4Net,
+    range: Option<&Ipv4Net>,
+    taken: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let r = range.unwrap_or(subnet);
+    r.hosts().find(|a| {
+        *a != subnet.network()
+            && *a != subnet.broadcast()
+            && subnet.contains(a)
+            && !taken.contains(a)
+    })
+}
+
+/// A MAC address derived from an IPv4 address, as dockerd does: `02:42` then the
+/// address's four bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+pub fn mac_string(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        s.parse().expect("net")
+    }
+
+    #[test]
+    fn picks_the_first_free_pool_subnet() {
+        let pools = default_pools();
+        assert_eq!(pick(&pools, &[]), Some(net("172.17.0.0/16")));
+        let used = [net("172.17.0.0/16"), net("172.18.5.0/24")];
+        assert_eq!(pick(&pools, &used), Some(net("172.19.0.0/16")));
+        let all: Vec<Ipv4Net> = (17..=31).map(|b| net(&format!("172.{b}.0.0/16"))).collect();
+        assert_eq!(pick(&pools, &all), Some(net("192.168.0.0/20")));
+        // A host route inside a pool subnet rules it out.
+        let p = [parse_pool("base=10.9.0.0/16,size=24").expect("pool")];
+        assert_eq!(pick(&p, &[net("10.9.0.0/25")]), Some(net("10.9.1.0/24")));
+        assert_eq!(pick(&p, &[net("10.0.0.0/8")]), None);
+    }
+
+    #[test]
+    fn pools_parse_like_dockerd() {
+        assert_eq!(
+            parse_pool("base=10.10.0.0/16,size=24").expect("ok"),
+            Pool {
+                base: net("10.10.0.0/16"),
+                size: 24
+            }
+        );
+        assert!(parse_pool("base=10.10.0.0/16").is_err());
+        assert!(parse_pool("base=10.10.0.0/24,size=16").is_err());
+        assert!(parse_pool("nope").is_err());
+    }
+
+    #[test]
+    fn allocation_skips_gateway_taken_and_edges() {
+        let s = net("10.1.2.0/29");
+        let mut taken = BTreeSet::new();
+        taken.insert(first_host(&s));
+        assert_eq!(allocate(&s, None, &taken), Some(Ipv4Addr::new(10, 1, 2, 2)));
+        for i in 2..=6 {
+            taken.insert(Ipv4Addr::new(10, 1, 2, i));
+        }
+        assert_eq!(
+            allocate(&s, None, &taken),
+            None,
+            "broadcast is never handed out"
+        );
+        let r = net("10.1.2.4/30");
+        let taken = BTreeSet::new();
+        assert_eq!(
+            allocate(&s, Some(&r), &taken),
+            Some(Ipv4Addr::new(10, 1, 2, 5))
+        );
+        assert_eq!(
+            mac_string(&mac_for(Ipv4Addr::new(172, 17, 0, 2))),
+            "02:42:ac:11:00:02"
+        );
+    }
+}
