@@ -7,6 +7,7 @@ mod events;
 mod exec;
 mod images;
 mod lifecycle;
+mod network;
 mod system;
 
 use berth_testkit::TestDaemon;
