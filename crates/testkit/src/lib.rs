@@ -372,6 +372,7 @@ impl Drop for TestDaemon {
             }
         }
         let leaks = self.leaked_mounts();
+        self.kill_leftover_containers();
         self.remove_network_state();
         if !leaks.is_empty() && !std::thread::panicking() {
             panic!("berthd left mounts behind: {leaks:?}");
@@ -380,6 +381,45 @@ impl Drop for TestDaemon {
 }
 
 impl TestDaemon {
+    /// Containers a failed test left running (the daemon keeps them across its
+    /// stop): their shims' children are killed, then whatever is still mounted
+    /// under the test's directory is unmounted.
+    fn kill_leftover_containers(&self) {
+        let Some(dir) = self.dir.as_ref() else { return };
+        let marker = dir.path().to_string_lossy().into_owned();
+        let shims: Vec<i32> = std::fs::read_dir("/proc")
+            .map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        let shims: Vec<i32> = shims
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.contains("berth-shim") && c.contains(&marker)
+                    })
+                    .unwrap_or(false)
+            })
+            .collect();
+        for shim in &shims {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &shim.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while shims.iter().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut mounts = self.leaked_mounts();
+        // Deepest first.
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
     /// Bridges and the nftables table are meant to outlive a daemon (as docker0
     /// does); a test's must not outlive the test.
     fn remove_network_state(&self) {
