@@ -135,6 +135,20 @@ async fn run(cfg: Config) -> Result<(), String> {
     .map_err(|e| format!("opening containers: {}", e.message))?;
     berth_jobs_container::register(&engine, containers.clone());
 
+    // Volumes.
+    let vol_root = cfg.data_root.join("volumes");
+    let volumes = tokio::task::spawn_blocking(move || berth_volume::Volumes::open(&vol_root))
+        .await
+        .map_err(|e| format!("opening volumes: {e}"))?
+        .map_err(|e| format!("opening volumes: {e}"))?;
+    let volume_jobs = berth_jobs_volume::VolumeJobs::new(Arc::new(volumes));
+    berth_jobs_volume::register(&engine, volume_jobs.clone());
+    volume_jobs.set_usage(Arc::new(report::VolumeUsers(containers.clone())));
+    containers.set_volumes(Arc::new(report::VolumeAdapter {
+        vols: volume_jobs.volumes.clone(),
+        engine: engine.clone(),
+    }));
+
     // Networks: the default bridge, user networks, and the sandboxes of running
     // containers (restored with them, the others' released).
     let networks = berth_jobs_network::Networks::open(network_config(&cfg)?)

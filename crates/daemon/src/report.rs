@@ -94,3 +94,56 @@ impl berth_jobs_container::NetworkService for NetworkAdapter {
 }
 
 use berth_jobs_container::BoxFuture;
+
+/// Which containers use a volume, for volume removal and `dangling`.
+pub struct VolumeUsers(pub Arc<berth_jobs_container::Containers>);
+
+impl berth_jobs_volume::VolumeUsage for VolumeUsers {
+    fn users(&self, volume: &str) -> Vec<String> {
+        self.0.volume_users(volume)
+    }
+}
+
+/// The volume store as the container jobs see it.
+pub struct VolumeAdapter {
+    pub vols: Arc<berth_volume::Volumes>,
+    pub engine: berth_engine::Engine,
+}
+
+impl berth_jobs_container::VolumeService for VolumeAdapter {
+    fn ensure(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        options: std::collections::BTreeMap<String, String>,
+        labels: std::collections::BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> berth_api::Result<String> {
+        berth_jobs_volume::create_volume(
+            &self.engine,
+            &self.vols,
+            name,
+            driver,
+            options,
+            labels,
+            anonymous,
+        )
+        .map(|v| v.name)
+    }
+
+    fn mount(&self, name: &str) -> berth_api::Result<std::path::PathBuf> {
+        self.vols.mount(name).map_err(berth_jobs_volume::api_error)
+    }
+
+    fn unmount(&self, name: &str) {
+        self.vols.unmount(name)
+    }
+
+    fn remove(&self, name: &str) -> berth_api::Result<()> {
+        berth_jobs_volume::remove_volume(&self.engine, &self.vols, name)
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.vols.path(name)
+    }
+}

@@ -7,6 +7,7 @@
 //! or JSON-message stream, or a hijacked raw connection) and the server encodes it.
 
 mod args;
+pub mod blocking;
 mod events;
 mod job;
 mod reply;

@@ -53,9 +53,21 @@ fn errno(path: &Path, op: &str, e: Errno) -> Error {
     bad(path, format!("{op}: {e}"))
 }
 
+/// How [`extract_files`] treats an archive that is not a layer (`docker cp`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileOptions {
+    /// Every entry gets this owner instead of the archive's (`docker cp` without
+    /// `copyUIDGID` gives files to the container's root).
+    pub owner: Option<(u32, u32)>,
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+}
+
 struct Extractor {
     root: OwnedFd,
     marks: Option<crate::tarsplit::Marks>,
+    /// None: a layer (whiteouts apply). Some: plain files.
+    files: Option<FileOptions>,
     is_root: bool,
     /// Directories whose metadata is applied last (adding entries changes mtimes).
     dirs: Vec<(PathBuf, u32, u64, u64, i64)>,
@@ -138,7 +150,39 @@ impl Extractor {
         let name_str = name.to_string_lossy();
         self.stats.entries += 1;
 
-        if let Some(hidden) = name_str.strip_prefix(".wh.") {
+        if let Some(o) = self.files {
+            if o.no_overwrite_dir_non_dir {
+                let existing = openat2(
+                    parent.as_raw_fd(),
+                    name.as_os_str(),
+                    how(OFlag::O_PATH | OFlag::O_NOFOLLOW),
+                )
+                .ok()
+                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+                .and_then(|fd| nix::sys::stat::fstat(fd.as_raw_fd()).ok());
+                if let Some(st) = existing {
+                    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+                    if is_dir != (kind == EntryType::Directory) {
+                        return Err(bad(
+                            &path,
+                            if is_dir {
+                                "cannot overwrite directory with non-directory"
+                            } else {
+                                "cannot overwrite non-directory with directory"
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        let (uid, gid) = match self.files.and_then(|o| o.owner) {
+            Some((u, g)) => (u64::from(u), u64::from(g)),
+            None => (e.header().uid().unwrap_or(0), e.header().gid().unwrap_or(0)),
+        };
+        if let Some(hidden) = name_str
+            .strip_prefix(".wh.")
+            .filter(|_| self.files.is_none())
+        {
             if hidden == ".wh..opq" {
                 set_xattr_at(&parent, None, "trusted.overlay.opaque", b"y")
                     .map_err(|err| bad(&path, err))?;
@@ -160,8 +204,6 @@ impl Extractor {
         let h = e.header();
         // Empty numeric fields read as 0, as Go's archive/tar (and so dockerd) reads them.
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let uid = h.uid().unwrap_or(0);
-        let gid = h.gid().unwrap_or(0);
         let mtime = h.mtime().unwrap_or(0) as i64;
         let pfd = Some(parent.as_raw_fd());
         match kind {
@@ -418,14 +460,21 @@ fn set_xattr_at(fd: &OwnedFd, _name: Option<&str>, key: &str, value: &[u8]) -> i
 
 /// Unpacks the tar stream `r` into `dest`, an existing empty directory.
 pub fn extract<R: Read>(r: R, dest: &Path) -> Result<Extracted, Error> {
-    extract_with(r, dest, None)
+    extract_with(r, dest, None, None)
+}
+
+/// Unpacks a plain archive (no whiteouts) into an existing directory that may
+/// have content, with the same confinement as layers: nothing lands outside
+/// `dest`, whatever the archive or the directory's symlinks say.
+pub fn extract_files<R: Read>(r: R, dest: &Path, opts: FileOptions) -> Result<Extracted, Error> {
+    extract_with(r, dest, None, Some(opts))
 }
 
 /// Unpacks and records the tar (see [`crate::tarsplit`]) into `split`, reading `r`
 /// to its end so that a hash taken around `r` covers the whole stream.
 pub fn extract_recorded<R: Read>(r: R, dest: &Path, split: &Path) -> Result<Extracted, Error> {
     let (rec, marks) = crate::tarsplit::Recorder::new(r);
-    let x = extract_with(rec, dest, Some(marks.clone()))?;
+    let x = extract_with(rec, dest, Some(marks.clone()), None)?;
     marks.finish(split).map_err(|e| bad(split, e))?;
     Ok(x)
 }
@@ -434,6 +483,7 @@ fn extract_with<R: Read>(
     r: R,
     dest: &Path,
     marks: Option<crate::tarsplit::Marks>,
+    files: Option<FileOptions>,
 ) -> Result<Extracted, Error> {
     let root = nix::fcntl::open(
         dest,
@@ -443,6 +493,7 @@ fn extract_with<R: Read>(
     .map_err(|e| errno(dest, "open layer dir", e))?;
     let mut x = Extractor {
         marks,
+        files,
         // Safety: a fresh fd from open.
         root: unsafe { OwnedFd::from_raw_fd(root) },
         is_root: nix::unistd::geteuid().is_root(),

@@ -54,7 +54,7 @@ pub fn image() -> Vec<Route> {
 
 /// The container family.
 pub fn container() -> Vec<Route> {
-    use BodyMode::{Json, None};
+    use BodyMode::{Json, None, Stream};
     vec![
         r(Method::POST, "/containers/create", "container.create", Json),
         r(Method::GET, "/containers/json", "container.list", None),
@@ -124,6 +124,30 @@ pub fn container() -> Vec<Route> {
             "container.exec",
             Json,
         ),
+        r(
+            Method::HEAD,
+            "/containers/{name}/archive",
+            "container.archive_head",
+            None,
+        ),
+        r(
+            Method::GET,
+            "/containers/{name}/archive",
+            "container.archive_get",
+            None,
+        ),
+        r(
+            Method::PUT,
+            "/containers/{name}/archive",
+            "container.archive_put",
+            Stream,
+        ),
+        r(
+            Method::GET,
+            "/containers/{name}/export",
+            "container.export",
+            None,
+        ),
         r(Method::POST, "/exec/{id}/start", "exec.start", Json),
         r(Method::POST, "/exec/{id}/resize", "exec.resize", None),
         r(Method::GET, "/exec/{id}/json", "exec.inspect", None),
@@ -154,11 +178,24 @@ pub fn network() -> Vec<Route> {
     ]
 }
 
+/// The volume family.
+pub fn volume() -> Vec<Route> {
+    use BodyMode::{Json, None};
+    vec![
+        r(Method::GET, "/volumes", "volume.list", None),
+        r(Method::POST, "/volumes/create", "volume.create", Json),
+        r(Method::POST, "/volumes/prune", "volume.prune", None),
+        r(Method::GET, "/volumes/{name}", "volume.inspect", None),
+        r(Method::DELETE, "/volumes/{name}", "volume.delete", None),
+    ]
+}
+
 /// Every route Berth serves, fixed paths before patterns.
 pub fn all() -> Vec<Route> {
     let mut v = system();
     v.extend(image());
     v.extend(container());
     v.extend(network());
+    v.extend(volume());
     v
 }

@@ -388,7 +388,11 @@ impl TestDaemon {
         let Some(dir) = self.dir.as_ref() else { return };
         let marker = dir.path().to_string_lossy().into_owned();
         let shims: Vec<i32> = std::fs::read_dir("/proc")
-            .map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .map(|r| {
+                r.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let shims: Vec<i32> = shims
             .into_iter()
@@ -407,7 +411,9 @@ impl TestDaemon {
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while shims.iter().any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        while shims
+            .iter()
+            .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(20));

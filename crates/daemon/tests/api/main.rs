@@ -9,6 +9,7 @@ mod images;
 mod lifecycle;
 mod network;
 mod system;
+mod volumes;
 
 use berth_testkit::TestDaemon;
 

@@ -244,6 +244,22 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         names.insert(name.clone(), id.clone());
         name
     };
+    // Volumes are created now, as dockerd does; a failure releases the name.
+    let mounts = match crate::mounts::resolve(
+        &c,
+        &Value::Object(config.clone()),
+        &host_config,
+        &img_cfg["Volumes"],
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            c.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            return Err(e);
+        }
+    };
     let dir = c.dir(&id);
     let rec = Record {
         id: id.clone(),
@@ -262,6 +278,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         shim_pid: 0,
         endpoints_config,
         network_settings: Value::Null,
+        mounts,
     };
     let saved = std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::system(format!("{}: {e}", dir.display())))

@@ -6,11 +6,13 @@
 //! runs, `<exec-root>/<id>/` holds its OCI bundle and exit record, and a `berth-shim`
 //! process holds the container.
 
+mod archive;
 mod create;
 mod exec;
 mod lifecycle;
 mod logs;
 mod model;
+mod mounts;
 mod names;
 mod netjobs;
 mod views;
@@ -27,6 +29,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 pub use model::{Record, State};
+pub use mounts::{MountPoint, VolumeService};
 
 /// What waiters see change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,7 @@ pub struct Containers {
     names: Mutex<HashMap<String, String>>,
     execs: exec::Execs,
     net: std::sync::OnceLock<Arc<dyn NetworkService>>,
+    vols: std::sync::OnceLock<Arc<dyn VolumeService>>,
 }
 
 impl Containers {
@@ -106,6 +110,7 @@ impl Containers {
             names: Mutex::new(HashMap::new()),
             execs: exec::Execs::default(),
             net: std::sync::OnceLock::new(),
+            vols: std::sync::OnceLock::new(),
         });
         c.load();
         Ok(c)
@@ -141,6 +146,12 @@ impl Containers {
             if rec.state.running {
                 tracing::info!(container = %rec.id, pid = rec.state.pid, "reconnected to running container");
                 running.push(rec.id.clone());
+                // Volumes mounted for it are its again (mount counts live in memory).
+                if let Some(v) = self.vols() {
+                    for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+                        let _ = v.mount(&m.name);
+                    }
+                }
                 if let Some(n) = self.net() {
                     if let Some(setup) = n.restore(rec.id.clone()).await {
                         let r = {
@@ -166,6 +177,29 @@ impl Containers {
 
     pub(crate) fn net(&self) -> Option<&Arc<dyn NetworkService>> {
         self.net.get()
+    }
+
+    /// Plugs in the volume subsystem (once, at start-up).
+    pub fn set_volumes(&self, v: Arc<dyn VolumeService>) {
+        let _ = self.vols.set(v);
+    }
+
+    pub(crate) fn vols(&self) -> Option<&Arc<dyn VolumeService>> {
+        self.vols.get()
+    }
+
+    /// Containers (IDs) whose mounts use a volume, running or not.
+    pub fn volume_users(&self, volume: &str) -> Vec<String> {
+        self.all()
+            .iter()
+            .map(|e| e.snapshot())
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == volume)
+            })
+            .map(|r| r.id)
+            .collect()
     }
 
     pub(crate) fn insert(&self, rec: Record) -> Arc<Entry> {
@@ -326,6 +360,10 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("exec.start", exec::start);
     job!("exec.resize", exec::resize);
     job!("exec.inspect", exec::inspect);
+    job!("container.archive_head", archive::head);
+    job!("container.archive_get", archive::get);
+    job!("container.archive_put", archive::put);
+    job!("container.export", archive::export);
     job!("network.connect", netjobs::connect);
     job!("network.disconnect", netjobs::disconnect);
 }

@@ -149,42 +149,74 @@ fn write_etc(dir: &Path, hostname: &str, net: Option<&NetSetup>) -> Result<Vec<M
     Ok(mounts)
 }
 
-fn user_mounts(hc: &Value) -> Result<Vec<MountSpec>> {
+/// The container's binds, volumes and tmpfs mounts as OCI mounts. Volumes are
+/// readied (mounted when they have driver options, filled from the image when
+/// new and empty). Blocking.
+fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountSpec>> {
     let mut out = Vec::new();
-    for b in strings(&hc["Binds"]) {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, opts) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
+    for m in &rec.mounts {
+        let mut o = Vec::new();
+        let source = match m.kind.as_str() {
+            "bind" => {
+                if !Path::new(&m.source).exists() {
+                    std::fs::create_dir_all(&m.source).map_err(sys)?;
+                }
+                o.extend([
+                    "rbind".to_string(),
+                    if m.propagation.is_empty() {
+                        "rprivate".to_string()
+                    } else {
+                        m.propagation.clone()
+                    },
+                ]);
+                m.source.clone()
+            }
+            "volume" => {
+                let vols = c
+                    .vols()
+                    .ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
+                let path = vols.mount(&m.name)?;
+                if !m.nocopy {
+                    let from = rootfs.join(m.destination.trim_start_matches('/'));
+                    if let Err(e) = crate::mounts::copy_up(&from, &path) {
+                        tracing::warn!(volume = %m.name, error = %e, "copying image content into the volume");
+                    }
+                }
+                o.extend(["rbind".to_string(), "rprivate".to_string()]);
+                path.display().to_string()
+            }
             _ => {
-                return Err(ApiError::invalid(format!(
-                    "invalid volume specification: '{b}'"
-                )))
+                o.extend(["nosuid", "nodev", "noexec"].map(String::from));
+                o.extend(
+                    m.tmpfs
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
+                out.push(MountSpec {
+                    source: "tmpfs".into(),
+                    destination: m.destination.clone(),
+                    typ: "tmpfs".into(),
+                    options: if m.rw {
+                        o
+                    } else {
+                        [o, vec!["ro".into()]].concat()
+                    },
+                });
+                continue;
             }
         };
-        if !src.starts_with('/') {
-            return Err(ApiError::not_implemented(format!(
-                "named volumes are not supported yet: '{b}'"
-            )));
-        }
-        if !dst.starts_with('/') {
-            return Err(ApiError::invalid(format!("invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
-        }
-        if !Path::new(src).exists() {
-            std::fs::create_dir_all(src).map_err(sys)?;
-        }
-        let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
-        if opts.split(',').any(|x| x == "ro") {
+        if !m.rw {
             o.push("ro".into());
         }
         out.push(MountSpec {
-            source: src.into(),
-            destination: dst.into(),
+            source,
+            destination: m.destination.clone(),
             typ: "bind".into(),
             options: o,
         });
     }
-    if let Some(t) = hc["Tmpfs"].as_object() {
+    if let Some(t) = rec.host_config["Tmpfs"].as_object() {
         for (dst, opts) in t {
             let mut o = vec![
                 "nosuid".to_string(),
@@ -209,6 +241,15 @@ fn user_mounts(hc: &Value) -> Result<Vec<MountSpec>> {
     Ok(out)
 }
 
+/// Releases the volumes of a container that ended (or failed to start).
+pub(crate) fn unmount_volumes(c: &Containers, rec: &Record) {
+    if let Some(v) = c.vols() {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            v.unmount(&m.name);
+        }
+    }
+}
+
 /// Everything before the shim: root filesystem, files, spec. Blocking.
 fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathBuf> {
     let dir = c.dir(&rec.id);
@@ -228,7 +269,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             .to_string();
         let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
         let mut mounts = write_etc(&dir, &hostname, net)?;
-        mounts.extend(user_mounts(&rec.host_config)?);
+        mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
         let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
@@ -239,7 +280,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             args: std::iter::once(rec.path.clone())
                 .chain(rec.args.iter().cloned())
                 .collect(),
-            env: strings(&rec.config["Env"]),
+            env: with_default_path(strings(&rec.config["Env"])),
             cwd: rec.config["WorkingDir"].as_str().unwrap_or("").to_string(),
             uid,
             gid,
@@ -276,9 +317,18 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
         Ok(bundle)
     })();
     if result.is_err() {
+        unmount_volumes(c, rec);
         let _ = berth_graph::mount::unmount(&merged);
     }
     result
+}
+
+/// dockerd gives a container a PATH when its image and config have none.
+pub(crate) fn with_default_path(mut env: Vec<String>) -> Vec<String> {
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    env
 }
 
 /// Undoes `prepare` after the container ended. Blocking.
@@ -485,6 +535,7 @@ async fn start_inner(
         if let Some(n) = c.net() {
             n.teardown(rec.id.clone()).await;
         }
+        unmount_volumes(c, &rec);
         let err = docker_start_error(&rec, code, &msg);
         let rec = {
             let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -544,6 +595,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     if let Some(n) = c.net() {
         n.teardown(id.clone()).await;
     }
+    unmount_volumes(c, &entry.snapshot());
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         r.network_settings = Value::Null;
@@ -751,6 +803,18 @@ pub(crate) async fn wait(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
 }
 
 async fn remove(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) -> Result<()> {
+    let v = entry.snapshot().auto_remove();
+    remove_with(engine, c, entry, v).await
+}
+
+/// Removes a container; with `volumes`, its anonymous volumes too (those no other
+/// container uses), as `docker rm -v` and `--rm`.
+async fn remove_with(
+    engine: &Engine,
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    volumes: bool,
+) -> Result<()> {
     let rec = entry.snapshot();
     let c2 = c.clone();
     let id = rec.id.clone();
@@ -761,6 +825,21 @@ async fn remove(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) -> Res
     .await
     .map_err(sys)??;
     c.forget(&rec.id, &rec.name);
+    if volumes {
+        if let Some(vs) = c.vols() {
+            for m in rec
+                .mounts
+                .iter()
+                .filter(|m| m.kind == "volume" && m.anonymous)
+            {
+                if c.volume_users(&m.name).is_empty() {
+                    if let Err(e) = vs.remove(&m.name) {
+                        tracing::warn!(volume = %m.name, error = %e.message, "removing an anonymous volume");
+                    }
+                }
+            }
+        }
+    }
     crate::publish(engine.events(), &rec, "destroy", &[]);
     entry.watch.send_modify(|s| s.removed = true);
     Ok(())
@@ -783,7 +862,7 @@ pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
     if entry.watch.borrow().removed {
         return Ok(Reply::empty(204));
     }
-    remove(job.engine(), &c, &entry).await?;
+    remove_with(job.engine(), &c, &entry, job.args.bool("v")).await?;
     Ok(Reply::empty(204))
 }
 

@@ -63,6 +63,8 @@ pub struct Record {
     /// `NetworkSettings` while it runs (addresses, ports, sandbox).
     #[serde(default)]
     pub network_settings: Value,
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
 }
 
 impl Record {

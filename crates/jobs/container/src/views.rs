@@ -119,7 +119,7 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
             "Status": status_text(&rec),
             "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
             "NetworkSettings": { "Networks": network_settings(&c, &rec)["Networks"] },
-            "Mounts": [],
+            "Mounts": crate::mounts::view(&c, &rec.mounts),
         }));
         if limit.is_some_and(|l| out.len() as i64 >= l) {
             break;
@@ -184,7 +184,7 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
                 "WorkDir": dir.join("work"),
             },
         },
-        "Mounts": [],
+        "Mounts": crate::mounts::view(c, &rec.mounts),
         "Config": rec.config,
         "NetworkSettings": network_settings(c, rec),
     });

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::{ApiError, Result};
+use berth_engine::blocking::{body_channel, ChanReader, ChanWriter};
 use berth_engine::{Body, Job, Reply, StreamKind};
 use berth_graph::{chain_ids, Compression, Digest, Graph, ImageConfig, LayerMeta, Reference};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -28,30 +28,6 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// A `Write` that hands chunks to the async side, for tars built on a blocking thread.
-struct ChanWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChanWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            let b = Bytes::from(std::mem::take(&mut self.buf));
-            self.tx
-                .blocking_send(b)
-                .map_err(|_| std::io::Error::other("client went away"))?;
-        }
-        Ok(())
-    }
-}
-
 fn header(size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
@@ -198,16 +174,8 @@ pub(crate) async fn save(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let out = job.stream("application/x-tar", StreamKind::Raw)?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let graph = images.graph.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        write_archive(
-            &graph,
-            &items,
-            ChanWriter {
-                tx,
-                buf: Vec::new(),
-            },
-        )
-    });
+    let writer =
+        tokio::task::spawn_blocking(move || write_archive(&graph, &items, ChanWriter::new(tx)));
     while let Some(chunk) = rx.recv().await {
         out.send(chunk).await?;
     }
@@ -216,34 +184,6 @@ pub(crate) async fn save(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         .map_err(|e| ApiError::system(format!("save: {e}")))?
         .map_err(|e| ApiError::system(format!("save: {e}")))?;
     Ok(Reply::empty(200))
-}
-
-/// Feeds a request body into a blocking reader.
-fn body_channel(
-    body: Body,
-) -> (
-    mpsc::Receiver<std::result::Result<Bytes, String>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let (tx, rx) = mpsc::channel(8);
-    let task = tokio::spawn(async move {
-        match body {
-            Body::Bytes(b) => {
-                let _ = tx.send(Ok(b)).await;
-            }
-            Body::Stream(mut s) => {
-                while let Some(chunk) = s.next().await {
-                    let item = chunk.map_err(|e| e.to_string());
-                    let stop = item.is_err();
-                    if tx.send(item).await.is_err() || stop {
-                        break;
-                    }
-                }
-            }
-            Body::Empty => {}
-        }
-    });
-    (rx, task)
 }
 
 #[derive(Deserialize)]
@@ -369,7 +309,7 @@ pub(crate) async fn load(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     // The archive is unpacked whole first: manifest.json may come after the blobs.
     let loaded = tokio::task::spawn_blocking(move || -> Result<Vec<(Digest, Vec<Reference>)>> {
         let staging = graph.staging().map_err(api_err)?;
-        let reader = crate::pull::ChanReader::new(rx);
+        let reader = ChanReader::new(rx);
         berth_graph::extract::extract(reader, &staging.diff())
             .map_err(|e| ApiError::invalid(format!("invalid archive: {e}")))?;
         let root = staging.diff();

@@ -1,7 +1,7 @@
 //! `POST /images/create`: pull from a registry (or import, see `archive`), plus
 //! `GET /distribution/{name}/json` and `POST /auth`.
 
-use std::io::Read;
+use berth_engine::blocking::ChanReader;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,35 +31,6 @@ pub(crate) fn auth_of(job: &Job) -> Result<AuthConfig> {
 }
 
 /// Blocks on a channel of chunks: the extractor's view of a download.
-pub(crate) struct ChanReader {
-    rx: mpsc::Receiver<std::result::Result<Bytes, String>>,
-    cur: Bytes,
-}
-
-impl ChanReader {
-    pub(crate) fn new(rx: mpsc::Receiver<std::result::Result<Bytes, String>>) -> ChanReader {
-        ChanReader {
-            rx,
-            cur: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChanReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur.split_to(n));
-        Ok(n)
-    }
-}
-
 /// Unpacks the stream of chunks `rx` into a new layer on a blocking thread.
 pub(crate) fn spawn_unpack(
     images: &Arc<Images>,
@@ -69,15 +40,9 @@ pub(crate) fn spawn_unpack(
     let graph = images.graph.clone();
     tokio::task::spawn_blocking(move || {
         let staging = graph.staging().map_err(api_err)?;
-        let (diff_id, x, tar_size) = berth_graph::layer::unpack(
-            ChanReader {
-                rx,
-                cur: Bytes::new(),
-            },
-            compression,
-            &staging,
-        )
-        .map_err(api_err)?;
+        let (diff_id, x, tar_size) =
+            berth_graph::layer::unpack(ChanReader::new(rx), compression, &staging)
+                .map_err(api_err)?;
         Ok((staging, diff_id, x.size, tar_size))
     })
 }

@@ -1,0 +1,470 @@
+//! A container's mounts: `-v` binds and volumes, `--mount`, `--volumes-from`,
+//! anonymous volumes for `-v /path` and the image's `VOLUME`s. Resolved once at
+//! create (volumes are created then, as dockerd does) into [`MountPoint`]s that
+//! the start turns into OCI mounts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_api::{ApiError, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::Containers;
+
+/// One mount of a container, in inspect's `Mounts` vocabulary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountPoint {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name.
+    #[serde(default)]
+    pub name: String,
+    /// Host path of a bind (a volume's is looked up when it is mounted).
+    #[serde(default)]
+    pub source: String,
+    pub destination: String,
+    #[serde(default)]
+    pub mode: String,
+    pub rw: bool,
+    #[serde(default)]
+    pub propagation: String,
+    /// Created for this container (`-v /path`, an image `VOLUME`): goes with `rm -v`.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Do not fill a new, empty volume from the image.
+    #[serde(default)]
+    pub nocopy: bool,
+    /// tmpfs mount options (`size=…,mode=…`).
+    #[serde(default)]
+    pub tmpfs: String,
+}
+
+/// The volume subsystem as containers see it (the daemon plugs it in).
+pub trait VolumeService: Send + Sync {
+    /// Creates the volume if it is missing; `None` makes an anonymous one. Returns
+    /// its name.
+    fn ensure(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        options: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<String>;
+    /// Readies a volume for a starting container; the directory to bind.
+    fn mount(&self, name: &str) -> Result<PathBuf>;
+    fn unmount(&self, name: &str);
+    fn remove(&self, name: &str) -> Result<()>;
+    /// A volume's data directory (inspect's `Source`).
+    fn path(&self, name: &str) -> PathBuf;
+}
+
+fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+fn absolute(dst: &str, kind: &str) -> Result<String> {
+    if !dst.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"{kind}\": invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    if clean(dst) == "/" {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"{kind}\": invalid specification: destination can't be '/'"
+        )));
+    }
+    Ok(clean(dst))
+}
+
+fn str_map(v: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
+/// `-v` entries: `/host:/ctr[:opts]`, `name:/ctr[:opts]`, `/ctr`.
+fn parse_bind(spec: &str, vols: Option<&dyn VolumeService>) -> Result<MountPoint> {
+    let bad = || ApiError::invalid(format!("invalid volume specification: '{spec}'"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => return Err(bad()),
+    };
+    if dst.is_empty() {
+        return Err(bad());
+    }
+    let mut rw = true;
+    let mut nocopy = false;
+    let mut propagation = String::new();
+    let mut mode = Vec::new();
+    for o in opts.split(',').filter(|s| !s.is_empty()) {
+        match o {
+            "ro" => rw = false,
+            "rw" => rw = true,
+            "nocopy" => nocopy = true,
+            "z" | "Z" => {}
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" => {
+                propagation = o.to_string()
+            }
+            _ => return Err(bad()),
+        }
+        mode.push(o.to_string());
+    }
+    let mode = mode.join(",");
+    if src.starts_with('/') {
+        return Ok(MountPoint {
+            kind: "bind".into(),
+            name: String::new(),
+            source: clean(src),
+            destination: absolute(dst, "bind")?,
+            mode,
+            rw,
+            propagation: if propagation.is_empty() {
+                "rprivate".into()
+            } else {
+                propagation
+            },
+            anonymous: false,
+            nocopy: false,
+            tmpfs: String::new(),
+        });
+    }
+    let dst = absolute(dst, "volume")?;
+    let vols = vols.ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
+    let anonymous = src.is_empty();
+    let name = vols.ensure(
+        (!anonymous).then_some(src),
+        "local",
+        BTreeMap::new(),
+        BTreeMap::new(),
+        anonymous,
+    )?;
+    Ok(MountPoint {
+        kind: "volume".into(),
+        name,
+        source: String::new(),
+        destination: dst,
+        mode: if mode.is_empty() { "z".into() } else { mode },
+        rw,
+        propagation: String::new(),
+        anonymous,
+        nocopy,
+        tmpfs: String::new(),
+    })
+}
+
+/// One `HostConfig.Mounts` entry (`--mount`).
+fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint> {
+    let kind = m["Type"].as_str().unwrap_or("");
+    let target = m["Target"].as_str().unwrap_or("");
+    let source = m["Source"].as_str().unwrap_or("");
+    let ro = m["ReadOnly"].as_bool().unwrap_or(false);
+    if target.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "invalid mount config for type \"{kind}\": field Target must not be empty"
+        )));
+    }
+    let dst = absolute(target, kind)?;
+    match kind {
+        "bind" => {
+            if source.is_empty() {
+                return Err(ApiError::invalid(
+                    "invalid mount config for type \"bind\": field Source must not be empty",
+                ));
+            }
+            if !Path::new(source).exists() {
+                return Err(ApiError::invalid(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+                )));
+            }
+            Ok(MountPoint {
+                kind: "bind".into(),
+                name: String::new(),
+                source: clean(source),
+                destination: dst,
+                mode: String::new(),
+                rw: !ro,
+                propagation: m["BindOptions"]["Propagation"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("rprivate")
+                    .to_string(),
+                anonymous: false,
+                nocopy: false,
+                tmpfs: String::new(),
+            })
+        }
+        "volume" => {
+            let vols = vols.ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
+            let vo = &m["VolumeOptions"];
+            let anonymous = source.is_empty();
+            let driver = vo["DriverConfig"]["Name"].as_str().unwrap_or("local");
+            let name = vols.ensure(
+                (!anonymous).then_some(source),
+                driver,
+                str_map(&vo["DriverConfig"]["Options"]),
+                str_map(&vo["Labels"]),
+                anonymous,
+            )?;
+            Ok(MountPoint {
+                kind: "volume".into(),
+                name,
+                source: String::new(),
+                destination: dst,
+                mode: "z".into(),
+                rw: !ro,
+                propagation: String::new(),
+                anonymous,
+                nocopy: vo["NoCopy"].as_bool().unwrap_or(false),
+                tmpfs: String::new(),
+            })
+        }
+        "tmpfs" => {
+            if !source.is_empty() {
+                return Err(ApiError::invalid(
+                    "invalid mount config for type \"tmpfs\": field Source must not be specified",
+                ));
+            }
+            let mut opts = Vec::new();
+            if let Some(sz) = m["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
+                opts.push(format!("size={sz}"));
+            }
+            if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64().filter(|s| *s > 0) {
+                opts.push(format!("mode={mode:o}"));
+            }
+            Ok(MountPoint {
+                kind: "tmpfs".into(),
+                name: String::new(),
+                source: String::new(),
+                destination: dst,
+                mode: String::new(),
+                rw: !ro,
+                propagation: String::new(),
+                anonymous: false,
+                nocopy: false,
+                tmpfs: opts.join(","),
+            })
+        }
+        other => Err(ApiError::invalid(format!(
+            "invalid mount config for type \"{other}\": mount type unknown"
+        ))),
+    }
+}
+
+/// Every mount a new container gets, volumes created as needed.
+pub(crate) fn resolve(
+    c: &Containers,
+    config: &Value,
+    hc: &Value,
+    image_volumes: &Value,
+) -> Result<Vec<MountPoint>> {
+    let vols = c.vols().map(|v| v.as_ref());
+    let mut out: Vec<MountPoint> = Vec::new();
+    let push = |m: MountPoint, out: &mut Vec<MountPoint>| -> Result<()> {
+        if out.iter().any(|x| x.destination == m.destination) {
+            return Err(ApiError::invalid(format!(
+                "Duplicate mount point: {}",
+                m.destination
+            )));
+        }
+        out.push(m);
+        Ok(())
+    };
+    for b in crate::create::string_list(&hc["Binds"]) {
+        push(parse_bind(&b, vols)?, &mut out)?;
+    }
+    if let Some(ms) = hc["Mounts"].as_array() {
+        for m in ms {
+            push(parse_mount(m, vols)?, &mut out)?;
+        }
+    }
+    // --volumes-from: the other container's volumes and binds, at the same places.
+    for spec in crate::create::string_list(&hc["VolumesFrom"]) {
+        let (name, mode) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+        if !matches!(mode, "" | "ro" | "rw") {
+            return Err(ApiError::invalid(format!(
+                "invalid mode for volumes-from: {mode}"
+            )));
+        }
+        let other = c.find(name)?.snapshot();
+        for m in other.mounts.iter().filter(|m| m.kind != "tmpfs") {
+            if out.iter().any(|x| x.destination == m.destination) {
+                continue;
+            }
+            let mut m = m.clone();
+            m.anonymous = false;
+            if !mode.is_empty() {
+                m.rw = mode == "rw";
+            }
+            out.push(m);
+        }
+    }
+    // `-v /path` (the CLI sends it as Config.Volumes) and the image's VOLUMEs.
+    let tmpfs: Vec<String> = hc["Tmpfs"]
+        .as_object()
+        .map(|m| m.keys().map(|k| clean(k)).collect())
+        .unwrap_or_default();
+    let mut anon: Vec<String> = Vec::new();
+    for v in [&config["Volumes"], image_volumes] {
+        if let Some(m) = v.as_object() {
+            anon.extend(m.keys().cloned());
+        }
+    }
+    for dst in anon {
+        let dst = absolute(&dst, "volume")?;
+        if out.iter().any(|x| x.destination == dst) || tmpfs.contains(&dst) {
+            continue;
+        }
+        let vs = vols.ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
+        let name = vs.ensure(None, "local", BTreeMap::new(), BTreeMap::new(), true)?;
+        out.push(MountPoint {
+            kind: "volume".into(),
+            name,
+            source: String::new(),
+            destination: dst,
+            mode: String::new(),
+            rw: true,
+            propagation: String::new(),
+            anonymous: true,
+            nocopy: false,
+            tmpfs: String::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// Inspect's `Mounts`.
+pub(crate) fn view(c: &Containers, mounts: &[MountPoint]) -> Value {
+    Value::Array(
+        mounts
+            .iter()
+            .map(|m| match m.kind.as_str() {
+                "volume" => json!({
+                    "Type": "volume",
+                    "Name": m.name,
+                    "Source": c.vols().map(|v| v.path(&m.name).display().to_string()).unwrap_or_default(),
+                    "Destination": m.destination,
+                    "Driver": "local",
+                    "Mode": m.mode,
+                    "RW": m.rw,
+                    "Propagation": "",
+                }),
+                "tmpfs" => json!({
+                    "Type": "tmpfs", "Source": "", "Destination": m.destination,
+                    "Mode": "", "RW": m.rw, "Propagation": "",
+                }),
+                _ => json!({
+                    "Type": "bind", "Source": m.source, "Destination": m.destination,
+                    "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation,
+                }),
+            })
+            .collect(),
+    )
+}
+
+/// Copies `from` (the image's content at a volume's mount point) into an empty
+/// new volume, keeping owners, modes and links: dockerd's copy-up. Blocking.
+pub(crate) fn copy_up(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(md) = std::fs::symlink_metadata(from) else {
+        return Ok(());
+    };
+    if !md.is_dir() {
+        return Ok(());
+    }
+    if std::fs::read_dir(to)?.next().is_some() {
+        return Ok(());
+    }
+    fn walk(from: &Path, to: &Path) -> std::io::Result<()> {
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            let src = e.path();
+            let dst = to.join(e.file_name());
+            let md = std::fs::symlink_metadata(&src)?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                std::fs::create_dir(&dst)?;
+                walk(&src, &dst)?;
+            } else if ft.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+            } else if ft.is_file() {
+                std::fs::copy(&src, &dst)?;
+            } else {
+                // Devices, FIFOs, sockets: not volume content.
+                continue;
+            }
+            let _ = std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()));
+            if !ft.is_symlink() {
+                std::fs::set_permissions(
+                    &dst,
+                    std::fs::Permissions::from_mode(md.mode() & 0o7777),
+                )?;
+            }
+        }
+        Ok(())
+    }
+    walk(from, to)?;
+    let _ = std::os::unix::fs::lchown(to, Some(md.uid()), Some(md.gid()));
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(md.mode() & 0o7777))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_specs_parse_like_docker() {
+        let m = parse_bind("/host/a/../b:/data:ro", None).expect("bind");
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.destination.as_str(),
+                m.rw
+            ),
+            ("bind", "/host/b", "/data", false)
+        );
+        assert_eq!(m.propagation, "rprivate");
+        assert!(parse_bind("/a:rel", None).is_err());
+        assert!(parse_bind("/a:/b:bogus", None).is_err());
+        assert!(parse_bind("/a:/", None).is_err());
+        assert!(parse_bind("a:b:c:d", None).is_err());
+        // Volumes need the volume service.
+        assert!(parse_bind("named:/data", None).is_err());
+    }
+
+    #[test]
+    fn copy_up_fills_only_an_empty_volume() {
+        let d = std::env::temp_dir().join(format!("berth-copyup-{}", std::process::id()));
+        let (src, dst) = (d.join("src"), d.join("dst"));
+        std::fs::create_dir_all(src.join("sub")).expect("src");
+        std::fs::create_dir_all(&dst).expect("dst");
+        std::fs::write(src.join("sub/f"), b"x").expect("f");
+        std::os::unix::fs::symlink("sub/f", src.join("l")).expect("link");
+        copy_up(&src, &dst).expect("copy");
+        assert_eq!(std::fs::read(dst.join("sub/f")).expect("read"), b"x");
+        assert_eq!(
+            std::fs::read_link(dst.join("l")).expect("link"),
+            Path::new("sub/f")
+        );
+        std::fs::write(src.join("new"), b"y").expect("new");
+        copy_up(&src, &dst).expect("again");
+        assert!(
+            !dst.join("new").exists(),
+            "a volume with content is left alone"
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
