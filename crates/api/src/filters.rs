@@ -122,3 +122,52 @@ mod tests {
         assert!(!label_matches("b", &l));
     }
 }
+
+/// `until` (prune filters, `--until`) as dockerd takes it: a Unix timestamp, an
+/// RFC 3339 time, or a duration (`10m`, `1h30m`-style units s/m/h) back from `now`.
+pub fn parse_until(s: &str, now: i64) -> Result<i64, ApiError> {
+    if let Ok(f) = s.parse::<f64>() {
+        return Ok(f as i64);
+    }
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(t.unix_timestamp());
+    }
+    let bad = || ApiError::invalid(format!("invalid until: {s}"));
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match ch {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(now - total as i64)
+}
+
+#[cfg(test)]
+mod until_tests {
+    #[test]
+    fn until_forms() {
+        assert_eq!(super::parse_until("1700000000", 0).expect("ts"), 1700000000);
+        assert_eq!(
+            super::parse_until("1h30m", 10_000).expect("dur"),
+            10_000 - 5400
+        );
+        assert_eq!(
+            super::parse_until("2023-01-01T00:00:00Z", 0).expect("rfc"),
+            1672531200
+        );
+        assert!(super::parse_until("soon", 0).is_err());
+    }
+}

@@ -4,6 +4,7 @@
 //! error kinds with their single mapping to HTTP status codes, API version numbers, and
 //! the 8-byte-header stream framing that attach, exec and logs use. It does no I/O.
 
+pub mod changes;
 pub mod error;
 pub mod events;
 pub mod filters;

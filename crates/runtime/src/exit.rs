@@ -15,6 +15,9 @@ pub struct ExitRecord {
     pub error: Option<String>,
     /// The container's init PID while it ran.
     pub pid: i32,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ExitRecord {

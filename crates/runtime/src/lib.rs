@@ -6,9 +6,10 @@
 //! copies its output into a json-file log, reaps it and writes its exit status
 //! ([`exit`]). The daemon side that drives shims arrives with the container jobs.
 
+pub mod cgroups;
 pub mod exec;
 pub mod exit;
 pub mod logfile;
 pub mod spec;
 
-pub use spec::{MountSpec, RunConfig};
+pub use spec::{MountSpec, Resources, RunConfig};

@@ -85,6 +85,29 @@ pub struct RunConfig {
     pub host_caps: Vec<String>,
     /// Soft and hard `RLIMIT_NOFILE` for the process.
     pub nofile: (u64, u64),
+    pub resources: Resources,
+    /// `--ulimit`: (`nofile`, soft, hard); they replace the defaults of that name.
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
+    /// `--sysctl`, namespaced ones only (checked by the caller).
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Cgroup limits (`-m`, `--cpus`, `--pids-limit`, …); None or 0 means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub oom_kill_disable: bool,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: Option<u16>,
 }
 
 fn cap_name(c: &str) -> String {
@@ -286,16 +309,86 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
             { "allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm" },
         ])
     };
+    let r = &cfg.resources;
+    let mut resources = json!({ "devices": devices });
+    let mut memory = serde_json::Map::new();
+    if let Some(v) = r.memory.filter(|v| *v > 0) {
+        memory.insert("limit".into(), json!(v));
+    }
+    if let Some(v) = r.memory_swap.filter(|v| *v != 0) {
+        memory.insert("swap".into(), json!(v));
+    }
+    if let Some(v) = r.memory_reservation.filter(|v| *v > 0) {
+        memory.insert("reservation".into(), json!(v));
+    }
+    if r.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(v) = r.cpu_shares.filter(|v| *v > 0) {
+        cpu.insert("shares".into(), json!(v));
+    }
+    if let Some(v) = r.cpu_quota.filter(|v| *v > 0) {
+        cpu.insert("quota".into(), json!(v));
+    }
+    if let Some(v) = r.cpu_period.filter(|v| *v > 0) {
+        cpu.insert("period".into(), json!(v));
+    }
+    if let Some(v) = r.cpuset_cpus.as_ref().filter(|v| !v.is_empty()) {
+        cpu.insert("cpus".into(), json!(v));
+    }
+    if let Some(v) = r.cpuset_mems.as_ref().filter(|v| !v.is_empty()) {
+        cpu.insert("mems".into(), json!(v));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(v) = r.pids_limit.filter(|v| *v != 0) {
+        resources["pids"] = json!({ "limit": v });
+    }
+    if let Some(v) = r.blkio_weight.filter(|v| *v > 0) {
+        resources["blockIO"] = json!({ "weight": v });
+    }
     let mut linux = json!({
         "namespaces": namespaces,
-        "resources": { "devices": devices },
+        "resources": resources,
     });
+    if !cfg.sysctls.is_empty() {
+        linux["sysctl"] = json!(cfg
+            .sysctls
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeMap<String, String>>());
+    }
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
     }
     if let Some(p) = &cfg.cgroups_path {
         linux["cgroupsPath"] = json!(p);
+    }
+    let mut rlimits =
+        vec![json!({ "type": "RLIMIT_NOFILE", "hard": cfg.nofile.1, "soft": cfg.nofile.0 })];
+    for (name, soft, hard) in &cfg.ulimits {
+        let t = format!("RLIMIT_{}", name.to_ascii_uppercase());
+        rlimits.retain(|r| r["type"] != json!(t));
+        rlimits.push(json!({ "type": t, "hard": hard, "soft": soft }));
+    }
+    if let Some(sz) = cfg.shm_size.filter(|s| *s > 0) {
+        for m in mounts.iter_mut() {
+            if m["destination"] == "/dev/shm" && m["type"] == "tmpfs" {
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "nodev",
+                    "mode=1777",
+                    format!("size={sz}")
+                ]);
+            }
+        }
     }
     let spec = json!({
         "ociVersion": "1.0.2",
@@ -306,7 +399,7 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
             "env": cfg.env,
             "cwd": if cfg.cwd.is_empty() { "/" } else { cfg.cwd.as_str() },
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
-            "rlimits": [ { "type": "RLIMIT_NOFILE", "hard": cfg.nofile.1, "soft": cfg.nofile.0 } ],
+            "rlimits": rlimits,
             "noNewPrivileges": cfg.no_new_privileges,
         },
         "root": { "path": cfg.rootfs, "readonly": cfg.readonly_rootfs },

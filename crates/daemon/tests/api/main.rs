@@ -8,6 +8,7 @@ mod exec;
 mod images;
 mod lifecycle;
 mod network;
+mod ops;
 mod system;
 mod volumes;
 

@@ -123,7 +123,39 @@ pub(crate) fn merge(req: &Value, img: &Value) -> Map<String, Value> {
     if !ports.is_empty() {
         c.insert("ExposedPorts".into(), Value::Object(ports));
     }
+    let health = merge_health(&req["Healthcheck"], &img["Healthcheck"]);
+    if !health.is_null() {
+        c.insert("Healthcheck".into(), health);
+    }
+    if let Some(t) = req["StopTimeout"].as_i64() {
+        c.insert("StopTimeout".into(), json!(t));
+    }
     c
+}
+
+/// The container's health check: the request's test (or the image's), with the
+/// image's timings where the request leaves them unset, as dockerd merges them.
+fn merge_health(req: &Value, img: &Value) -> Value {
+    if !req.is_object() {
+        return img.clone();
+    }
+    let mut out = if img.is_object() {
+        img.clone()
+    } else {
+        json!({})
+    };
+    for (k, v) in req.as_object().into_iter().flatten() {
+        let set = match v {
+            Value::Array(a) => !a.is_empty(),
+            Value::Number(n) => n.as_i64() != Some(0),
+            Value::Null => false,
+            _ => true,
+        };
+        if set {
+            out[k] = v.clone();
+        }
+    }
+    out
 }
 
 /// Only the json-file driver exists; its options are dockerd's.
@@ -203,6 +235,8 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         host_config["NetworkMode"] = json!("bridge");
     }
     check_log_config(&host_config["LogConfig"])?;
+    crate::resources::validate(&host_config)?;
+    check_restart_policy(&host_config)?;
     let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();
     if config["Hostname"].as_str().unwrap_or("").is_empty() {
@@ -321,6 +355,40 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         201,
         &json!({ "Id": id, "Warnings": [] }),
     ))
+}
+
+/// `--restart` as dockerd checks it.
+fn check_restart_policy(hc: &Value) -> Result<()> {
+    let p = &hc["RestartPolicy"];
+    let name = p["Name"].as_str().unwrap_or("");
+    let max = p["MaximumRetryCount"].as_i64().unwrap_or(0);
+    match name {
+        "" | "no" | "always" | "unless-stopped" => {
+            if max != 0 {
+                return Err(ApiError::invalid(format!(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                )));
+            }
+        }
+        "on-failure" => {
+            if max < 0 {
+                return Err(ApiError::invalid(
+                    "invalid restart policy: maximum retry count cannot be negative",
+                ));
+            }
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )))
+        }
+    }
+    if !matches!(name, "" | "no") && hc["AutoRemove"].as_bool().unwrap_or(false) {
+        return Err(ApiError::invalid(
+            "conflicting options: cannot specify both --restart and --rm",
+        ));
+    }
+    Ok(())
 }
 
 /// The networks a new container joins, checked against the network store:

@@ -611,3 +611,125 @@ async fn pump(
     let _ = wr.lock().await.shutdown().await;
     input.abort();
 }
+
+/// Runs `cmd` in a running container without an API exec session (health
+/// checks): its exit code and up to `limit` bytes of its stdout and stderr. When
+/// `timeout` passes first the process is killed and `None` is returned.
+pub(crate) async fn run_captured(
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    cmd: Vec<String>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Option<(i32, String)>> {
+    let rec = entry.snapshot();
+    let e = Arc::new(Exec {
+        id: crate::create::random_id(),
+        container: rec.id.clone(),
+        cmd,
+        env: Vec::new(),
+        user: String::new(),
+        workdir: String::new(),
+        privileged: false,
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        detach_keys: String::new(),
+        console_size: None,
+        state: watch::channel(ExecState::default()).0,
+    });
+    let dir = exec_dir(c, &e);
+    {
+        let (c2, en2, e2, d2) = (c.clone(), entry.clone(), e.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || write_process(&c2, &en2, &e2, &d2))
+            .await
+            .map_err(sys)??;
+    }
+    let result = async {
+        let (out_r, out_w) = pipe()?;
+        let out_w2 = out_w.try_clone().map_err(sys)?;
+        let (report_r, report_w) = pipe()?;
+        let mut cmd = tokio::process::Command::new(&c.shim);
+        cmd.arg("exec")
+            .arg("--id")
+            .arg(&e.container)
+            .arg("--state-root")
+            .arg(c.exec_root.join("state"))
+            .arg("--process")
+            .arg(dir.join("process.json"))
+            .arg("--dir")
+            .arg(&dir)
+            .stdin(std::process::Stdio::from(dev_null()?))
+            .stdout(std::process::Stdio::from(out_w))
+            .stderr(std::process::Stdio::from(out_w2))
+            .kill_on_drop(false);
+        let report_fd = report_w.as_raw_fd();
+        // Safety: between fork and exec only dup2, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(report_fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| sys(format!("starting the exec shim: {e}")))?;
+        drop(cmd);
+        drop(report_w);
+        let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
+        let mut lines = tokio::io::BufReader::new(report).lines();
+        let first: Value = lines
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or(Value::Null);
+        let Some(pid) = first["pid"].as_i64() else {
+            let _ = child.wait().await;
+            let raw = first["error"].as_str().unwrap_or("the exec shim failed");
+            return Ok(Some((
+                126,
+                start_error(e.cmd.first().map(String::as_str).unwrap_or(""), raw),
+            )));
+        };
+        let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(sys)?;
+        let collect = async {
+            let mut text = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = out.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if text.len() < limit {
+                    let take = n.min(limit - text.len());
+                    text.extend_from_slice(&buf[..take]);
+                }
+            }
+            let code = lines
+                .next_line()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+                .and_then(|v| v["exit_code"].as_i64())
+                .unwrap_or(126) as i32;
+            (code, String::from_utf8_lossy(&text).into_owned())
+        };
+        let res = tokio::time::timeout(timeout, collect).await;
+        if res.is_err() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait().await;
+        Ok(res.ok())
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
+}

@@ -7,14 +7,18 @@
 //! process holds the container.
 
 mod archive;
+mod commit;
 mod create;
 mod exec;
+mod health;
 mod lifecycle;
 mod logs;
 mod model;
 mod mounts;
 mod names;
 mod netjobs;
+mod ops;
+mod resources;
 mod views;
 
 use std::collections::HashMap;
@@ -41,10 +45,18 @@ pub struct Snapshot {
     pub removed: bool,
 }
 
+/// A pending restart (restart policies) and the back-off before the next one.
+#[derive(Default)]
+pub(crate) struct RestartState {
+    pub delay: std::time::Duration,
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
 /// One container in memory.
 pub struct Entry {
     pub record: Mutex<Record>,
     pub watch: watch::Sender<Snapshot>,
+    pub(crate) restart: Mutex<RestartState>,
 }
 
 impl Entry {
@@ -162,11 +174,37 @@ impl Containers {
                         let _ = self.save(&r);
                     }
                 }
+                health::start(engine, self, &entry, false);
                 lifecycle::watch_restored(engine.clone(), self.clone(), entry, rec.shim_pid);
             }
         }
         if let Some(n) = self.net() {
             n.gc(running).await;
+        }
+        // Restart policies on boot: `always`, and `unless-stopped` unless the user
+        // stopped it; `on-failure` if it failed while the daemon was away.
+        for entry in self.all() {
+            let rec = entry.snapshot();
+            if rec.state.running {
+                continue;
+            }
+            let policy = rec.host_config["RestartPolicy"]["Name"]
+                .as_str()
+                .unwrap_or("");
+            let died_away = rec.state.restarting
+                || (rec.state.exit_code != 0
+                    && rec.state.status == "exited"
+                    && !rec.manually_stopped);
+            let go = match policy {
+                "always" => true,
+                "unless-stopped" => !rec.manually_stopped,
+                "on-failure" => died_away && rec.state.exit_code != 0,
+                _ => false,
+            };
+            if go {
+                tracing::info!(container = %rec.id, policy, "starting on boot (restart policy)");
+                lifecycle::boot_start(engine, self, &entry).await;
+            }
         }
     }
 
@@ -218,6 +256,7 @@ impl Containers {
         let entry = Arc::new(Entry {
             record: Mutex::new(rec),
             watch: tx,
+            restart: Mutex::new(RestartState::default()),
         });
         self.entries
             .lock()
@@ -364,6 +403,14 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.archive_get", archive::get);
     job!("container.archive_put", archive::put);
     job!("container.export", archive::export);
+    job!("container.commit", commit::commit);
+    job!("container.pause", ops::pause);
+    job!("container.unpause", ops::unpause);
+    job!("container.top", ops::top);
+    job!("container.stats", ops::stats);
+    job!("container.changes", ops::changes);
+    job!("container.update", ops::update);
+    job!("container.prune", ops::prune);
     job!("network.connect", netjobs::connect);
     job!("network.disconnect", netjobs::disconnect);
 }

@@ -301,6 +301,10 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             host_network: net.map(|n| n.host).unwrap_or(hc["NetworkMode"] == "host"),
             host_caps: host_capabilities(),
             nofile: (nofile.0, nofile.1),
+            resources: crate::resources::of(hc),
+            ulimits: crate::resources::ulimits(hc),
+            shm_size: hc["ShmSize"].as_u64().filter(|s| *s > 0),
+            sysctls: crate::resources::sysctls(hc),
         };
         if !cfg.cwd.is_empty() {
             let p = merged.join(cfg.cwd.trim_start_matches('/'));
@@ -460,6 +464,12 @@ pub(crate) async fn start(job: Job, c: Arc<Containers>) -> Result<Reply> {
     if rec.state.running {
         return Ok(Reply::empty(304));
     }
+    // A start by the user lifts an earlier stop (restart policies see it again).
+    entry
+        .record
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .manually_stopped = false;
     let result = start_inner(job.engine(), &c, &entry, rec.clone()).await;
     // A --rm container that could not start goes away, as with dockerd; its
     // waiters (the CLI waits for "removed") are released.
@@ -558,9 +568,11 @@ async fn start_inner(
         r.state.pid = pid as i32;
         r.state.exit_code = 0;
         r.state.error.clear();
+        r.state.restarting = false;
+        r.state.paused = false;
+        r.state.oom_killed = false;
         r.state.started_at = now();
         r.state.finished_at = crate::model::ZERO_TIME.into();
-        r.manually_stopped = false;
         r.shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
         if let Some(n) = &net {
             r.network_settings = n.settings.clone();
@@ -570,6 +582,7 @@ async fn start_inner(
     c.save(&rec)?;
     entry.watch.send_modify(|s| s.status = "running".into());
     crate::publish(engine.events(), &rec, "start", &[]);
+    crate::health::start(engine, c, entry, true);
     let engine = engine.clone();
     let (c4, e4) = (c.clone(), entry.clone());
     tokio::spawn(async move {
@@ -588,6 +601,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
         finished_at: now(),
         error: Some("the shim died".into()),
         pid: 0,
+        oom_killed: false,
     });
     let c2 = c.clone();
     let id2 = id.clone();
@@ -596,18 +610,28 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
         n.teardown(id.clone()).await;
     }
     unmount_volumes(c, &entry.snapshot());
+    let restart = should_restart(&entry.snapshot(), rec_exit.exit_code);
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         r.network_settings = Value::Null;
-        r.state.status = "exited".into();
+        r.state.status = if restart { "restarting" } else { "exited" }.into();
+        r.state.restarting = restart;
         r.state.running = false;
+        r.state.paused = false;
         r.state.pid = 0;
         r.state.exit_code = rec_exit.exit_code;
+        r.state.oom_killed = rec_exit.oom_killed;
         r.state.finished_at = rec_exit.finished_at.clone();
+        if let Some(h) = r.state.health.as_mut() {
+            h["Status"] = json!("unhealthy");
+        }
         r.clone()
     };
     if let Err(e) = c.save(&rec) {
         tracing::error!(container = %id, error = %e.message, "saving exit state");
+    }
+    if rec.state.oom_killed {
+        crate::publish(engine.events(), &rec, "oom", &[]);
     }
     crate::publish(
         engine.events(),
@@ -616,14 +640,131 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
         &[("exitCode", rec.state.exit_code.to_string())],
     );
     entry.watch.send_modify(|s| {
-        s.status = "exited".into();
+        s.status = rec.state.status.clone();
         s.exit_code = rec.state.exit_code;
         s.exits += 1;
     });
+    if restart {
+        schedule_restart(engine, c, entry, &rec);
+        return;
+    }
     if rec.auto_remove() {
         if let Err(e) = remove(engine, c, entry).await {
             tracing::warn!(container = %id, error = %e.message, "auto-remove failed");
         }
+    }
+}
+
+/// Docker's restart policies: `always`, `unless-stopped` and `on-failure[:max]`
+/// restart a container that ended by itself (never one the user stopped).
+fn should_restart(rec: &Record, exit_code: i32) -> bool {
+    if rec.manually_stopped {
+        return false;
+    }
+    let p = &rec.host_config["RestartPolicy"];
+    match p["Name"].as_str().unwrap_or("") {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            let max = p["MaximumRetryCount"].as_u64().unwrap_or(0);
+            exit_code != 0 && (max == 0 || rec.restart_count < max)
+        }
+        _ => false,
+    }
+}
+
+/// Restarts after dockerd's back-off: 100 ms doubling on each restart, back to
+/// 100 ms once a run lasted 10 s, at most a minute. A stop or removal meanwhile
+/// cancels it.
+fn schedule_restart(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>, rec: &Record) {
+    let ran = time::OffsetDateTime::parse(
+        &rec.state.finished_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .zip(
+        time::OffsetDateTime::parse(
+            &rec.state.started_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok(),
+    )
+    .map(|(f, s)| (f - s).whole_seconds())
+    .unwrap_or(0);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let delay = {
+        let mut r = entry.restart.lock().unwrap_or_else(|p| p.into_inner());
+        r.delay = if ran >= 10 || r.delay.is_zero() {
+            Duration::from_millis(100)
+        } else {
+            (r.delay * 2).min(Duration::from_secs(60))
+        };
+        r.cancel = Some(cancel.clone());
+        r.delay
+    };
+    let (engine, c, entry) = (engine.clone(), c.clone(), entry.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let rec = {
+            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+            if !r.state.restarting || r.manually_stopped {
+                return;
+            }
+            r.restart_count += 1;
+            r.clone()
+        };
+        if let Err(e) = start_inner(&engine, &c, &entry, rec).await {
+            tracing::warn!(container = %entry.snapshot().id, error = %e.message, "restarting");
+            let rec = {
+                let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+                r.state.restarting = false;
+                r.state.status = "exited".into();
+                r.state.error = e.message.clone();
+                r.clone()
+            };
+            let _ = c.save(&rec);
+            entry.watch.send_modify(|s| s.status = "exited".into());
+        }
+    });
+}
+
+/// Cancels a pending restart; true if there was one.
+pub(crate) fn cancel_restart(c: &Containers, entry: &Entry) -> bool {
+    let pending = entry
+        .restart
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .cancel
+        .take();
+    let Some(t) = pending else { return false };
+    t.cancel();
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.state.restarting {
+            return false;
+        }
+        r.state.restarting = false;
+        r.state.status = "exited".into();
+        r.manually_stopped = true;
+        r.clone()
+    };
+    let _ = c.save(&rec);
+    entry.watch.send_modify(|s| s.status = "exited".into());
+    true
+}
+
+/// Starts a container at daemon start-up (restart policies on boot).
+pub(crate) async fn boot_start(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.manually_stopped = false;
+        r.state.restarting = false;
+        r.clone()
+    };
+    if let Err(e) = start_inner(engine, c, entry, rec).await {
+        tracing::warn!(container = %entry.snapshot().id, error = %e.message, "starting on boot");
     }
 }
 
@@ -671,6 +812,7 @@ pub(crate) fn recover_exit(c: &Containers, rec: &mut Record) {
         finished_at: now(),
         error: Some("the daemon lost the container".into()),
         pid: 0,
+        oom_killed: false,
     });
     if rec.state.pid > 0
         && nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), None).is_ok()
@@ -705,6 +847,10 @@ async fn wait_exit(entry: &Entry, after: u64, timeout: Option<Duration>) -> bool
 pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
+    if cancel_restart(&c, &entry) {
+        event(&job, &entry.snapshot(), "stop", &[]);
+        return Ok(Reply::empty(204));
+    }
     if !rec.state.running {
         return Ok(Reply::empty(304));
     }
@@ -727,6 +873,10 @@ pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .unwrap_or(10);
     let exits = entry.watch.borrow().exits;
     let _ = send_signal(&rec, sig);
+    // A frozen process handles no signal: thaw it, as dockerd does.
+    if rec.state.paused {
+        let _ = crate::ops::thaw(&c, &entry).await;
+    }
     let graceful =
         timeout >= 0 && wait_exit(&entry, exits, Some(Duration::from_secs(timeout as u64))).await;
     if !graceful {
@@ -753,6 +903,9 @@ pub(crate) async fn kill(job: Job, c: Arc<Containers>) -> Result<Reply> {
         )));
     }
     send_signal(&rec, sig)?;
+    if rec.state.paused && sig == Signal::SIGKILL {
+        let _ = crate::ops::thaw(&c, &entry).await;
+    }
     event(&job, &rec, "kill", &[("signal", (sig as i32).to_string())]);
     Ok(Reply::empty(204))
 }
@@ -804,12 +957,12 @@ pub(crate) async fn wait(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
 
 async fn remove(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) -> Result<()> {
     let v = entry.snapshot().auto_remove();
-    remove_with(engine, c, entry, v).await
+    remove_entry(engine, c, entry, v).await
 }
 
 /// Removes a container; with `volumes`, its anonymous volumes too (those no other
 /// container uses), as `docker rm -v` and `--rm`.
-async fn remove_with(
+pub(crate) async fn remove_entry(
     engine: &Engine,
     c: &Arc<Containers>,
     entry: &Arc<Entry>,
@@ -847,6 +1000,15 @@ async fn remove_with(
 
 pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
+    if entry.snapshot().state.restarting {
+        if !job.args.bool("force") {
+            return Err(ApiError::conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                entry.snapshot().id
+            )));
+        }
+        cancel_restart(&c, &entry);
+    }
     let rec = entry.snapshot();
     if rec.state.running {
         if !job.args.bool("force") {
@@ -855,14 +1017,22 @@ pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
                 rec.id
             )));
         }
+        entry
+            .record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .manually_stopped = true;
         let exits = entry.watch.borrow().exits;
         let _ = send_signal(&rec, Signal::SIGKILL);
+        if rec.state.paused {
+            let _ = crate::ops::thaw(&c, &entry).await;
+        }
         wait_exit(&entry, exits, Some(Duration::from_secs(30))).await;
     }
     if entry.watch.borrow().removed {
         return Ok(Reply::empty(204));
     }
-    remove_with(job.engine(), &c, &entry, job.args.bool("v")).await?;
+    remove_entry(job.engine(), &c, &entry, job.args.bool("v")).await?;
     Ok(Reply::empty(204))
 }
 

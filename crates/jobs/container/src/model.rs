@@ -16,6 +16,15 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    #[serde(default)]
+    pub paused: bool,
+    #[serde(default)]
+    pub restarting: bool,
+    #[serde(default, rename = "OOMKilled")]
+    pub oom_killed: bool,
+    /// `State.Health` while a health check is configured.
+    #[serde(default)]
+    pub health: Option<serde_json::Value>,
 }
 
 impl Default for State {
@@ -28,6 +37,10 @@ impl Default for State {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            paused: false,
+            restarting: false,
+            oom_killed: false,
+            health: None,
         }
     }
 }

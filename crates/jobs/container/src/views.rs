@@ -40,7 +40,21 @@ fn status_text(rec: &Record) -> String {
         }
     };
     match rec.state.status.as_str() {
-        "running" => format!("Up {}", ago(&rec.state.started_at)),
+        "running" | "paused" => {
+            let health = match rec.state.health.as_ref().and_then(|h| h["Status"].as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            let paused = if rec.state.paused { " (Paused)" } else { "" };
+            format!("Up {}{health}{paused}", ago(&rec.state.started_at))
+        }
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            rec.state.exit_code,
+            ago(&rec.state.finished_at)
+        ),
         "exited" => format!(
             "Exited ({}) {} ago",
             rec.state.exit_code,
@@ -151,15 +165,16 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         "State": {
             "Status": rec.state.status,
             "Running": rec.state.running,
-            "Paused": false,
-            "Restarting": false,
-            "OOMKilled": false,
+            "Paused": rec.state.paused,
+            "Restarting": rec.state.restarting,
+            "OOMKilled": rec.state.oom_killed,
             "Dead": false,
             "Pid": rec.state.pid,
             "ExitCode": rec.state.exit_code,
             "Error": rec.state.error,
             "StartedAt": rec.state.started_at,
             "FinishedAt": rec.state.finished_at,
+            "Health": rec.state.health,
         },
         "Image": rec.image,
         "ResolvConfPath": dir.join("resolv.conf"),
@@ -188,6 +203,11 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         "Config": rec.config,
         "NetworkSettings": network_settings(c, rec),
     });
+    if rec.state.health.is_none() {
+        if let Some(o) = out["State"].as_object_mut() {
+            o.remove("Health");
+        }
+    }
     if v >= ApiVersion::new(1, 44) {
         if let Some(o) = out["NetworkSettings"].as_object_mut() {
             for k in [

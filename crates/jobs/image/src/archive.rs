@@ -380,7 +380,7 @@ pub(crate) async fn import(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let message = job.args.str("message").unwrap_or("").to_string();
     let changes = job.args.all("changes").to_vec();
     let mut cfg = serde_json::Map::new();
-    crate::changes::apply(&mut cfg, &changes)?;
+    berth_api::changes::apply(&mut cfg, &changes)?;
     let platform = job
         .args
         .str("platform")

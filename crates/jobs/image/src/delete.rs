@@ -165,7 +165,10 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
         .first()
         .is_none_or(|d| d == "true" || d == "1");
     let until = match filters.get("until").first() {
-        Some(u) => Some(parse_until(u)?),
+        Some(u) => Some(berth_api::filters::parse_until(
+            u,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )?),
         None => None,
     };
     let i = images.clone();
@@ -205,26 +208,4 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
         "ImagesDeleted": if report.rows.is_empty() { Value::Null } else { json!(report.rows) },
         "SpaceReclaimed": reclaimed,
     })))
-}
-
-/// `until` as a unix timestamp or a Go duration relative to now (`24h`, `10m`).
-pub(crate) fn parse_until(s: &str) -> Result<i64> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if let Ok(t) = s.split('.').next().unwrap_or(s).parse::<i64>() {
-        return Ok(t);
-    }
-    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.unix_timestamp());
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid until value: {s:?}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(ApiError::invalid(format!("invalid until value: {s:?}"))),
-    };
-    Ok(now - secs)
 }

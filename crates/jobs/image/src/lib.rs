@@ -5,7 +5,6 @@
 //! so they run on blocking threads ([`blocking`]).
 
 mod archive;
-pub mod changes;
 mod delete;
 mod progress;
 mod pull;

@@ -288,7 +288,10 @@ pub(crate) async fn prune(job: Job, nets: Arc<Networks>) -> Result<Reply> {
     let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
     filters.validate(&["until", "label", "label!"])?;
     let until = match filters.get("until").first() {
-        Some(u) => Some(parse_until(u)?),
+        Some(u) => Some(berth_api::filters::parse_until(
+            u,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )?),
         None => None,
     };
     let mut deleted = Vec::new();
@@ -327,31 +330,6 @@ pub(crate) async fn prune(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         }
     }
     Ok(Reply::json(&json!({ "NetworksDeleted": deleted })))
-}
-
-/// `until` as dockerd takes it: a Unix timestamp, an RFC 3339 time or a duration.
-fn parse_until(s: &str) -> Result<i64> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    if let Ok(f) = s.parse::<f64>() {
-        return Ok(f as i64);
-    }
-    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
-        return Ok(t.unix_timestamp());
-    }
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
-    let n: f64 = num
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("invalid until: {s}")))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(ApiError::invalid(format!("invalid until: {s}"))),
-    };
-    Ok(now - secs as i64)
 }
 
 /// Registers the network jobs.

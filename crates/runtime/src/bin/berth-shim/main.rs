@@ -178,6 +178,7 @@ fn run(args: Args) -> i32 {
             finished_at: now(),
             error: Some(msg.clone()),
             pid: 0,
+            oom_killed: false,
         };
         let _ = rec.write(&args.exit);
         report(serde_json::json!({ "error": msg, "exit_code": code }));
@@ -271,11 +272,16 @@ fn run(args: Args) -> i32 {
         None => copy_output(&args.log, args.limits, out_r, err_r),
     }
     let code = wait_for(pid);
+    // Read before libcontainer removes the cgroup with the container's state.
+    let oom_killed = cgroup_of(&args.bundle)
+        .map(|cg| berth_runtime::cgroups::Cgroup::new(&cg).oom_kills() > 0)
+        .unwrap_or(false);
     let rec = ExitRecord {
         exit_code: code,
         finished_at: now(),
         error: None,
         pid: pid.as_raw(),
+        oom_killed,
     };
     if let Err(e) = rec.write(&args.exit) {
         eprintln!("berth-shim: writing {}: {e}", args.exit.display());
@@ -289,6 +295,13 @@ fn run(args: Args) -> i32 {
         Err(e) => eprintln!("berth-shim: loading container state: {e}"),
     }
     0
+}
+
+/// The container's cgroup path, from its spec.
+fn cgroup_of(bundle: &std::path::Path) -> Option<String> {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).ok()?).ok()?;
+    spec["linux"]["cgroupsPath"].as_str().map(str::to_string)
 }
 
 /// Opens a FIFO read-write and non-blocking: the open never waits for a peer and

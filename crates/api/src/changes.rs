@@ -2,7 +2,7 @@
 //! (`CMD`, `ENTRYPOINT`, `ENV`, `EXPOSE`, `LABEL`, `USER`, `VOLUME`, `WORKDIR`,
 //! `STOPSIGNAL`, `ONBUILD`), applied to an image's container config.
 
-use berth_api::{ApiError, Result};
+use crate::{ApiError, Result};
 use serde_json::{json, Map, Value};
 
 /// `["a","b"]` (JSON form) or a shell form run by `/bin/sh -c`.

@@ -1,0 +1,169 @@
+//! Health checks (`HEALTHCHECK` and `--health-*`): a probe run in the container
+//! every interval, `State.Health` with the last five results, `health_status`
+//! events and the `(healthy)` in `docker ps`, with dockerd's rules for the start
+//! period, timeouts and retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{Containers, Entry};
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_RETRIES: u64 = 3;
+const MAX_OUTPUT: usize = 4096;
+const MAX_LOG: usize = 5;
+
+/// The probe command of a health check, or None when there is none (or `NONE`).
+fn probe(hc: &Value) -> Option<Vec<String>> {
+    let test: Vec<String> = hc["Test"]
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    match test.first().map(String::as_str) {
+        Some("CMD") if test.len() > 1 => Some(test[1..].to_vec()),
+        Some("CMD-SHELL") if test.len() > 1 => {
+            Some(vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")])
+        }
+        _ => None,
+    }
+}
+
+fn dur(v: &Value, default: Duration) -> Duration {
+    v.as_u64()
+        .filter(|n| *n > 0)
+        .map(Duration::from_nanos)
+        .unwrap_or(default)
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Starts monitoring a container that just started, if it has a health check.
+/// `fresh`: the container just started (its health begins at `starting`); else
+/// the daemon reconnected to it and its health carries on.
+pub(crate) fn start(
+    engine: &berth_engine::Engine,
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    fresh: bool,
+) {
+    let rec = entry.snapshot();
+    let hc = rec.config["Healthcheck"].clone();
+    let Some(cmd) = probe(&hc) else {
+        return;
+    };
+    let interval = dur(&hc["Interval"], DEFAULT_INTERVAL);
+    let timeout = dur(&hc["Timeout"], DEFAULT_TIMEOUT);
+    let start_period = dur(&hc["StartPeriod"], Duration::ZERO);
+    let retries = hc["Retries"]
+        .as_u64()
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_RETRIES);
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        if fresh || r.state.health.is_none() {
+            r.state.health = Some(json!({ "Status": "starting", "FailingStreak": 0, "Log": [] }));
+        }
+        r.clone()
+    };
+    let _ = c.save(&rec);
+    let (engine, c, entry) = (engine.clone(), c.clone(), entry.clone());
+    let started = std::time::Instant::now();
+    let exits = entry.watch.borrow().exits;
+    tokio::spawn(async move {
+        let mut rx = entry.watch.subscribe();
+        loop {
+            let ended = async {
+                let _ = rx.wait_for(|s| s.exits > exits || s.removed).await;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = ended => return,
+            }
+            if entry.snapshot().state.paused {
+                continue;
+            }
+            let begin = now();
+            let res = crate::exec::run_captured(&c, &entry, cmd.clone(), timeout, MAX_OUTPUT).await;
+            let (code, output) = match res {
+                Ok(Some((code, out))) => (code, out),
+                Ok(None) => (
+                    -1,
+                    format!("Health check exceeded timeout ({}s)", timeout.as_secs()),
+                ),
+                Err(e) => (-1, e.message),
+            };
+            if entry.watch.borrow().exits > exits {
+                return;
+            }
+            let in_start_period = started.elapsed() < start_period;
+            let (rec, changed) = {
+                let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+                let h = r.state.health.get_or_insert_with(
+                    || json!({ "Status": "starting", "FailingStreak": 0, "Log": [] }),
+                );
+                let before = h["Status"].as_str().unwrap_or("").to_string();
+                let mut log: Vec<Value> = h["Log"].as_array().cloned().unwrap_or_default();
+                log.push(
+                    json!({ "Start": begin, "End": now(), "ExitCode": code, "Output": output }),
+                );
+                if log.len() > MAX_LOG {
+                    log.drain(..log.len() - MAX_LOG);
+                }
+                h["Log"] = json!(log);
+                if code == 0 {
+                    h["FailingStreak"] = json!(0);
+                    h["Status"] = json!("healthy");
+                } else if !in_start_period || before != "starting" {
+                    let streak = h["FailingStreak"].as_u64().unwrap_or(0) + 1;
+                    h["FailingStreak"] = json!(streak);
+                    if streak >= retries {
+                        h["Status"] = json!("unhealthy");
+                    }
+                }
+                let after = h["Status"].as_str().unwrap_or("").to_string();
+                (r.clone(), (before != after).then_some(after))
+            };
+            let _ = c.save(&rec);
+            if let Some(status) = changed {
+                crate::publish(
+                    engine.events(),
+                    &rec,
+                    &format!("health_status: {status}"),
+                    &[],
+                );
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_follow_docker_forms() {
+        assert_eq!(
+            probe(&json!({"Test": ["CMD", "true"]})),
+            Some(vec!["true".to_string()])
+        );
+        assert_eq!(
+            probe(&json!({"Test": ["CMD-SHELL", "exit 1"]})),
+            Some(vec!["/bin/sh".to_string(), "-c".into(), "exit 1".into()])
+        );
+        assert_eq!(probe(&json!({"Test": ["NONE"]})), None);
+        assert_eq!(probe(&json!(null)), None);
+        assert_eq!(
+            dur(&json!(2_000_000_000u64), DEFAULT_INTERVAL),
+            Duration::from_secs(2)
+        );
+        assert_eq!(dur(&json!(0), DEFAULT_INTERVAL), DEFAULT_INTERVAL);
+    }
+}

@@ -1,0 +1,228 @@
+//! Resource limits from `HostConfig` (`-m`, `--cpus`, `--pids-limit`, `--ulimit`,
+//! `--shm-size`, `--sysctl`, …): checked with dockerd's messages at create and
+//! update, turned into the runtime's limits at start.
+
+use berth_api::{ApiError, Result};
+use berth_runtime::cgroups::Limits;
+use berth_runtime::Resources;
+use serde_json::Value;
+
+fn i(v: &Value) -> Option<i64> {
+    v.as_i64().filter(|n| *n != 0)
+}
+
+/// The cgroup limits a `HostConfig` asks for.
+pub(crate) fn of(hc: &Value) -> Resources {
+    let (mut quota, mut period) = (
+        i(&hc["CpuQuota"]),
+        hc["CpuPeriod"].as_u64().filter(|n| *n > 0),
+    );
+    if let Some(n) = i(&hc["NanoCpus"]) {
+        let p = 100_000u64;
+        period = Some(p);
+        quota = Some(n * p as i64 / 1_000_000_000);
+    }
+    Resources {
+        memory: i(&hc["Memory"]),
+        memory_swap: i(&hc["MemorySwap"]),
+        memory_reservation: i(&hc["MemoryReservation"]),
+        oom_kill_disable: hc["OomKillDisable"].as_bool().unwrap_or(false),
+        cpu_shares: hc["CpuShares"].as_u64().filter(|n| *n > 0),
+        cpu_quota: quota,
+        cpu_period: period,
+        cpuset_cpus: hc["CpusetCpus"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        cpuset_mems: hc["CpusetMems"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        pids_limit: i(&hc["PidsLimit"]),
+        blkio_weight: hc["BlkioWeight"]
+            .as_u64()
+            .filter(|n| *n > 0)
+            .map(|n| n as u16),
+    }
+}
+
+pub(crate) fn limits(r: &Resources) -> Limits {
+    Limits {
+        memory: r.memory,
+        memory_swap: r.memory_swap,
+        memory_reservation: r.memory_reservation,
+        cpu_shares: r.cpu_shares,
+        cpu_quota: r.cpu_quota,
+        cpu_period: r.cpu_period,
+        cpuset_cpus: r.cpuset_cpus.clone(),
+        cpuset_mems: r.cpuset_mems.clone(),
+        pids_limit: r.pids_limit,
+        blkio_weight: r.blkio_weight,
+    }
+}
+
+/// `--ulimit`: (name, soft, hard).
+pub(crate) fn ulimits(hc: &Value) -> Vec<(String, u64, u64)> {
+    hc["Ulimits"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| {
+                    Some((
+                        u["Name"].as_str()?.to_string(),
+                        u["Soft"].as_i64()?.max(0) as u64,
+                        u["Hard"].as_i64()?.max(0) as u64,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn sysctls(hc: &Value) -> Vec<(String, String)> {
+    hc["Sysctls"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const ULIMITS: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+    "as",
+];
+
+/// dockerd's checks of limits at create and update.
+pub(crate) fn validate(hc: &Value) -> Result<()> {
+    let r = of(hc);
+    if let Some(m) = r.memory {
+        if m < 6 * 1024 * 1024 {
+            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
+        }
+    }
+    if let (Some(s), m) = (r.memory_swap, r.memory) {
+        if s > 0 && m.is_none() {
+            return Err(ApiError::invalid(
+                "You should always set the Memory limit when using Memoryswap limit, see usage",
+            ));
+        }
+        if s > 0 && m.is_some_and(|m| s < m) {
+            return Err(ApiError::invalid(
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ));
+        }
+    }
+    if let (Some(res), Some(m)) = (r.memory_reservation, r.memory) {
+        if res > m {
+            return Err(ApiError::invalid(
+                "Minimum memory limit can not be less than memory reservation limit, see usage",
+            ));
+        }
+    }
+    if i(&hc["NanoCpus"]).is_some()
+        && (i(&hc["CpuQuota"]).is_some() || i(&hc["CpuPeriod"]).is_some())
+    {
+        return Err(ApiError::invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    if let Some(n) = i(&hc["NanoCpus"]) {
+        let cpus = berth_runtime::cgroups::online_cpus() as i64;
+        if n < 0 || n > cpus * 1_000_000_000 {
+            return Err(ApiError::invalid(format!(
+                "Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+            )));
+        }
+    }
+    if let Some(p) = r.cpu_period {
+        if !(1000..=1_000_000).contains(&p) {
+            return Err(ApiError::invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"));
+        }
+    }
+    if let Some(w) = r.blkio_weight {
+        if !(10..=1000).contains(&w) {
+            return Err(ApiError::invalid(
+                "Range of blkio weight is from 10 to 1000",
+            ));
+        }
+    }
+    for (name, soft, hard) in ulimits(hc) {
+        if !ULIMITS.contains(&name.as_str()) {
+            return Err(ApiError::invalid(format!("invalid ulimit type: {name}")));
+        }
+        if soft > hard {
+            return Err(ApiError::invalid(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            )));
+        }
+    }
+    let host_net = hc["NetworkMode"] == "host";
+    for (k, _) in sysctls(hc) {
+        let namespaced = k.starts_with("kernel.msg")
+            || k == "kernel.sem"
+            || k.starts_with("kernel.shm")
+            || k.starts_with("fs.mqueue.")
+            || (k.starts_with("net.") && !host_net);
+        if !namespaced {
+            return Err(ApiError::invalid(format!(
+                "sysctl '{k}' is not allowed{}",
+                if k.starts_with("net.") {
+                    " in host network mode"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    if let Some(s) = hc["ShmSize"].as_i64() {
+        if s < 0 {
+            return Err(ApiError::invalid("SHM size can not be less than 0"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn limits_follow_dockerd() {
+        let r = of(&json!({"Memory": 64 << 20, "NanoCpus": 1_500_000_000i64, "PidsLimit": 50}));
+        assert_eq!(r.memory, Some(64 << 20));
+        assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
+        assert_eq!(r.pids_limit, Some(50));
+        assert!(validate(&json!({"Memory": 1024})).is_err());
+        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": 32 << 20})).is_err());
+        assert!(validate(&json!({"NanoCpus": 1, "CpuQuota": 5})).is_err());
+        assert!(
+            validate(&json!({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]})).is_err()
+        );
+        assert!(validate(&json!({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 5}]})).is_err());
+        assert!(validate(&json!({"Sysctls": {"kernel.panic": "1"}})).is_err());
+        assert!(validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}})).is_ok());
+        assert!(
+            validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"}))
+                .is_err()
+        );
+        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
+    }
+}
