@@ -111,6 +111,31 @@ pub async fn delete(h: &Handle, name: &str) -> Result<()> {
     }
 }
 
+/// Names of the interfaces attached to a bridge (its ports).
+pub async fn ports_of(h: &Handle, bridge: &str) -> Result<Vec<String>> {
+    use netlink_packet_route::link::LinkAttribute;
+    let Some(br) = index_of(h, bridge).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut s = h.link().get().execute();
+    while let Some(l) = s.try_next().await.map_err(nl)? {
+        let on_bridge = l
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == br));
+        if on_bridge {
+            if let Some(name) = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            }) {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Every IPv4 network the host routes or has an address in (not the default
 /// route): subnets a new bridge must not overlap.
 pub async fn host_networks(h: &Handle) -> Result<Vec<Ipv4Net>> {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod containers;
+mod durability;
 mod events;
 mod exec;
 mod images;

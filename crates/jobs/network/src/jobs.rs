@@ -200,14 +200,15 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         bridge: bridge.clone(),
         allocated: BTreeMap::new(),
     };
+    // The record first: a crash after it leaves a network the next start finishes
+    // (its bridge is ensured then); a bridge without a record would be lost.
+    nets.save_net(&n)?;
     let h = link::connect().map_err(sys)?;
     let gw = Ipv4Net::new(gateway, subnet.prefix_len()).map_err(sys)?;
-    link::ensure_bridge(&h, &bridge, gw, nets.cfg.mtu)
-        .await
-        .map_err(|e| ApiError::system(format!("creating bridge {bridge}: {e}")))?;
-    if let Err(e) = nets.save_net(&n) {
+    if let Err(e) = link::ensure_bridge(&h, &bridge, gw, nets.cfg.mtu).await {
         let _ = link::delete(&h, &bridge).await;
-        return Err(e);
+        let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
+        return Err(ApiError::system(format!("creating bridge {bridge}: {e}")));
     }
     nets.lock().nets.insert(n.id.clone(), n.clone());
     if !n.internal {

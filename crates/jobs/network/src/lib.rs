@@ -927,6 +927,24 @@ impl Networks {
                 self.release_ip(&n.id, ip);
             }
         }
+        // Veths left on our bridges by a crash between creating them and
+        // recording the endpoint: only ours can be on our bridges.
+        if let Ok(h) = link::connect() {
+            let known: BTreeSet<String> = self
+                .lock()
+                .sandboxes
+                .values()
+                .flat_map(|s| s.rec.endpoints.iter().map(|e| e.veth.clone()))
+                .collect();
+            for n in self.nets().into_iter().filter(|n| n.driver == "bridge") {
+                for port in link::ports_of(&h, &n.bridge).await.unwrap_or_default() {
+                    if !known.contains(&port) {
+                        tracing::info!(bridge = %n.bridge, veth = %port, "removing a leftover veth");
+                        let _ = link::delete(&h, &port).await;
+                    }
+                }
+            }
+        }
         // Namespace files nobody owns.
         if let Ok(dir) = std::fs::read_dir(&self.netns_dir) {
             let owned: BTreeSet<PathBuf> = self
