@@ -100,6 +100,9 @@ fn start_berth() -> Result<Daemon> {
         .arg(&config)
         .arg("--log-level")
         .arg("warn")
+        // Its own bridge and nftables table: never a real berthd's berth0.
+        .arg("--bridge")
+        .arg("bbench0")
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting berthd: {e}"))?;

@@ -235,6 +235,69 @@ fn capabilities_and_proc_are_dockers() {
     assert_ne!(code, 0);
 }
 
+#[test]
+fn signals_start_at_their_defaults() {
+    let d = daemon();
+    let b = busybox(&d);
+    // Nothing ignored in the container (a writer to a closed pipe must die).
+    let out = d.cli_ok(&[
+        "run",
+        "--rm",
+        &b,
+        "sh",
+        "-c",
+        "grep SigIgn /proc/self/status; yes | head -c 5",
+    ]);
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+    assert!(out.ends_with("y\ny\ny"), "{out}");
+    d.cli_ok(&["run", "-d", "--name", "sig", &b, "sleep", "1000"]);
+    let out = d.cli_ok(&[
+        "exec",
+        "sig",
+        "sh",
+        "-c",
+        "grep SigIgn /proc/self/status; yes | head -c 3",
+    ]);
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+    d.cli_ok(&["rm", "-f", "sig"]);
+}
+
+#[test]
+fn default_seccomp_profile() {
+    let d = daemon();
+    let b = busybox(&d);
+    // A user namespace needs no capability, only seccomp refuses it.
+    let (code, err) = stderr_of(&d, &["run", "--rm", &b, "unshare", "-U", "true"]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        &b,
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    d.cli_ok(&["run", "--rm", "--privileged", &b, "unshare", "-U", "true"]);
+    // Added capabilities open what they govern, as in Docker's profile.
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        &b,
+        "unshare",
+        "-U",
+        "true",
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["info", "--format", "{{json .SecurityOptions}}"]))
+            .expect("json");
+    assert!(v.to_string().contains("seccomp"), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bollard_lifecycle() {
     let d = daemon();

@@ -57,6 +57,9 @@ pub struct Entry {
     pub record: Mutex<Record>,
     pub watch: watch::Sender<Snapshot>,
     pub(crate) restart: Mutex<RestartState>,
+    /// Serializes what changes whether the container exists or runs (start,
+    /// restart, remove), so a restart never races a removal.
+    pub(crate) op: tokio::sync::Mutex<()>,
 }
 
 impl Entry {
@@ -257,6 +260,7 @@ impl Containers {
             record: Mutex::new(rec),
             watch: tx,
             restart: Mutex::new(RestartState::default()),
+            op: tokio::sync::Mutex::new(()),
         });
         self.entries
             .lock()

@@ -290,6 +290,9 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             privileged: hc["Privileged"].as_bool().unwrap_or(false),
             cap_add: strings(&hc["CapAdd"]),
             cap_drop: strings(&hc["CapDrop"]),
+            seccomp: !security
+                .iter()
+                .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
             no_new_privileges: security.iter().any(|s| {
                 s == "no-new-privileges"
                     || s == "no-new-privileges:true"
@@ -470,7 +473,15 @@ pub(crate) async fn start(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .manually_stopped = false;
+    let guard = entry.op.lock().await;
+    if entry.watch.borrow().removed {
+        return Err(ApiError::not_found(format!(
+            "No such container: {}",
+            rec.id
+        )));
+    }
     let result = start_inner(job.engine(), &c, &entry, rec.clone()).await;
+    drop(guard);
     // A --rm container that could not start goes away, as with dockerd; its
     // waiters (the CLI waits for "removed") are released.
     if result.is_err() && rec.auto_remove() {
@@ -707,6 +718,10 @@ fn schedule_restart(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>, re
             _ = tokio::time::sleep(delay) => {}
             _ = cancel.cancelled() => return,
         }
+        let _guard = entry.op.lock().await;
+        if entry.watch.borrow().removed {
+            return;
+        }
         let rec = {
             let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
             if !r.state.restarting || r.manually_stopped {
@@ -757,6 +772,7 @@ pub(crate) fn cancel_restart(c: &Containers, entry: &Entry) -> bool {
 
 /// Starts a container at daemon start-up (restart policies on boot).
 pub(crate) async fn boot_start(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
+    let _guard = entry.op.lock().await;
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         r.manually_stopped = false;
@@ -968,7 +984,17 @@ pub(crate) async fn remove_entry(
     entry: &Arc<Entry>,
     volumes: bool,
 ) -> Result<()> {
+    let _guard = entry.op.lock().await;
+    if entry.watch.borrow().removed {
+        return Ok(());
+    }
     let rec = entry.snapshot();
+    if rec.state.running {
+        return Err(ApiError::conflict(format!(
+            "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+            rec.id
+        )));
+    }
     let c2 = c.clone();
     let id = rec.id.clone();
     tokio::task::spawn_blocking(move || {

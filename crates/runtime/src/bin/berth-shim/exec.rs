@@ -133,12 +133,14 @@ pub fn main() -> i32 {
         .map_err(|e: String| e),
         (Err(e), _) => Err(e.to_string()),
     };
-    let built = base.and_then(|b| {
-        b.as_tenant()
-            .with_detach(true)
-            .with_process(Some(&args.process))
-            .build()
-            .map_err(|e| e.to_string())
+    let built = super::with_default_sigpipe(|| {
+        base.and_then(|b| {
+            b.as_tenant()
+                .with_detach(true)
+                .with_process(Some(&args.process))
+                .build()
+                .map_err(|e| e.to_string())
+        })
     });
     let pid = match built {
         Ok(p) => p,

@@ -224,11 +224,13 @@ fn run(args: Args) -> i32 {
             Some((_, path)) => b.with_console_socket(Some(path.clone())),
             None => b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w),
         });
-    let built = builder.and_then(|b| {
-        b.as_init(&args.bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
+    let built = with_default_sigpipe(|| {
+        builder.and_then(|b| {
+            b.as_init(&args.bundle)
+                .with_systemd(false)
+                .with_detach(true)
+                .build()
+        })
     });
     let mut container = match built {
         Ok(c) => c,
@@ -295,6 +297,75 @@ fn run(args: Args) -> i32 {
         Err(e) => eprintln!("berth-shim: loading container state: {e}"),
     }
     0
+}
+
+/// Runs `f` (which forks the container's processes) with SIGPIPE at its default.
+/// Rust ignores SIGPIPE at start-up and an ignored signal stays ignored across
+/// exec: without this, `yes | head` in a container would never end. The shim
+/// itself keeps ignoring it, so a vanished daemon cannot kill it.
+pub(crate) fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
+    // Every ignored signal (SIGPIPE from Rust's runtime, and whatever else this
+    // process inherited, glibc's reserved 32 and 33 included, hence the raw
+    // syscall) goes back to its default for the fork, then is restored.
+    let mut ignored = Vec::new();
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if kernel_sigaction(sig, None) == Some(SIG_IGN) {
+            kernel_sigaction(sig, Some(SIG_DFL));
+            ignored.push(sig);
+        }
+    }
+    let out = f();
+    for sig in ignored {
+        kernel_sigaction(sig, Some(SIG_IGN));
+    }
+    out
+}
+
+const SIG_DFL: usize = 0;
+const SIG_IGN: usize = 1;
+
+/// The kernel's `struct sigaction` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Reads a signal's handler, or sets it to `SIG_DFL`/`SIG_IGN` (no restorer is
+/// needed for those). Returns the previous handler.
+fn kernel_sigaction(sig: i32, set: Option<usize>) -> Option<usize> {
+    let new = set.map(|h| KernelSigaction {
+        handler: h,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    });
+    let mut old = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    let newp = new
+        .as_ref()
+        .map_or(std::ptr::null(), |n| n as *const KernelSigaction);
+    // Safety: rt_sigaction with valid pointers to kernel-layout structs and the
+    // kernel's sigset size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            newp,
+            &mut old as *mut KernelSigaction,
+            8usize,
+        )
+    };
+    (r == 0).then_some(old.handler)
 }
 
 /// The container's cgroup path, from its spec.
