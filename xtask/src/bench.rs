@@ -569,18 +569,22 @@ pub fn bench(args: &[String]) -> Result {
     hosts.extend(other);
     let bb = prepare_busybox(&reg.addr, &hosts)?;
     let bb = bb.as_str();
+    print_header();
+    // Each row is printed as soon as it is measured: a long run shows progress.
     let row = |rows: &mut Vec<Row>,
                name: &str,
                what: String,
                unit: &'static str,
                (b, a): (Sample, Option<Sample>)| {
-        rows.push(Row {
+        let r = Row {
             name: name.into(),
             what,
             unit,
             berth: b,
             other: a,
-        });
+        };
+        print_row(&r);
+        rows.push(r);
     };
 
     if wanted("cli") {
@@ -795,7 +799,6 @@ pub fn bench(args: &[String]) -> Result {
             }
         }
     }
-    print_table(&rows);
     if let Some(path) = &o.json {
         write_json(path, &rows)?;
     }
@@ -811,36 +814,37 @@ fn fmt(v: f64, unit: &str) -> String {
     }
 }
 
-fn print_table(rows: &[Row]) {
+fn print_header() {
     println!(
         "{:<10} {:<46} {:>26} {:>26} {:>7}",
         "workload", "what", "berth median (min-max)", "other median (min-max)", "ratio"
     );
-    for r in rows {
-        let (bmin, bmax) = r.berth.spread();
-        let bs = format!(
-            "{} ({}-{})",
-            fmt(r.berth.median(), r.unit),
-            fmt(bmin, r.unit),
-            fmt(bmax, r.unit)
-        );
-        let (os, ratio) = match &r.other {
-            Some(a) => {
-                let (amin, amax) = a.spread();
-                (
-                    format!(
-                        "{} ({}-{})",
-                        fmt(a.median(), r.unit),
-                        fmt(amin, r.unit),
-                        fmt(amax, r.unit)
-                    ),
-                    format!("{:.2}", r.berth.median() / a.median()),
-                )
-            }
-            None => ("-".into(), "-".into()),
-        };
-        println!("{:<10} {:<46} {bs:>26} {os:>26} {ratio:>7}", r.name, r.what);
-    }
+}
+
+fn print_row(r: &Row) {
+    let (bmin, bmax) = r.berth.spread();
+    let bs = format!(
+        "{} ({}-{})",
+        fmt(r.berth.median(), r.unit),
+        fmt(bmin, r.unit),
+        fmt(bmax, r.unit)
+    );
+    let (os, ratio) = match &r.other {
+        Some(a) => {
+            let (amin, amax) = a.spread();
+            (
+                format!(
+                    "{} ({}-{})",
+                    fmt(a.median(), r.unit),
+                    fmt(amin, r.unit),
+                    fmt(amax, r.unit)
+                ),
+                format!("{:.2}", r.berth.median() / a.median()),
+            )
+        }
+        None => ("-".into(), "-".into()),
+    };
+    println!("{:<10} {:<46} {bs:>26} {os:>26} {ratio:>7}", r.name, r.what);
 }
 
 fn write_json(path: &Path, rows: &[Row]) -> Result {

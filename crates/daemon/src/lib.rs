@@ -161,7 +161,11 @@ async fn run(cfg: Config) -> Result<(), String> {
     }));
     containers.restore(&engine).await;
     images.set_usage(Arc::new(report::ContainerUsage(containers.clone())));
-    system.add_reporter(Arc::new(report::ContainerReport(containers)));
+    system.add_reporter(Arc::new(report::ContainerReport(containers.clone())));
+    system.add_reporter(Arc::new(report::VolumeReport {
+        vols: volume_jobs.volumes.clone(),
+        users: containers.clone(),
+    }));
 
     // Serve.
     let mut listeners = Vec::new();
@@ -189,6 +193,10 @@ async fn run(cfg: Config) -> Result<(), String> {
     }
 
     stop.cancel();
+    if !cfg.live_restore {
+        tracing::info!("stopping containers (live restore is off)");
+        containers.stop_all().await;
+    }
     engine.shutdown(JOB_GRACE).await;
     let _ = serve.await;
     for s in &sockets {

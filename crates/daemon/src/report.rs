@@ -147,3 +147,22 @@ impl berth_jobs_container::VolumeService for VolumeAdapter {
         self.vols.path(name)
     }
 }
+
+/// Volumes in `/system/df` (with their sizes and how many containers use them).
+pub struct VolumeReport {
+    pub vols: Arc<berth_volume::Volumes>,
+    pub users: Arc<berth_jobs_container::Containers>,
+}
+
+impl Reporter for VolumeReport {
+    fn info(&self, _info: &mut Info) {}
+
+    fn disk_usage(&self, df: &mut DiskUsage) {
+        for v in self.vols.list() {
+            let refs = self.users.volume_users(&v.name).len() as i64;
+            let size = self.vols.size(&v.name) as i64;
+            df.volumes
+                .push(berth_jobs_volume::view(&self.vols, &v, Some((size, refs))));
+        }
+    }
+}

@@ -327,3 +327,98 @@ fn churn_leaves_nothing_behind() {
     }
     assert_clean(&d);
 }
+
+#[test]
+fn a_clean_restart_keeps_everything() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["tag", &b, "kept:tag"]);
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keepvol:/v",
+        &b,
+        "sh",
+        "-c",
+        "echo inside > /v/f",
+    ]);
+    d.cli_ok(&["network", "create", "--subnet", "10.253.9.0/24", "keepnet"]);
+    d.cli_ok(&[
+        "run",
+        "--name",
+        "stopped",
+        "--network",
+        "keepnet",
+        &b,
+        "echo",
+        "logged",
+    ]);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "policy",
+        "--restart",
+        "always",
+        &b,
+        "sleep",
+        "1000",
+    ]);
+    assert!(d.stop().success());
+    d.restart();
+    d.cli_ok(&["image", "inspect", "kept:tag"]);
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", "-v", "keepvol:/v", &b, "cat", "/v/f"]),
+        "inside\n"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["network", "inspect", "keepnet"])).expect("json");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.253.9.0/24");
+    assert_eq!(d.cli_ok(&["logs", "stopped"]), "logged\n");
+    d.cli_ok(&["start", "-a", "stopped"]);
+    let running = d.cli_ok(&["inspect", "-f", "{{.State.Running}}", "policy"]);
+    assert_eq!(running.trim(), "true");
+    d.cli_ok(&["rm", "-f", "stopped", "policy"]);
+    d.cli_ok(&["network", "rm", "keepnet"]);
+    d.cli_ok(&["volume", "rm", "keepvol"]);
+    d.cli_ok(&["rmi", "kept:tag"]);
+    assert_clean(&d);
+}
+
+#[test]
+fn without_live_restore_a_shutdown_stops_containers() {
+    let mut d = crate::builder().arg("--live-restore=false").start();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "plain", &b, "sleep", "1000"]);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        &b,
+        "sleep",
+        "1000",
+    ]);
+    let pid = d
+        .cli_ok(&["inspect", "-f", "{{.State.Pid}}", "plain"])
+        .trim()
+        .parse::<i32>()
+        .expect("pid");
+    assert!(d.stop().success());
+    assert!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err(),
+        "the container outlived the daemon"
+    );
+    assert_eq!(leftovers(&d).1, 0, "shims outlived the daemon");
+    d.restart();
+    let state = |n: &str| d.cli_ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", n]);
+    assert!(state("plain").starts_with("exited"));
+    assert!(
+        state("always").starts_with("running"),
+        "restart policy on boot"
+    );
+    d.cli_ok(&["rm", "-f", "plain", "always"]);
+}

@@ -196,7 +196,48 @@ fn published_ports_answer_on_loopback_and_from_containers() {
     assert_ne!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stderr).contains("address already in use"));
     drop(holder);
-    d.cli_ok(&["rm", "-f", "web", "clash"]);
+    // `-p 80`: a random host port, shown by docker port and answering.
+    let mut args = vec![
+        "run".to_string(),
+        "-d".into(),
+        "--name".into(),
+        "rnd".into(),
+        "-p".into(),
+        "127.0.0.1::80".into(),
+    ];
+    args.extend(web_args(&b, "random-port"));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.cli_ok(&a);
+    let p = d.cli_ok(&["port", "rnd", "80"]);
+    let addr = p.trim().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{p}");
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = http_get(&addr);
+        if body.contains("random-port") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(body.contains("random-port"), "{body}");
+    let table = format!("berth-{}", d.bridge);
+    let rules = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .expect("nft");
+    assert!(
+        String::from_utf8_lossy(&rules.stdout).contains("dnat"),
+        "no DNAT rules while ports are published"
+    );
+    d.cli_ok(&["rm", "-f", "web", "clash", "rnd"]);
+    let rules = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .expect("nft");
+    assert!(
+        !String::from_utf8_lossy(&rules.stdout).contains("dnat"),
+        "DNAT rules left behind"
+    );
     // The port is free again once the container is gone.
     assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("error"));
     std::net::TcpListener::bind(("0.0.0.0", port)).expect("port released");

@@ -85,6 +85,12 @@ fn named_volumes_keep_data_between_containers() {
     d.cli_ok(&["rm", "-f", "user"]);
     let dangling = d.cli_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]);
     assert_eq!(dangling.trim(), "data");
+    // system df counts it.
+    let df = body_json(&d.get("/system/df"));
+    let vols = df["Volumes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(vols.len(), 1, "{df}");
+    assert_eq!(vols[0]["UsageData"]["Size"], 5);
+    assert_eq!(vols[0]["UsageData"]["RefCount"], 0);
     d.cli_ok(&["volume", "rm", "data"]);
     assert!(volumes(&d).is_empty());
     assert!(!std::path::Path::new(mp).exists());
@@ -116,6 +122,33 @@ fn anonymous_volumes_copy_up_and_go_with_the_container() {
     d.cli_ok(&["run", "--name", "anon2", "-v", "/scratch", &b, "true"]);
     d.cli_ok(&["rm", "-v", "anon2"]);
     assert!(volumes(&d).is_empty(), "rm -v removes it");
+    // An image's VOLUME: an anonymous volume, filled from the image, gone with --rm.
+    d.cli_ok(&[
+        "run",
+        "--name",
+        "base",
+        &b,
+        "sh",
+        "-c",
+        "mkdir /data; echo seeded > /data/seed",
+    ]);
+    d.cli_ok(&["commit", "-c", "VOLUME /data", "base", "withvol:1"]);
+    d.cli_ok(&["rm", "base"]);
+    d.cli_ok(&["run", "-d", "--name", "iv", "withvol:1", "sleep", "1000"]);
+    let m = &inspect(&d, "iv")["Mounts"][0];
+    assert_eq!(m["Type"], "volume");
+    assert_eq!(m["Destination"], "/data");
+    assert_eq!(d.cli_ok(&["exec", "iv", "cat", "/data/seed"]), "seeded\n");
+    let ps = d.cli_ok(&["ps", "--filter", "volume=/data", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "iv");
+    d.cli_ok(&["rm", "-f", "-v", "iv"]);
+    assert!(volumes(&d).is_empty(), "{:?}", volumes(&d));
+    d.cli_ok(&["run", "--rm", "withvol:1", "true"]);
+    assert!(
+        volumes(&d).is_empty(),
+        "--rm takes the image's anonymous volume"
+    );
+    d.cli_ok(&["rmi", "withvol:1"]);
     // A new volume over a non-empty image directory starts with its content;
     // nocopy starts empty.
     let out = d.cli_ok(&["run", "--rm", "-v", "etcvol:/etc", &b, "cat", "/etc/passwd"]);

@@ -243,6 +243,11 @@ impl Containers {
             .collect()
     }
 
+    /// Stops running containers for a daemon shutdown without live restore.
+    pub async fn stop_all(self: &Arc<Self>) {
+        lifecycle::stop_all(self).await
+    }
+
     pub(crate) fn insert(&self, rec: Record) -> Arc<Entry> {
         let snap = Snapshot {
             status: rec.state.status.clone(),

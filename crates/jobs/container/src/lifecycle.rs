@@ -592,6 +592,7 @@ async fn start_inner(
     };
     c.save(&rec)?;
     entry.watch.send_modify(|s| s.status = "running".into());
+    volume_events(engine, &rec, "mount");
     crate::publish(engine.events(), &rec, "start", &[]);
     crate::health::start(engine, c, entry, true);
     let engine = engine.clone();
@@ -641,6 +642,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     if let Err(e) = c.save(&rec) {
         tracing::error!(container = %id, error = %e.message, "saving exit state");
     }
+    volume_events(engine, &rec, "unmount");
     if rec.state.oom_killed {
         crate::publish(engine.events(), &rec, "oom", &[]);
     }
@@ -664,6 +666,55 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
             tracing::warn!(container = %id, error = %e.message, "auto-remove failed");
         }
     }
+}
+
+/// dockerd's `mount`/`unmount` volume events for a container's volumes.
+fn volume_events(engine: &Engine, rec: &Record, action: &str) {
+    for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("container".to_string(), rec.id.clone());
+        attrs.insert("driver".to_string(), "local".to_string());
+        if action == "mount" {
+            attrs.insert("destination".to_string(), m.destination.clone());
+            attrs.insert("propagation".to_string(), String::new());
+            attrs.insert("read/write".to_string(), m.rw.to_string());
+        }
+        engine.events().publish("volume", action, &m.name, attrs);
+    }
+}
+
+/// Stops every running container (a clean shutdown without live restore, as
+/// dockerd does): each gets its stop signal, then SIGKILL after its timeout.
+/// They are not marked as stopped by the user, so restart policies bring them
+/// back with the daemon.
+pub(crate) async fn stop_all(c: &Arc<Containers>) {
+    let mut waits = Vec::new();
+    for entry in c.all() {
+        let rec = entry.snapshot();
+        if !rec.state.running {
+            continue;
+        }
+        waits.push(async move {
+            let sig = rec.config["StopSignal"]
+                .as_str()
+                .and_then(|s| parse_signal(s).ok())
+                .unwrap_or(Signal::SIGTERM);
+            let timeout = rec.config["StopTimeout"].as_i64().unwrap_or(10).max(0) as u64;
+            let exits = entry.watch.borrow().exits;
+            let _ = send_signal(&rec, sig);
+            if rec.state.paused {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(rec.state.pid),
+                    Signal::SIGKILL,
+                );
+            }
+            if !wait_exit(&entry, exits, Some(Duration::from_secs(timeout))).await {
+                let _ = send_signal(&rec, Signal::SIGKILL);
+                wait_exit(&entry, exits, Some(Duration::from_secs(10))).await;
+            }
+        });
+    }
+    futures_util::future::join_all(waits).await;
 }
 
 /// Docker's restart policies: `always`, `unless-stopped` and `on-failure[:max]`

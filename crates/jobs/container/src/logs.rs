@@ -24,6 +24,37 @@ struct Shape {
 }
 
 impl Shape {
+    /// Appends `l` as the client sees it; false if the line's stream is not wanted.
+    fn render_into(&self, l: &LogLine, out: &mut Vec<u8>) -> bool {
+        let stream = match l.stream.as_str() {
+            "stdout" if self.stdout => StdStream::Stdout,
+            "stderr" if self.stderr => StdStream::Stderr,
+            _ => return false,
+        };
+        let ts = if self.timestamps { l.time.len() + 1 } else { 0 };
+        if !self.tty {
+            let len = (ts + l.log.len()) as u32;
+            out.push(stream as u8);
+            out.extend_from_slice(&[0, 0, 0]);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+        if self.timestamps {
+            out.extend_from_slice(l.time.as_bytes());
+            out.push(b' ');
+        }
+        out.extend_from_slice(l.log.as_bytes());
+        true
+    }
+
+    /// All of `lines` rendered into one buffer.
+    fn render_all<'a>(&self, lines: impl IntoIterator<Item = &'a LogLine>) -> Option<Bytes> {
+        let mut out = Vec::new();
+        for l in lines {
+            self.render_into(l, &mut out);
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+
     fn render(&self, l: &LogLine) -> Option<Bytes> {
         let stream = match l.stream.as_str() {
             "stdout" if self.stdout => StdStream::Stdout,
@@ -80,16 +111,24 @@ impl Tail {
 
     /// Every complete line available now.
     async fn read(&mut self) -> Vec<LogLine> {
-        let mut out = Vec::new();
         let Some(f) = self.file.as_mut() else {
-            return out;
+            return Vec::new();
         };
+        // At most about a megabyte per call, so memory stays bounded whatever the
+        // size of the log; callers call again until no line comes.
         let mut buf = vec![0u8; 64 * 1024];
-        loop {
+        let mut got = 0;
+        while got < (1 << 20) {
             match f.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    got += n;
+                    self.partial.extend_from_slice(&buf[..n]);
+                }
             }
+        }
+        if got >= (1 << 20) {
+            return self.lines();
         }
         // Rotated (renamed away, or truncated with max-file=1): go on with the new file.
         let now = tokio::fs::metadata(&self.path).await.ok();
@@ -108,12 +147,24 @@ impl Tail {
                 let _ = f.seek(std::io::SeekFrom::Start(0)).await;
             }
         }
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=i).collect();
-            if let Ok(l) = serde_json::from_slice::<LogLine>(&line) {
-                out.push(l);
+        self.lines()
+    }
+
+    /// The complete lines buffered so far.
+    fn lines(&mut self) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        // One pass over the buffer, one drain at the end: draining line by line
+        // from the front is quadratic in the size of the log.
+        let mut start = 0;
+        for (i, b) in self.partial.iter().enumerate() {
+            if *b == b'\n' {
+                if let Ok(l) = serde_json::from_slice::<LogLine>(&self.partial[start..i]) {
+                    out.push(l);
+                }
+                start = i + 1;
             }
         }
+        self.partial.drain(..start);
         out
     }
 }
@@ -176,8 +227,12 @@ where
         let state = rx.borrow().clone();
         let ended = state.status != "running" && state.status != "created" || state.removed;
         tail.open(false).await;
-        for l in tail.read().await {
-            if let Some(b) = shape.render(&l) {
+        loop {
+            let lines = tail.read().await;
+            if lines.is_empty() {
+                break;
+            }
+            if let Some(b) = shape.render_all(&lines) {
                 send(b).await?;
             }
         }
@@ -227,27 +282,45 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     };
     let out = job.stream(ct, StreamKind::Raw)?;
     // Rotated files first, oldest first, then the live one (kept open to follow).
-    let mut lines: Vec<LogLine> = Vec::new();
+    // Streamed a megabyte at a time; with `tail`, only the last lines are kept.
     let live = Path::new(&rec.log_path);
-    for f in berth_runtime::logfile::files(live)
+    let mut last: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+    let mut tails: Vec<Tail> = berth_runtime::logfile::files(live)
         .iter()
         .filter(|f| f.as_path() != live)
-    {
-        let mut t = Tail::new(f);
+        .map(|f| Tail::new(f))
+        .collect();
+    tails.push(Tail::new(live));
+    let mut tail = None;
+    let keep = |l: &LogLine| time_ok(l, since, until) && shape.render(l).is_some();
+    for mut t in tails {
         t.open(false).await;
-        lines.extend(t.read().await);
-    }
-    let mut tail = Tail::new(live);
-    tail.open(false).await;
-    lines.extend(tail.read().await);
-    lines.retain(|l| time_ok(l, since, until));
-    let wanted: Vec<&LogLine> = lines.iter().filter(|l| shape.render(l).is_some()).collect();
-    let skip = tail_n.map(|n| wanted.len().saturating_sub(n)).unwrap_or(0);
-    for l in &wanted[skip..] {
-        if let Some(b) = shape.render(l) {
-            out.send(b).await?;
+        loop {
+            let mut lines = t.read().await;
+            if lines.is_empty() {
+                break;
+            }
+            lines.retain(|l| keep(l));
+            match tail_n {
+                Some(n) => {
+                    last.extend(lines);
+                    while last.len() > n {
+                        last.pop_front();
+                    }
+                }
+                None => {
+                    if let Some(b) = shape.render_all(&lines) {
+                        out.send(b).await?;
+                    }
+                }
+            }
         }
+        tail = Some(t);
     }
+    if let Some(b) = shape.render_all(&last) {
+        out.send(b).await?;
+    }
+    let mut tail = tail.unwrap_or_else(|| Tail::new(live));
     if follow_on && until.is_none() {
         let o2 = out.clone();
         follow(&entry, &mut tail, shape, job.cancel_token(), move |b| {
@@ -322,8 +395,12 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let at_end = rec.state.running && !with_logs;
     tail.open(at_end).await;
     if with_logs && !rec.state.running {
-        for l in tail.read().await {
-            if let Some(b) = shape.render(&l) {
+        loop {
+            let lines = tail.read().await;
+            if lines.is_empty() {
+                break;
+            }
+            if let Some(b) = shape.render_all(&lines) {
                 if wr.write_all(&b).await.is_err() {
                     return Ok(Reply::empty(200));
                 }

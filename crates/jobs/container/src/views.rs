@@ -111,6 +111,11 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                     || rec.network_mode() == name
                     || rec.network_mode() == id
             })
+            && filters.any_or_absent("volume", |v| {
+                rec.mounts.iter().any(|m| {
+                    m.name == v || m.destination == v || (m.kind == "bind" && m.source == v)
+                })
+            })
             && before.is_none_or(|b| created_nanos(&rec) < b)
             && since.is_none_or(|b| created_nanos(&rec) > b);
         if !keep {
