@@ -12,7 +12,7 @@
 //!   `GET /_ping`, from 8 keep-alive connections: requests per second and p99.
 //! - `pull`: cold `docker pull` of a 4-layer image of ~150 MB compressed (random and
 //!   text-like data), image and layers removed before each run.
-//! - `memory`: resident memory of the daemon and its helpers (shims; for dockerd
+//! - `memory`: proportional resident memory (PSS) of the daemon and its helpers (shims; for dockerd
 //!   also containerd and its shims), idle and with 50 running containers.
 //! - `logs`: a container writing 50 MB to stdout, attached (`docker run`) and read
 //!   back with `docker logs`.
@@ -466,7 +466,7 @@ fn throughput(sock: &Path, path: &str, conns: usize, secs: f64) -> Result<(f64, 
     Ok((all.len() as f64 / secs, p99))
 }
 
-/// Resident memory (MB) of the processes that make up a daemon: for Berth,
+/// Proportional resident memory (MB) of the processes that make up a daemon: for Berth,
 /// berthd and its shims (found by the socket's directory in their command
 /// lines); for dockerd, dockerd, containerd and containerd's shims.
 fn daemon_rss(host: &str, berth: bool) -> f64 {
@@ -503,10 +503,13 @@ fn daemon_rss(host: &str, berth: bool) -> f64 {
         if !ours {
             continue;
         }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        kb += status
+        // PSS: shared pages (a binary's text, shared by every shim) count once
+        // across the processes that share them, for both daemons alike.
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        kb += rollup
             .lines()
-            .find(|l| l.starts_with("VmRSS:"))
+            .find(|l| l.starts_with("Pss:"))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .unwrap_or(0);
     }
@@ -761,7 +764,7 @@ pub fn bench(args: &[String]) -> Result {
         row(
             &mut rows,
             "mem-idle",
-            "RSS of daemon + helpers, idle".into(),
+            "PSS of daemon + helpers, idle".into(),
             "MB",
             idle,
         );
@@ -785,7 +788,7 @@ pub fn bench(args: &[String]) -> Result {
         row(
             &mut rows,
             "mem-50",
-            "RSS of daemon + helpers, 50 containers".into(),
+            "PSS of daemon + helpers, 50 containers".into(),
             "MB",
             busy,
         );

@@ -125,7 +125,16 @@ async fn run(cfg: Config) -> Result<(), String> {
     system.add_reporter(Arc::new(report::ImageReport(images.clone())));
 
     // Containers: restoring them records those that ended while the daemon was away.
-    let shim = shim_path()?;
+    // One sealed in-memory copy of the shim for every container: each shim then
+    // runs from it (pentacle finds itself sealed and does not copy itself again),
+    // so shims share their pages and a container cannot overwrite the binary.
+    let shim_file = shim_path()?;
+    let sealed = std::fs::File::open(&shim_file)
+        .map_err(|e| format!("{}: {e}", shim_file.display()))
+        .and_then(|mut f| {
+            pentacle::SealedCommand::new(&mut f).map_err(|e| format!("sealing the shim: {e}"))
+        })?;
+    let shim = std::path::PathBuf::from(sealed.get_program());
     let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
     let containers = tokio::task::spawn_blocking(move || {
         berth_jobs_container::Containers::open(g, &d, &e, shim)
@@ -203,6 +212,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         let _ = std::fs::remove_file(s);
     }
     let _ = std::fs::remove_file(&cfg.pidfile);
+    drop(sealed);
     tracing::info!("berthd stopped");
     Ok(())
 }

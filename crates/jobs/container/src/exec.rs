@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use crate::create::string_list as strings;
-use crate::{Containers, Entry};
+use crate::{shim_command, Containers, Entry};
 
 /// Finished execs stay inspectable this long, as dockerd's exec GC.
 const KEEP_FINISHED: Duration = Duration::from_secs(300);
@@ -412,7 +412,7 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     };
     let p = pipes(&e, detached)?;
     let (report_r, report_w) = pipe()?;
-    let mut cmd = tokio::process::Command::new(&c.shim);
+    let mut cmd = shim_command(&c.shim);
     cmd.arg("exec")
         .arg("--id")
         .arg(&e.container)
@@ -650,7 +650,7 @@ pub(crate) async fn run_captured(
         let (out_r, out_w) = pipe()?;
         let out_w2 = out_w.try_clone().map_err(sys)?;
         let (report_r, report_w) = pipe()?;
-        let mut cmd = tokio::process::Command::new(&c.shim);
+        let mut cmd = shim_command(&c.shim);
         cmd.arg("exec")
             .arg("--id")
             .arg(&e.container)

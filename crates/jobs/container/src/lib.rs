@@ -60,6 +60,9 @@ pub struct Entry {
     /// Serializes what changes whether the container exists or runs (start,
     /// restart, remove), so a restart never races a removal.
     pub(crate) op: tokio::sync::Mutex<()>,
+    /// This container's object in `GET /containers/json`, until its record is
+    /// saved again.
+    pub(crate) list_json: Mutex<Option<bytes::Bytes>>,
 }
 
 impl Entry {
@@ -266,6 +269,7 @@ impl Containers {
             watch: tx,
             restart: Mutex::new(RestartState::default()),
             op: tokio::sync::Mutex::new(()),
+            list_json: Mutex::new(None),
         });
         self.entries
             .lock()
@@ -286,6 +290,14 @@ impl Containers {
     pub(crate) fn save(&self, rec: &Record) -> Result<()> {
         let path = self.dir(&rec.id).join("config.v2.json");
         let b = serde_json::to_vec(rec).map_err(|e| ApiError::system(e.to_string()))?;
+        if let Some(e) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&rec.id)
+        {
+            *e.list_json.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         berth_atomicfile::write(&path, &b)
             .map_err(|e| ApiError::system(format!("{}: {e}", path.display())))
     }
@@ -422,4 +434,12 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.prune", ops::prune);
     job!("network.connect", netjobs::connect);
     job!("network.disconnect", netjobs::disconnect);
+}
+
+/// A command for the shim (possibly a sealed `/proc/self/fd/N` copy), named
+/// `berth-shim` in process listings.
+pub(crate) fn shim_command(shim: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(shim);
+    c.arg0("berth-shim");
+    c
 }

@@ -15,7 +15,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::create::string_list as strings;
 use crate::model::Record;
-use crate::{event, Containers, Entry};
+use crate::{event, shim_command, Containers, Entry};
 
 fn sys(e: impl std::fmt::Display) -> ApiError {
     ApiError::system(e.to_string())
@@ -519,7 +519,7 @@ async fn start_inner(
         }
     };
     let state_root = c.exec_root.join("state");
-    let mut child = tokio::process::Command::new(&c.shim)
+    let mut child = shim_command(&c.shim)
         .arg("--id")
         .arg(&rec.id)
         .arg("--bundle")

@@ -77,19 +77,23 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let created_of = |n: &String| c.find(n).map(|e| created_nanos(&e.snapshot()));
     let before = filters.get("before").first().map(created_of).transpose()?;
     let since = filters.get("since").first().map(created_of).transpose()?;
-    let mut recs: Vec<Record> = c.all().iter().map(|e| e.snapshot()).collect();
-    recs.sort_by(|a, b| b.created.cmp(&a.created));
-    let mut out = Vec::new();
-    for rec in recs {
-        let name = rec.name.trim_start_matches('/').to_string();
-        let labels = rec.labels();
+    // Filters look at each record under its lock (no copies); each container's
+    // JSON is cached until its record changes, all but the time-dependent Status.
+    let mut rows: Vec<(i128, bytes::Bytes, String)> = Vec::new();
+    for entry in c.all() {
+        let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        let rec: &Record = &rec;
+        let name = rec.name.trim_start_matches('/');
         let keep = (all || rec.state.running)
             && filters.any_or_absent("id", |v| rec.id.starts_with(v))
             && filters.any_or_absent("name", |v| name.contains(v.trim_start_matches('/')))
-            && filters
-                .get("label")
-                .iter()
-                .all(|l| label_matches(l, &labels))
+            && (!filters.contains("label") || {
+                let labels = rec.labels();
+                filters
+                    .get("label")
+                    .iter()
+                    .all(|l| label_matches(l, &labels))
+            })
             && filters.any_or_absent("status", |v| v == rec.state.status)
             && filters.any_or_absent("exited", |v| {
                 rec.state.status == "exited" && v.parse() == Ok(rec.state.exit_code)
@@ -116,35 +120,67 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                     m.name == v || m.destination == v || (m.kind == "bind" && m.source == v)
                 })
             })
-            && before.is_none_or(|b| created_nanos(&rec) < b)
-            && since.is_none_or(|b| created_nanos(&rec) > b);
+            && before.is_none_or(|b| created_nanos(rec) < b)
+            && since.is_none_or(|b| created_nanos(rec) > b);
         if !keep {
             continue;
         }
-        let command = std::iter::once(rec.path.clone())
-            .chain(rec.args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
-        out.push(json!({
-            "Id": rec.id,
-            "Names": [rec.name],
-            "Image": rec.image_name,
-            "ImageID": rec.image,
-            "Command": command,
-            "Created": created_unix(&rec),
-            "Ports": ps_ports(&rec.network_settings),
-            "Labels": labels,
-            "State": rec.state.status,
-            "Status": status_text(&rec),
-            "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
-            "NetworkSettings": { "Networks": network_settings(&c, &rec)["Networks"] },
-            "Mounts": crate::mounts::view(&c, &rec.mounts),
-        }));
-        if limit.is_some_and(|l| out.len() as i64 >= l) {
-            break;
-        }
+        let cached = entry
+            .list_json
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let body = match cached {
+            Some(b) => b,
+            None => {
+                let b =
+                    bytes::Bytes::from(serde_json::to_vec(&list_row(&c, rec)).unwrap_or_default());
+                *entry.list_json.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+                b
+            }
+        };
+        rows.push((created_nanos(rec), body, status_text(rec)));
     }
-    Ok(Reply::json(&out))
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    if let Some(l) = limit {
+        rows.truncate(l as usize);
+    }
+    let mut out = Vec::with_capacity(rows.iter().map(|r| r.1.len() + 64).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, (_, body, status)) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // The cached object without its closing brace, then Status.
+        out.extend_from_slice(&body[..body.len().saturating_sub(1)]);
+        out.extend_from_slice(b",\"Status\":");
+        out.extend_from_slice(&serde_json::to_vec(status).unwrap_or_default());
+        out.push(b'}');
+    }
+    out.push(b']');
+    Ok(Reply::bytes(200, "application/json", out))
+}
+
+/// A container in `GET /containers/json`, without `Status` (it changes with time).
+fn list_row(c: &Containers, rec: &Record) -> Value {
+    let command = std::iter::once(rec.path.clone())
+        .chain(rec.args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    json!({
+        "Id": rec.id,
+        "Names": [rec.name],
+        "Image": rec.image_name,
+        "ImageID": rec.image,
+        "Command": command,
+        "Created": created_unix(rec),
+        "Ports": ps_ports(&rec.network_settings),
+        "Labels": rec.labels(),
+        "State": rec.state.status,
+        "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
+        "NetworkSettings": { "Networks": network_settings(c, rec)["Networks"] },
+        "Mounts": crate::mounts::view(c, &rec.mounts),
+    })
 }
 
 pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value {
