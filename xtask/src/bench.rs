@@ -760,6 +760,8 @@ pub fn bench(args: &[String]) -> Result {
         row(&mut rows, "logs", "docker logs of 50 MB".into(), "s", r);
     }
     if wanted("memory") {
+        // Idle: after a few quiet seconds, not right after the last workload.
+        std::thread::sleep(Duration::from_secs(12));
         let idle = both(&berth, other, 1, |h, b| Ok(daemon_rss(h, b)))?;
         row(
             &mut rows,
@@ -784,6 +786,7 @@ pub fn bench(args: &[String]) -> Result {
                 )?;
             }
         }
+        std::thread::sleep(Duration::from_secs(12));
         let busy = both(&berth, other, 1, |h, b| Ok(daemon_rss(h, b)))?;
         row(
             &mut rows,

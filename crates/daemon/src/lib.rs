@@ -176,6 +176,18 @@ async fn run(cfg: Config) -> Result<(), String> {
         users: containers.clone(),
     }));
 
+    // glibc keeps freed memory for reuse; a pull or a large log read can leave
+    // tens of megabytes of it. Handing it back every few seconds keeps an idle
+    // daemon small.
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            // Safety: malloc_trim only releases free heap memory.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        }
+    });
+
     // Serve.
     let mut listeners = Vec::new();
     let mut sockets = Vec::new();

@@ -265,6 +265,11 @@ fn run(args: Args) -> i32 {
     report(serde_json::json!({ "pid": pid.as_raw() }));
     // The daemon reads one line; nothing else goes to stdout.
     let _ = nix::unistd::close(1);
+    // From here on the shim only copies output and waits, for as long as the
+    // container lives: give back what setting it up allocated.
+    drop(container);
+    // Safety: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
 
     match master {
         Some(m) => {
