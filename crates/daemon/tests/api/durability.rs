@@ -108,6 +108,12 @@ fn leftovers(d: &TestDaemon) -> (usize, usize, Vec<String>) {
 }
 
 fn assert_clean(d: &TestDaemon) {
+    // The kernel destroys a gone container's namespace (and its veths) in the
+    // background: give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leftovers(d).0 > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (veths, shims, mounts) = leftovers(d);
     assert_eq!(veths, 0, "veths left");
     assert_eq!(shims, 0, "shims left");

@@ -42,8 +42,21 @@ fn inspect(d: &berth_testkit::TestDaemon, name: &str) -> serde_json::Value {
     v[0].clone()
 }
 
-/// Host-side interfaces still on one of the daemon's bridges.
+/// Host-side interfaces still on one of the daemon's bridges, once the kernel has
+/// finished destroying the namespaces of containers that are gone (it does that in
+/// the background): waits up to 5 s for the list to settle at nothing.
 fn veths_on(bridge: &str) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = veths_now(bridge);
+        if now.is_empty() || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn veths_now(bridge: &str) -> Vec<String> {
     let o = std::process::Command::new("ip")
         .args(["-o", "link", "show", "master", bridge])
         .output()
@@ -90,7 +103,7 @@ fn default_bridge_gives_an_address_route_and_hosts_entry() {
         .to_string();
     assert_ne!(ip, ip2);
     d.cli_ok(&["exec", "c2", "ping", "-c1", "-W2", &ip]);
-    assert_eq!(veths_on(&d.bridge).len(), 2);
+    assert_eq!(veths_now(&d.bridge).len(), 2);
     d.cli_ok(&["rm", "-f", "c1", "c2"]);
     assert!(veths_on(&d.bridge).is_empty(), "veths left behind");
     let left: Vec<_> = std::fs::read_dir(d.exec_root.join("netns"))

@@ -458,6 +458,13 @@ impl Networks {
 
     /// Sets up networking for a container about to start.
     pub async fn setup(self: &Arc<Self>, req: &Request) -> Result<Setup> {
+        let t0 = std::time::Instant::now();
+        let r = self.setup_inner(req).await;
+        tracing::debug!(container = %req.id, elapsed = ?t0.elapsed(), "network setup");
+        r
+    }
+
+    async fn setup_inner(self: &Arc<Self>, req: &Request) -> Result<Setup> {
         let _ops = self.ops.lock().await;
         // A sandbox left from a run that ended without us noticing goes first.
         self.teardown_locked(&req.id).await;
@@ -488,6 +495,7 @@ impl Networks {
         }
         let ns_path = self.netns_dir.join(&req.id[..12.min(req.id.len())]);
         let p2 = ns_path.clone();
+        let t0 = std::time::Instant::now();
         tokio::task::spawn_blocking(move || {
             let _ = netns::remove(&p2);
             netns::create(&p2)?;
@@ -496,6 +504,7 @@ impl Networks {
         .await
         .map_err(sys)?
         .map_err(|e| ApiError::system(format!("creating the network namespace: {e}")))?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "netns created");
         let mut rec = SandboxRec {
             container: req.id.clone(),
             name: req.name.clone(),
@@ -826,18 +835,27 @@ impl Networks {
 
     /// Undoes everything of a sandbox: links, namespace, addresses, its file.
     async fn release(&self, rec: &SandboxRec) {
-        if let Ok(h) = link::connect() {
-            for ep in &rec.endpoints {
-                let _ = link::delete(&h, &ep.veth).await;
+        // A namespace of our own goes, and its veths with it: the kernel destroys
+        // the pairs when the namespace's last user is gone, in the background.
+        // Deleting them one by one instead waits for an RCU grace period each,
+        // on the path of every container's exit.
+        let mut ns_gone = false;
+        if rec.owns_netns {
+            if let Some(ns) = rec.netns.clone() {
+                ns_gone = tokio::task::spawn_blocking(move || netns::remove(&ns).is_ok())
+                    .await
+                    .unwrap_or(false);
+            }
+        }
+        if !ns_gone {
+            if let Ok(h) = link::connect() {
+                for ep in &rec.endpoints {
+                    let _ = link::delete(&h, &ep.veth).await;
+                }
             }
         }
         for ep in &rec.endpoints {
             self.release_ip(&ep.network, ep.ip);
-        }
-        if rec.owns_netns {
-            if let Some(ns) = rec.netns.clone() {
-                let _ = tokio::task::spawn_blocking(move || netns::remove(&ns)).await;
-            }
         }
         let _ = std::fs::remove_file(self.sandbox_path(&rec.container));
     }
@@ -857,8 +875,10 @@ impl Networks {
 
     /// Releases a container's networking after it ended.
     pub async fn teardown(&self, id: &str) {
+        let t0 = std::time::Instant::now();
         let _ops = self.ops.lock().await;
         self.teardown_locked(id).await;
+        tracing::debug!(container = %id, elapsed = ?t0.elapsed(), "network teardown");
     }
 
     /// After a daemon restart: serves the published ports and DNS of a container
