@@ -197,7 +197,20 @@ pub async fn attach(
     let br = index_of(h, bridge)
         .await?
         .ok_or_else(|| Error::Netlink(format!("bridge {bridge} does not exist")))?;
-    let mut v = LinkVeth::new(host, peer);
+    // The peer is created inside the namespace: moving a device between
+    // namespaces afterwards waits for an RCU grace period.
+    let ns = std::fs::File::open(netns)?;
+    let peer_msg = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+        .name(peer.to_string())
+        .setns_by_fd(ns.as_raw_fd())
+        .build();
+    let mut v = rtnetlink::LinkMessageBuilder::<LinkVeth>::new_with_info_kind(
+        rtnetlink::packet_route::link::InfoKind::Veth,
+    )
+    .name(host.to_string())
+    .set_info_data(rtnetlink::packet_route::link::InfoData::Veth(
+        rtnetlink::packet_route::link::InfoVeth::Peer(peer_msg),
+    ));
     if let Some(m) = inside.mtu {
         v = v.mtu(m);
     }
@@ -206,20 +219,8 @@ pub async fn attach(
         .execute()
         .await
         .map_err(|e| Error::Netlink(format!("creating veth {host}: {e}")))?;
+    drop(ns);
     let result = async {
-        let ns = std::fs::File::open(netns)?;
-        let pidx = index_of(h, peer)
-            .await?
-            .ok_or_else(|| Error::Netlink(format!("veth peer {peer} vanished")))?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(pidx)
-                    .setns_by_fd(ns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| Error::Netlink(format!("moving {peer} into the namespace: {e}")))?;
         let hidx = index_of(h, host)
             .await?
             .ok_or_else(|| Error::Netlink(format!("veth {host} vanished")))?;
