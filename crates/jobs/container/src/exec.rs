@@ -347,6 +347,81 @@ fn pipes(e: &Exec, detached: bool) -> Result<Pipes> {
     })
 }
 
+/// The report channel of a running exec shim (descriptor 3 on its side).
+type Report = tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>;
+
+/// Starts `berth-shim exec` for `e` with `stdio` as its descriptors 0-2 and waits
+/// for its first report: the process's PID, or the error that kept it from
+/// starting (`Err` with the shim's text, the shim already reaped).
+async fn spawn_exec_shim(
+    c: &Containers,
+    e: &Exec,
+    dir: &std::path::Path,
+    size: Option<(u64, u64)>,
+    stdio: [OwnedFd; 3],
+) -> Result<std::result::Result<(tokio::process::Child, i64, Report), String>> {
+    let (report_r, report_w) = pipe()?;
+    let mut cmd = shim_command(&c.shim);
+    cmd.arg("exec")
+        .arg("--id")
+        .arg(&e.container)
+        .arg("--state-root")
+        .arg(c.exec_root.join("state"))
+        .arg("--process")
+        .arg(dir.join("process.json"))
+        .arg("--dir")
+        .arg(dir);
+    if e.tty {
+        cmd.args(["--tty", "1", "--resize"])
+            .arg(dir.join("resize.fifo"));
+        if let Some((h, w)) = size {
+            cmd.arg("--size").arg(format!("{h}x{w}"));
+        }
+    }
+    let [c0, c1, c2] = stdio;
+    let report_fd = report_w.as_raw_fd();
+    cmd.stdin(std::process::Stdio::from(c0))
+        .stdout(std::process::Stdio::from(c1))
+        .stderr(std::process::Stdio::from(c2))
+        .kill_on_drop(false);
+    // Safety: between fork and exec only dup2, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(report_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    drop(cmd);
+    drop(report_w);
+    let mut child = match child {
+        Ok(ch) => ch,
+        Err(err) => return Ok(Err(format!("starting the exec shim: {err}"))),
+    };
+    let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
+    let mut lines = tokio::io::BufReader::new(report).lines();
+    let first: Value = lines
+        .next_line()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or(Value::Null);
+    match first["pid"].as_i64() {
+        Some(pid) => Ok(Ok((child, pid, lines))),
+        None => {
+            let _ = child.wait().await;
+            let raw = first["error"].as_str().unwrap_or("the exec shim failed");
+            Ok(Err(start_error(
+                e.cmd.first().map(String::as_str).unwrap_or(""),
+                raw,
+            )))
+        }
+    }
+}
+
 /// `POST /exec/{id}/start`.
 pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let e = c.execs.get(job.args.required("id")?)?;
@@ -411,47 +486,12 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         Some(job.hijack(ct).await?)
     };
     let p = pipes(&e, detached)?;
-    let (report_r, report_w) = pipe()?;
-    let mut cmd = shim_command(&c.shim);
-    cmd.arg("exec")
-        .arg("--id")
-        .arg(&e.container)
-        .arg("--state-root")
-        .arg(c.exec_root.join("state"))
-        .arg("--process")
-        .arg(dir.join("process.json"))
-        .arg("--dir")
-        .arg(&dir);
-    if e.tty {
-        cmd.args(["--tty", "1", "--resize"])
-            .arg(dir.join("resize.fifo"));
-        if let Some((h, w)) = size {
-            cmd.arg("--size").arg(format!("{h}x{w}"));
-        }
-    }
-    let [c0, c1, c2] = p.child;
-    let report_fd = report_w.as_raw_fd();
-    cmd.stdin(std::process::Stdio::from(c0))
-        .stdout(std::process::Stdio::from(c1))
-        .stderr(std::process::Stdio::from(c2))
-        .kill_on_drop(false);
-    // Safety: between fork and exec only dup2, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(report_fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn();
-    drop(cmd);
-    drop(report_w);
-    let mut child = match child {
-        Ok(ch) => ch,
-        Err(err) => {
+    let started = spawn_exec_shim(&c, &e, &dir, size, p.child).await?;
+    let (mut child, pid, mut lines) = match started {
+        Ok(x) => x,
+        Err(msg) => {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
             finish(&e, 126);
-            let msg = format!("starting the exec shim: {err}");
             return match io {
                 Some(io) => {
                     write_error(io, e.tty, &msg).await;
@@ -460,29 +500,6 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
                 None => Err(ApiError::system(msg)),
             };
         }
-    };
-    let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
-    let mut lines = tokio::io::BufReader::new(report).lines();
-    let first: Value = lines
-        .next_line()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|l| serde_json::from_str(&l).ok())
-        .unwrap_or(Value::Null);
-    let Some(pid) = first["pid"].as_i64() else {
-        let _ = child.wait().await;
-        let _ = tokio::fs::remove_dir_all(&dir).await;
-        let raw = first["error"].as_str().unwrap_or("the exec shim failed");
-        let msg = start_error(e.cmd.first().map(String::as_str).unwrap_or(""), raw);
-        finish(&e, 126);
-        return match io {
-            Some(io) => {
-                write_error(io, e.tty, &msg).await;
-                Ok(Reply::empty(200))
-            }
-            None => Err(ApiError::system(msg)),
-        };
     };
     e.state.send_modify(|s| {
         s.running = true;
@@ -649,52 +666,10 @@ pub(crate) async fn run_captured(
     let result = async {
         let (out_r, out_w) = pipe()?;
         let out_w2 = out_w.try_clone().map_err(sys)?;
-        let (report_r, report_w) = pipe()?;
-        let mut cmd = shim_command(&c.shim);
-        cmd.arg("exec")
-            .arg("--id")
-            .arg(&e.container)
-            .arg("--state-root")
-            .arg(c.exec_root.join("state"))
-            .arg("--process")
-            .arg(dir.join("process.json"))
-            .arg("--dir")
-            .arg(&dir)
-            .stdin(std::process::Stdio::from(dev_null()?))
-            .stdout(std::process::Stdio::from(out_w))
-            .stderr(std::process::Stdio::from(out_w2))
-            .kill_on_drop(false);
-        let report_fd = report_w.as_raw_fd();
-        // Safety: between fork and exec only dup2, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(report_fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| sys(format!("starting the exec shim: {e}")))?;
-        drop(cmd);
-        drop(report_w);
-        let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
-        let mut lines = tokio::io::BufReader::new(report).lines();
-        let first: Value = lines
-            .next_line()
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| serde_json::from_str(&l).ok())
-            .unwrap_or(Value::Null);
-        let Some(pid) = first["pid"].as_i64() else {
-            let _ = child.wait().await;
-            let raw = first["error"].as_str().unwrap_or("the exec shim failed");
-            return Ok(Some((
-                126,
-                start_error(e.cmd.first().map(String::as_str).unwrap_or(""), raw),
-            )));
+        let stdio = [dev_null()?, out_w, out_w2];
+        let (mut child, pid, mut lines) = match spawn_exec_shim(c, &e, &dir, None, stdio).await? {
+            Ok(x) => x,
+            Err(msg) => return Ok(Some((126, msg))),
         };
         let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(sys)?;
         let collect = async {
