@@ -138,7 +138,7 @@ fn exec_tty_under_a_pty() {
     let b = busybox(&d);
     d.cli_ok(&["run", "-d", "--name", "tt", &b, "sleep", "1000"]);
     let cmd = format!(
-        "stty cols 90 rows 30; {} exec -it tt sh -c 'tty; stty size; exit 5'",
+        "stty cols 90 rows 30; {} exec -it tt sh -c 'tty; sleep 0.3; stty size; exit 5'",
         berth_testkit::docker_cli().display()
     );
     let mut child = d
