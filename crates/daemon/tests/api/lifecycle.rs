@@ -23,6 +23,9 @@ fn second(
         .arg(d.pidfile.with_file_name("other.pid"))
         .arg("--config-file")
         .arg(&d.config_file)
+        // These daemons never get to serve: no default bridge for them.
+        .arg("--bridge")
+        .arg("none")
         .stdin(Stdio::null())
         .output()
         .expect("run second berthd")
@@ -136,6 +139,9 @@ fn conflicting_flag_and_config_file_is_an_error() {
         .arg(dir.join("y"))
         .arg("--config-file")
         .arg(&cfg)
+        // These daemons never get to serve: no default bridge for them.
+        .arg("--bridge")
+        .arg("none")
         .stdin(Stdio::null())
         .output()
         .expect("run berthd");
@@ -162,6 +168,9 @@ fn remote_tcp_needs_explicit_consent() {
         .arg(dir.join("r.pid"))
         .arg("--config-file")
         .arg(&d.config_file)
+        // These daemons never get to serve: no default bridge for them.
+        .arg("--bridge")
+        .arg("none")
         .stdin(Stdio::null())
         .output()
         .expect("run berthd");

@@ -446,6 +446,11 @@ impl Networks {
             }
             Ruleset { nets, ports }
         };
+        // No bridge at all (`--bridge none` and no user networks): nothing to
+        // write, and no table is made.
+        if rules.nets.is_empty() && rules.ports.is_empty() {
+            return;
+        }
         let table = self.table.clone();
         let res =
             tokio::task::spawn_blocking(move || berth_netdriver::nft::apply(&table, &rules)).await;
