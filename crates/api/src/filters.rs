@@ -61,6 +61,15 @@ impl Filters {
         self.0.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The `until` filter of the prune endpoints as a Unix time (see [`parse_until`]).
+    pub fn until(&self) -> Result<Option<i64>, ApiError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.get("until")
+            .first()
+            .map(|u| parse_until(u, now))
+            .transpose()
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }

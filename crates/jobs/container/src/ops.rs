@@ -453,13 +453,7 @@ pub(crate) async fn update(job: Job, c: Arc<Containers>) -> Result<Reply> {
 pub(crate) async fn prune(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
     filters.validate(&["until", "label", "label!"])?;
-    let until = match filters.get("until").first() {
-        Some(u) => Some(berth_api::filters::parse_until(
-            u,
-            time::OffsetDateTime::now_utc().unix_timestamp(),
-        )?),
-        None => None,
-    };
+    let until = filters.until()?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
     let engine = job.engine().clone();

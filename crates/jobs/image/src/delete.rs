@@ -164,13 +164,7 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
         .get("dangling")
         .first()
         .is_none_or(|d| d == "true" || d == "1");
-    let until = match filters.get("until").first() {
-        Some(u) => Some(berth_api::filters::parse_until(
-            u,
-            time::OffsetDateTime::now_utc().unix_timestamp(),
-        )?),
-        None => None,
-    };
+    let until = filters.until()?;
     let i = images.clone();
     let (report, reclaimed) = blocking(move || {
         let graph = &i.graph;

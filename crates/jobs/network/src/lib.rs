@@ -56,6 +56,25 @@ pub struct Net {
 }
 
 impl Net {
+    /// A new network with a fresh ID and nothing configured yet.
+    fn empty(name: &str, driver: &str) -> Net {
+        Net {
+            id: random_id(),
+            name: name.into(),
+            driver: driver.into(),
+            created: now(),
+            subnet: None,
+            gateway: None,
+            ip_range: None,
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+            options: BTreeMap::new(),
+            bridge: String::new(),
+            allocated: BTreeMap::new(),
+        }
+    }
+
     pub fn predefined(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
     }
@@ -289,21 +308,7 @@ impl Networks {
         let have: BTreeSet<String> = self.nets().into_iter().map(|n| n.name).collect();
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if !have.contains(name) {
-                let n = Net {
-                    id: random_id(),
-                    name: name.into(),
-                    driver: driver.into(),
-                    created: now(),
-                    subnet: None,
-                    gateway: None,
-                    ip_range: None,
-                    internal: false,
-                    attachable: false,
-                    labels: BTreeMap::new(),
-                    options: BTreeMap::new(),
-                    bridge: String::new(),
-                    allocated: BTreeMap::new(),
-                };
+                let n = Net::empty(name, driver);
                 self.save_net(&n)?;
                 self.lock().nets.insert(n.id.clone(), n);
             }
@@ -344,21 +349,7 @@ impl Networks {
                 (s, subnet::first_host(&s))
             }
         };
-        let mut n = existing.unwrap_or(Net {
-            id: random_id(),
-            name: "bridge".into(),
-            driver: "bridge".into(),
-            created: now(),
-            subnet: None,
-            gateway: None,
-            ip_range: None,
-            internal: false,
-            attachable: false,
-            labels: BTreeMap::new(),
-            options: BTreeMap::new(),
-            bridge: String::new(),
-            allocated: BTreeMap::new(),
-        });
+        let mut n = existing.unwrap_or_else(|| Net::empty("bridge", "bridge"));
         n.subnet = Some(subnet);
         n.gateway = Some(gateway);
         n.ip_range = self.cfg.fixed_cidr;
