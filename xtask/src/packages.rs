@@ -19,6 +19,8 @@ pub const TEST: &[&str] = &[
     "python3",
     "nftables",
     "iproute2",
+    // The second runtime (`--runtime runc`), for the differential tests.
+    "runc",
 ];
 
 fn installed(pkg: &str) -> bool {

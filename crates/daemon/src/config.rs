@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use berth_jobs_container::BUILTIN_RUNTIME;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
@@ -90,6 +91,12 @@ pub struct Flags {
     /// Default address pools for node specific local networks (base=CIDR,size=N)
     #[arg(long = "default-address-pool")]
     pub default_address_pools: Vec<String>,
+    /// Register an additional OCI runtime (name=path of a runc-compatible binary)
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub add_runtimes: Vec<String>,
+    /// Default OCI runtime for containers ("berth" is the built-in one)
+    #[arg(long, default_value = "berth")]
+    pub default_runtime: String,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -113,6 +120,15 @@ struct FileConfig {
     fixed_cidr: Option<String>,
     mtu: Option<u32>,
     default_address_pools: Option<Vec<PoolEntry>>,
+    runtimes: Option<BTreeMap<String, RuntimeEntry>>,
+    default_runtime: Option<String>,
+}
+
+/// One `runtimes` entry of daemon.json.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeEntry {
+    path: PathBuf,
 }
 
 /// One `default-address-pools` entry of daemon.json.
@@ -140,7 +156,12 @@ const FILE_KEYS: &[&str] = &[
     "fixed-cidr",
     "mtu",
     "default-address-pools",
+    "runtimes",
+    "default-runtime",
 ];
+
+/// The runtime inside the shim (libcontainer), and runc, which is found on PATH.
+const RESERVED_RUNTIMES: &[&str] = &[BUILTIN_RUNTIME, "runc"];
 
 /// The daemon's settings after flags and file are merged.
 #[derive(Debug, Clone)]
@@ -166,6 +187,9 @@ pub struct Config {
     pub mtu: Option<u32>,
     /// `base=CIDR,size=N` entries.
     pub default_address_pools: Vec<String>,
+    /// Runc-compatible runtimes by name (`--add-runtime`, and `runc` when found).
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub default_runtime: String,
 }
 
 impl Config {
@@ -206,7 +230,50 @@ impl Config {
             Some(v) => v,
             None => hosts_flag,
         };
+        let mut runtimes = BTreeMap::new();
+        if let Some(p) = find_on_path("runc") {
+            runtimes.insert("runc".to_string(), p);
+        }
+        let added: Vec<(String, PathBuf)> = match file.runtimes {
+            Some(v) if !flags.add_runtimes.is_empty() => {
+                conflicts.push(format!(
+                    "runtimes: (from flag: {:?}, from file: {:?})",
+                    flags.add_runtimes, v
+                ));
+                Vec::new()
+            }
+            Some(v) => v.into_iter().map(|(k, e)| (k, e.path)).collect(),
+            None => flags
+                .add_runtimes
+                .iter()
+                .map(|r| match r.split_once('=') {
+                    Some((n, p)) if !n.is_empty() && !p.is_empty() => {
+                        Ok((n.to_string(), PathBuf::from(p)))
+                    }
+                    _ => Err(ConfigError::Invalid {
+                        name: "add-runtime",
+                        reason: format!("{r} is not of the form name=path"),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        for (name, path) in added {
+            if RESERVED_RUNTIMES.contains(&name.as_str()) {
+                return Err(ConfigError::Invalid {
+                    name: "add-runtime",
+                    reason: format!("runtime name '{name}' is reserved"),
+                });
+            }
+            runtimes.insert(name, path);
+        }
         let cfg = Config {
+            runtimes,
+            default_runtime: pick!(
+                "default-runtime",
+                "default_runtime",
+                flags.default_runtime,
+                file.default_runtime
+            ),
             hosts: if hosts.is_empty() {
                 vec![DEFAULT_HOST.to_string()]
             } else {
@@ -290,6 +357,17 @@ impl Config {
                 });
             }
         }
+        if self.default_runtime != BUILTIN_RUNTIME
+            && !self.runtimes.contains_key(&self.default_runtime)
+        {
+            return Err(ConfigError::Invalid {
+                name: "default-runtime",
+                reason: format!(
+                    "specified default runtime '{}' does not exist",
+                    self.default_runtime
+                ),
+            });
+        }
         for (name, p) in [
             ("data-root", &self.data_root),
             ("exec-root", &self.exec_root),
@@ -323,6 +401,17 @@ impl Config {
             f.labels.unwrap_or_else(|| self.labels.clone()),
         ))
     }
+}
+
+/// The first executable `name` in the directories of PATH.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn read_file(path: &Path, must_exist: bool) -> Result<FileConfig, ConfigError> {

@@ -104,6 +104,17 @@ async fn run(cfg: Config) -> Result<(), String> {
         labels: cfg.labels.clone(),
         live_restore: cfg.live_restore,
         insecure_registries: cfg.insecure_registries.clone(),
+        runtimes: std::iter::once((
+            berth_jobs_container::BUILTIN_RUNTIME.to_string(),
+            "berth-shim".to_string(),
+        ))
+        .chain(
+            cfg.runtimes
+                .iter()
+                .map(|(n, p)| (n.clone(), p.display().to_string())),
+        )
+        .collect(),
+        default_runtime: cfg.default_runtime.clone(),
     });
     berth_jobs_system::register(&engine, system.clone());
 
@@ -136,8 +147,12 @@ async fn run(cfg: Config) -> Result<(), String> {
         })?;
     let shim = std::path::PathBuf::from(sealed.get_program());
     let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
+    let runtimes = berth_jobs_container::Runtimes {
+        default: cfg.default_runtime.clone(),
+        binaries: cfg.runtimes.clone(),
+    };
     let containers = tokio::task::spawn_blocking(move || {
-        berth_jobs_container::Containers::open(g, &d, &e, shim)
+        berth_jobs_container::Containers::open(g, &d, &e, shim, runtimes)
     })
     .await
     .map_err(|e| format!("opening containers: {e}"))?

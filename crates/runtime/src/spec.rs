@@ -2,7 +2,7 @@
 //! package): the namespaces, mounts, capabilities and masked paths a `docker run`
 //! container gets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
@@ -95,6 +95,143 @@ pub struct RunConfig {
     pub shm_size: Option<u64>,
     /// `--sysctl`, namespaced ones only (checked by the caller).
     pub sysctls: Vec<(String, String)>,
+    /// Device nodes made in the container's /dev (`--device`, and every host
+    /// device for `--privileged`), each allowed in the device cgroup.
+    pub devices: Vec<Device>,
+    /// `--device-cgroup-rule`s, already parsed.
+    pub device_rules: Vec<DeviceRule>,
+}
+
+/// A device node for the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Where it appears in the container.
+    pub path: String,
+    /// `c` or `b`.
+    pub kind: char,
+    pub major: i64,
+    pub minor: i64,
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Device cgroup access: some of `rwm`.
+    pub access: String,
+}
+
+/// One device cgroup allow rule (`c 1:3 rwm`, `a *:* m`); `None` is `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    pub kind: char,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+impl std::str::FromStr for DeviceRule {
+    type Err = String;
+
+    /// Docker's `--device-cgroup-rule` syntax: `TYPE MAJOR:MINOR ACCESS`.
+    fn from_str(rule: &str) -> Result<Self, String> {
+        let bad = || format!("invalid device cgroup rule format: '{rule}'");
+        let parts: Vec<&str> = rule.split(' ').collect();
+        let [kind, nums, access] = parts[..] else {
+            return Err(bad());
+        };
+        let kind = match kind {
+            "a" | "b" | "c" => kind.chars().next().ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
+        let num = |n: &str| -> Result<Option<i64>, String> {
+            if n == "*" {
+                Ok(None)
+            } else if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) {
+                n.parse().map(Some).map_err(|_| bad())
+            } else {
+                Err(bad())
+            }
+        };
+        let valid_access = !access.is_empty()
+            && access.len() <= 3
+            && access.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+        if !valid_access {
+            return Err(bad());
+        }
+        Ok(DeviceRule {
+            kind,
+            major: num(major)?,
+            minor: num(minor)?,
+            access: access.to_string(),
+        })
+    }
+}
+
+/// The device nodes at or under `host` (a node, or a directory walked as Docker
+/// walks /dev for `--privileged`: pts, shm, fd, mqueue and the console left out),
+/// placed under `in_container`.
+pub fn devices_at(host: &Path, in_container: &str, access: &str) -> std::io::Result<Vec<Device>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let meta = std::fs::metadata(host)?;
+    let one = |dest: String, m: &std::fs::Metadata| -> Option<Device> {
+        let ft = m.file_type();
+        let kind = if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            return None;
+        };
+        let rdev = m.rdev();
+        Some(Device {
+            path: dest,
+            kind,
+            major: nix::sys::stat::major(rdev) as i64,
+            minor: nix::sys::stat::minor(rdev) as i64,
+            file_mode: m.mode() & 0o7777,
+            uid: m.uid(),
+            gid: m.gid(),
+            access: access.to_string(),
+        })
+    };
+    if !meta.is_dir() {
+        return match one(in_container.to_string(), &meta) {
+            Some(d) => Ok(vec![d]),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a device node",
+            )),
+        };
+    }
+    let mut stack = vec![(
+        host.to_path_buf(),
+        in_container.trim_end_matches('/').to_string(),
+    )];
+    while let Some((dir, dest)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            let d = format!("{dest}/{name}");
+            if ft.is_dir() {
+                if !matches!(
+                    name.as_str(),
+                    "pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev"
+                ) {
+                    stack.push((path, d));
+                }
+            } else if name != "console" {
+                if let Ok(m) = std::fs::symlink_metadata(&path) {
+                    out.extend(one(d, &m));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 /// Cgroup limits (`-m`, `--cpus`, `--pids-limit`, …); None or 0 means unlimited.
@@ -421,7 +558,7 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
         namespaces.push(json!({"type": "cgroup"}));
     }
     let caps = capabilities(cfg);
-    let devices = if cfg.privileged {
+    let mut devices = if cfg.privileged {
         json!([{ "allow": true, "access": "rwm" }])
     } else {
         json!([
@@ -438,6 +575,24 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
             { "allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm" },
         ])
     };
+    if let Some(rules) = devices.as_array_mut().filter(|_| !cfg.privileged) {
+        for d in &cfg.devices {
+            rules.push(json!({
+                "allow": true, "type": d.kind.to_string(), "major": d.major,
+                "minor": d.minor, "access": d.access,
+            }));
+        }
+        for r in &cfg.device_rules {
+            let mut rule = json!({ "allow": true, "type": r.kind.to_string(), "access": r.access });
+            if let Some(m) = r.major {
+                rule["major"] = json!(m);
+            }
+            if let Some(m) = r.minor {
+                rule["minor"] = json!(m);
+            }
+            rules.push(rule);
+        }
+    }
     let r = &cfg.resources;
     let mut resources = json!({ "devices": devices });
     let mut memory = serde_json::Map::new();
@@ -485,6 +640,16 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
         "namespaces": namespaces,
         "resources": resources,
     });
+    if !cfg.devices.is_empty() {
+        linux["devices"] = json!(cfg
+            .devices
+            .iter()
+            .map(|d| json!({
+                "path": d.path, "type": d.kind.to_string(), "major": d.major,
+                "minor": d.minor, "fileMode": d.file_mode, "uid": d.uid, "gid": d.gid,
+            }))
+            .collect::<Vec<_>>());
+    }
     if !cfg.sysctls.is_empty() {
         linux["sysctl"] = json!(cfg
             .sysctls
@@ -549,6 +714,57 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_cgroup_rules_parse_as_docker_reads_them() {
+        let r: DeviceRule = "c 1:3 mr".parse().expect("rule");
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access.as_str()),
+            ('c', Some(1), Some(3), "mr")
+        );
+        let r: DeviceRule = "a *:* rwm".parse().expect("rule");
+        assert_eq!((r.major, r.minor), (None, None));
+        for bad in [
+            "c 1:3",
+            "x 1:3 r",
+            "c 1-3 r",
+            "c a:3 r",
+            "c 1:3 rwmx",
+            "c 1:3 q",
+            "c 1:3  r",
+        ] {
+            let e = bad.parse::<DeviceRule>().expect_err(bad);
+            assert_eq!(e, format!("invalid device cgroup rule format: '{bad}'"));
+        }
+    }
+
+    #[test]
+    fn devices_are_found_and_allowed() {
+        let null = devices_at(Path::new("/dev/null"), "/dev/mynull", "rw").expect("null");
+        assert_eq!(null.len(), 1);
+        assert_eq!((null[0].kind, null[0].major, null[0].minor), ('c', 1, 3));
+        assert_eq!(null[0].path, "/dev/mynull");
+        assert!(devices_at(Path::new("/etc/passwd"), "/dev/x", "rwm").is_err());
+        let all = devices_at(Path::new("/dev"), "/dev", "rwm").expect("/dev");
+        assert!(all.iter().any(|d| d.path == "/dev/zero"));
+        assert!(!all
+            .iter()
+            .any(|d| d.path.starts_with("/dev/pts/") || d.path == "/dev/console"));
+        let mut c = cfg();
+        c.devices = null;
+        c.device_rules = vec!["b 8:* r".parse().expect("rule")];
+        let spec = serde_json::to_value(build(&c).expect("spec")).expect("json");
+        assert_eq!(spec["linux"]["devices"][0]["path"], "/dev/mynull");
+        let rules = spec["linux"]["resources"]["devices"]
+            .as_array()
+            .expect("rules");
+        assert!(rules
+            .iter()
+            .any(|r| r["major"] == 1 && r["minor"] == 3 && r["access"] == "rw"));
+        assert!(rules
+            .iter()
+            .any(|r| r["type"] == "b" && r["major"] == 8 && r.get("minor").is_none()));
+    }
 
     fn cfg() -> RunConfig {
         RunConfig {

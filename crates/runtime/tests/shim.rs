@@ -32,12 +32,23 @@ fn rootfs(dir: &Path) -> PathBuf {
     root
 }
 
-fn run(args: &[&str], tweak: impl FnOnce(&mut RunConfig)) -> Ran {
-    run_then(args, tweak, |_| {})
+/// The runtimes every test runs on: libcontainer (`None`) and runc.
+fn runtimes() -> [Option<PathBuf>; 2] {
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("runc (apt-get install runc)");
+    [None, Some(runc)]
+}
+
+fn run(rt: &Option<PathBuf>, args: &[&str], tweak: impl FnOnce(&mut RunConfig)) -> Ran {
+    run_then(rt, args, tweak, |_| {})
 }
 
 /// Runs a container; `after_start` gets its init PID while it runs.
 fn run_then(
+    rt: &Option<PathBuf>,
     args: &[&str],
     tweak: impl FnOnce(&mut RunConfig),
     after_start: impl FnOnce(i32),
@@ -86,6 +97,7 @@ fn run_then(
         .arg(&log)
         .arg("--exit")
         .arg(&exit)
+        .args(rt.iter().flat_map(|p| [PathBuf::from("--runc"), p.clone()]))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -161,65 +173,95 @@ impl Drop for Ran {
 
 #[test]
 fn runs_a_command_and_logs_its_output() {
-    let r = run(&["echo", "hi"], |_| {});
-    assert!(r.started["pid"].as_i64().unwrap_or(0) > 0, "{}", r.started);
-    assert_eq!(r.exit.exit_code, 0);
-    assert_eq!(r.stdout, "hi\n");
-    assert!(
-        !r.state_root.join(&r.id).exists(),
-        "container state left behind"
-    );
-    cgroup_gone(&r.id);
+    for rt in &runtimes() {
+        let r = run(rt, &["echo", "hi"], |_| {});
+        assert!(r.started["pid"].as_i64().unwrap_or(0) > 0, "{}", r.started);
+        assert_eq!(r.exit.exit_code, 0);
+        assert_eq!(r.stdout, "hi\n");
+        assert!(
+            !r.state_root.join(&r.id).exists(),
+            "container state left behind"
+        );
+        cgroup_gone(&r.id);
+    }
 }
 
 #[test]
 fn exit_codes_stderr_pid1_and_hostname() {
-    let r = run(
-        &["sh", "-c", "echo err >&2; echo $$; hostname; exit 3"],
-        |_| {},
-    );
-    assert_eq!(r.exit.exit_code, 3);
-    assert_eq!(r.stderr, "err\n");
-    assert_eq!(r.stdout, "1\nshimtest\n");
-    // Killed from outside by a signal: 128 + the signal, as Docker reports it.
-    let r = run_then(
-        &["sleep", "30"],
-        |_| {},
-        |pid| {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .expect("kill");
-        },
-    );
-    assert_eq!(r.exit.exit_code, 137);
-    cgroup_gone(&r.id);
+    for rt in &runtimes() {
+        let r = run(
+            rt,
+            &["sh", "-c", "echo err >&2; echo $$; hostname; exit 3"],
+            |_| {},
+        );
+        assert_eq!(r.exit.exit_code, 3);
+        assert_eq!(r.stderr, "err\n");
+        assert_eq!(r.stdout, "1\nshimtest\n");
+        // Killed from outside by a signal: 128 + the signal, as Docker reports it.
+        let r = run_then(
+            rt,
+            &["sleep", "30"],
+            |_| {},
+            |pid| {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .expect("kill");
+            },
+        );
+        assert_eq!(r.exit.exit_code, 137);
+        cgroup_gone(&r.id);
+    }
 }
 
 #[test]
 fn default_capabilities_and_proc_protection() {
-    let r = run(&["ip", "link", "set", "lo", "mtu", "1280"], |_| {});
-    assert_ne!(
-        r.exit.exit_code, 0,
-        "NET_ADMIN must not be granted by default"
-    );
-    let r = run(&["ip", "link", "set", "lo", "mtu", "1280"], |c| {
-        c.cap_add = vec!["NET_ADMIN".into()]
-    });
-    assert_eq!(r.exit.exit_code, 0, "{}", r.stderr);
-    let r = run(&["ip", "link", "set", "lo", "mtu", "1280"], |c| {
-        c.privileged = true
-    });
-    assert_eq!(r.exit.exit_code, 0, "{}", r.stderr);
-    let r = run(&["sh", "-c", "echo 0 > /proc/sys/kernel/panic"], |_| {});
-    assert_ne!(r.exit.exit_code, 0, "/proc/sys must be read-only");
+    for rt in &runtimes() {
+        let r = run(rt, &["ip", "link", "set", "lo", "mtu", "1280"], |_| {});
+        assert_ne!(
+            r.exit.exit_code, 0,
+            "NET_ADMIN must not be granted by default"
+        );
+        let r = run(rt, &["ip", "link", "set", "lo", "mtu", "1280"], |c| {
+            c.cap_add = vec!["NET_ADMIN".into()]
+        });
+        assert_eq!(r.exit.exit_code, 0, "{}", r.stderr);
+        let r = run(rt, &["ip", "link", "set", "lo", "mtu", "1280"], |c| {
+            c.privileged = true
+        });
+        assert_eq!(r.exit.exit_code, 0, "{}", r.stderr);
+        let r = run(rt, &["sh", "-c", "echo 0 > /proc/sys/kernel/panic"], |_| {});
+        assert_ne!(r.exit.exit_code, 0, "/proc/sys must be read-only");
+    }
+}
+
+#[test]
+fn cgroup_hierarchies_are_read_only() {
+    for rt in &runtimes() {
+        // Root in a container must not raise its own limits.
+        let r = run(
+            rt,
+            &["sh", "-c", "for f in /sys/fs/cgroup/*/cgroup.procs; do echo 1 >> $f && echo wrote $f; done; exit 0"],
+            |_| {},
+        );
+        assert_eq!(r.exit.exit_code, 0, "{}", r.stderr);
+        assert!(!r.stdout.contains("wrote"), "{rt:?}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("Read-only file system"),
+            "{rt:?}: {}",
+            r.stderr
+        );
+        cgroup_gone(&r.id);
+    }
 }
 
 #[test]
 fn missing_command_is_127() {
-    let r = run(&["/bin/nonexistent"], |_| {});
-    assert_eq!(r.exit.exit_code, 127, "{:?} {}", r.exit, r.started);
-    assert!(r.started["error"].as_str().is_some(), "{}", r.started);
-    cgroup_gone(&r.id);
+    for rt in &runtimes() {
+        let r = run(rt, &["/bin/nonexistent"], |_| {});
+        assert_eq!(r.exit.exit_code, 127, "{:?} {}", r.exit, r.started);
+        assert!(r.started["error"].as_str().is_some(), "{}", r.started);
+        cgroup_gone(&r.id);
+    }
 }

@@ -10,6 +10,7 @@ mod images;
 mod lifecycle;
 mod network;
 mod ops;
+mod runtimes;
 mod system;
 mod volumes;
 

@@ -235,6 +235,13 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         host_config["NetworkMode"] = json!("bridge");
     }
     check_log_config(&host_config["LogConfig"])?;
+    match host_config["Runtime"].as_str().unwrap_or("") {
+        "" => host_config["Runtime"] = json!(c.runtimes.default),
+        r if !c.runtimes.knows(r) => {
+            return Err(ApiError::invalid(format!("Unknown runtime specified {r}")))
+        }
+        _ => {}
+    }
     crate::resources::validate(&host_config)?;
     check_restart_policy(&host_config)?;
     let endpoints_config = networks_of(&c, &req, &host_config)?;

@@ -283,9 +283,18 @@ fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path)
     };
     let merged = c.dir(&rec.id).join("merged");
     let (uid, gid, extra) = crate::lifecycle::resolve_user(&merged, &user)?;
+    // The exec's own user's home, unless the container or the exec sets HOME.
+    let container_home = crate::create::string_list(&rec.config["Env"])
+        .iter()
+        .any(|v| v.starts_with("HOME="));
+    let env = if container_home {
+        e.env.clone()
+    } else {
+        crate::lifecycle::with_home(e.env.clone(), &merged, uid)
+    };
     let cfg = ExecConfig {
         args: e.cmd.clone(),
-        env: e.env.clone(),
+        env,
         cwd: e.workdir.clone(),
         uid,
         gid,
@@ -360,6 +369,7 @@ async fn spawn_exec_shim(
     size: Option<(u64, u64)>,
     stdio: [OwnedFd; 3],
 ) -> Result<std::result::Result<(tokio::process::Child, i64, Report), String>> {
+    let runtime = c.runtime_args(&*c.find(&e.container)?)?;
     let (report_r, report_w) = pipe()?;
     let mut cmd = shim_command(&c.shim);
     cmd.arg("exec")
@@ -370,7 +380,8 @@ async fn spawn_exec_shim(
         .arg("--process")
         .arg(dir.join("process.json"))
         .arg("--dir")
-        .arg(dir);
+        .arg(dir)
+        .args(runtime);
     if e.tty {
         cmd.args(["--tty", "1", "--resize"])
             .arg(dir.join("resize.fifo"));

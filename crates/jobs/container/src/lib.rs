@@ -92,12 +92,53 @@ pub trait NetworkService: Send + Sync {
     fn event(&self, network: &str, container: &str, action: &str);
 }
 
+/// The name of the runtime built into the shim (youki's libcontainer).
+pub const BUILTIN_RUNTIME: &str = "berth";
+
+/// The OCI runtimes containers can be run with (`HostConfig.Runtime`): the shim's
+/// own, and runc-compatible binaries by name (`--add-runtime`, and `runc` when it
+/// is installed).
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    pub default: String,
+    pub binaries: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl Default for Runtimes {
+    fn default() -> Self {
+        Runtimes {
+            default: BUILTIN_RUNTIME.into(),
+            binaries: Default::default(),
+        }
+    }
+}
+
+impl Runtimes {
+    pub fn knows(&self, name: &str) -> bool {
+        name == BUILTIN_RUNTIME || self.binaries.contains_key(name)
+    }
+
+    /// The shim's arguments that pick the runtime `name`.
+    fn shim_args(&self, name: &str) -> Result<Vec<std::ffi::OsString>> {
+        if name.is_empty() || name == BUILTIN_RUNTIME {
+            return Ok(Vec::new());
+        }
+        match self.binaries.get(name) {
+            Some(p) => Ok(vec!["--runc".into(), p.clone().into_os_string()]),
+            None => Err(ApiError::invalid(format!(
+                "Unknown runtime specified {name}"
+            ))),
+        }
+    }
+}
+
 /// Paths and subsystems of the container family.
 pub struct Containers {
     pub graph: Arc<Graph>,
     pub root: PathBuf,
     pub exec_root: PathBuf,
     pub shim: PathBuf,
+    pub runtimes: Runtimes,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serializes name allocation and removal.
     names: Mutex<HashMap<String, String>>,
@@ -115,6 +156,7 @@ impl Containers {
         data_root: &Path,
         exec_root: &Path,
         shim: PathBuf,
+        runtimes: Runtimes,
     ) -> Result<Arc<Containers>> {
         let root = data_root.join("containers");
         std::fs::create_dir_all(&root)
@@ -124,6 +166,7 @@ impl Containers {
             root,
             exec_root: exec_root.join("containers"),
             shim,
+            runtimes,
             entries: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             execs: exec::Execs::default(),
@@ -132,6 +175,13 @@ impl Containers {
         });
         c.load();
         Ok(c)
+    }
+
+    /// The shim's arguments for the runtime the container was created with.
+    pub(crate) fn runtime_args(&self, entry: &Entry) -> Result<Vec<std::ffi::OsString>> {
+        let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        self.runtimes
+            .shim_args(rec.host_config["Runtime"].as_str().unwrap_or(""))
     }
 
     fn load(&self) {

@@ -272,6 +272,8 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
+        let privileged = hc["Privileged"].as_bool().unwrap_or(false);
+        let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
         let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .unwrap_or((1024, 1024));
         let cfg = RunConfig {
@@ -280,14 +282,14 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             args: std::iter::once(rec.path.clone())
                 .chain(rec.args.iter().cloned())
                 .collect(),
-            env: with_default_path(strings(&rec.config["Env"])),
+            env: with_home(with_default_path(strings(&rec.config["Env"])), &merged, uid),
             cwd: rec.config["WorkingDir"].as_str().unwrap_or("").to_string(),
             uid,
             gid,
             additional_gids: extra,
             hostname,
             tty: rec.tty(),
-            privileged: hc["Privileged"].as_bool().unwrap_or(false),
+            privileged,
             cap_add: strings(&hc["CapAdd"]),
             cap_drop: strings(&hc["CapDrop"]),
             seccomp: !security
@@ -308,6 +310,8 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             ulimits: crate::resources::ulimits(hc),
             shm_size: hc["ShmSize"].as_u64().filter(|s| *s > 0),
             sysctls: crate::resources::sysctls(hc),
+            devices,
+            device_rules,
         };
         if !cfg.cwd.is_empty() {
             let p = merged.join(cfg.cwd.trim_start_matches('/'));
@@ -331,6 +335,27 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
 }
 
 /// dockerd gives a container a PATH when its image and config have none.
+/// The home directory of `uid` in the image's /etc/passwd, `/` when it has none:
+/// what runc gives a process whose environment has no HOME.
+pub(crate) fn home_of(rootfs: &Path, uid: u32) -> String {
+    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// `HOME=` for `uid` unless the environment sets it.
+pub(crate) fn with_home(mut env: Vec<String>, rootfs: &Path, uid: u32) -> Vec<String> {
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(rootfs, uid)));
+    }
+    env
+}
+
 pub(crate) fn with_default_path(mut env: Vec<String>) -> Vec<String> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -498,6 +523,8 @@ async fn start_inner(
     entry: &Arc<Entry>,
     rec: Record,
 ) -> Result<Reply> {
+    // A runtime removed from the daemon's configuration since the create.
+    let runtime = c.runtime_args(entry)?;
     let net = match c.net() {
         Some(n) => Some(n.setup(net_request(c, &rec)?).await?),
         None => None,
@@ -531,6 +558,7 @@ async fn start_inner(
         .arg("--exit")
         .arg(bundle.join("exit.json"))
         .args(stdin_args(c, &rec))
+        .args(runtime)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())

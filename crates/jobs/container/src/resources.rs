@@ -226,3 +226,51 @@ mod tests {
         assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
     }
 }
+
+/// The container's device nodes and extra device cgroup rules: every host device
+/// for `--privileged`, and `--device`/`--device-cgroup-rule`, read at start as
+/// dockerd does (a device that went away fails the start, not the create).
+pub(crate) fn devices(
+    hc: &Value,
+    privileged: bool,
+) -> Result<(
+    Vec<berth_runtime::spec::Device>,
+    Vec<berth_runtime::spec::DeviceRule>,
+)> {
+    use berth_runtime::spec::devices_at;
+    let mut devices = Vec::new();
+    if privileged {
+        devices = devices_at(std::path::Path::new("/dev"), "/dev", "rwm")
+            .map_err(|e| ApiError::system(format!("error gathering the host's devices: {e}")))?;
+    }
+    for d in hc["Devices"].as_array().into_iter().flatten() {
+        let host = d["PathOnHost"].as_str().unwrap_or("");
+        let inside = d["PathInContainer"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or(host);
+        let access = d["CgroupPermissions"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("rwm");
+        let found = devices_at(std::path::Path::new(host), inside, access).map_err(|e| {
+            // Go's words for the errors, as dockerd prints them.
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+                _ => e.to_string(),
+            };
+            ApiError::system(format!(
+                "error gathering device information while adding custom device \"{host}\": {why}"
+            ))
+        })?;
+        for f in found {
+            devices.retain(|d: &berth_runtime::spec::Device| d.path != f.path);
+            devices.push(f);
+        }
+    }
+    let rules = crate::create::string_list(&hc["DeviceCgroupRules"])
+        .iter()
+        .map(|r| r.parse().map_err(ApiError::invalid))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((devices, rules))
+}

@@ -87,13 +87,11 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
             );
         }
     }
-    let mut runtimes = BTreeMap::new();
-    runtimes.insert(
-        "berth".to_string(),
-        RuntimeInfo {
-            path: "berth-shim".to_string(),
-        },
-    );
+    let runtimes: BTreeMap<String, RuntimeInfo> = cfg
+        .runtimes
+        .iter()
+        .map(|(n, p)| (n.clone(), RuntimeInfo { path: p.clone() }))
+        .collect();
     let v1 = host.cgroup_version == "1";
     Info {
         id: cfg.id.clone(),
@@ -147,7 +145,7 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         labels: cfg.labels.clone(),
         server_version: VERSION.into(),
         runtimes,
-        default_runtime: "berth".into(),
+        default_runtime: cfg.default_runtime.clone(),
         swarm: SwarmInfo {
             local_node_state: "inactive".into(),
             ..Default::default()

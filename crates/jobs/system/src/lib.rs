@@ -36,6 +36,9 @@ pub struct SystemConfig {
     pub labels: Vec<String>,
     pub live_restore: bool,
     pub insecure_registries: Vec<String>,
+    /// OCI runtimes by name, with their binaries (`Runtimes` in `/info`).
+    pub runtimes: std::collections::BTreeMap<String, String>,
+    pub default_runtime: String,
 }
 
 /// Shared state of the system jobs.

@@ -1,8 +1,8 @@
 //! `berth-shim exec`: one process of a `docker exec`, joined to a running container
-//! through libcontainer's tenant builder.
+//! by the container's runtime (libcontainer's tenant builder, or `runc exec`).
 //!
 //! Usage: `berth-shim exec --id ID --state-root DIR --process FILE --dir DIR
-//! [--tty 1 --resize FIFO --size RxC]`. The process's stdin, stdout and stderr are
+//! [--tty 1 --resize FIFO --size RxC] [--runc PATH]`. The process's stdin, stdout and stderr are
 //! this shim's own descriptors 0, 1 and 2, handed straight to it (so without a
 //! terminal no byte passes through the shim); with a terminal the shim copies
 //! between them and the pty. Descriptor 3 is the report channel: one JSON line
@@ -13,8 +13,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::syscall::syscall::SyscallType;
+use super::oci;
 
 struct Args {
     id: String,
@@ -24,11 +23,12 @@ struct Args {
     tty: bool,
     resize: Option<PathBuf>,
     size: Option<String>,
+    runc: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args, String> {
     let (mut id, mut state_root, mut process, mut dir) = (None, None, None, None);
-    let (mut tty, mut resize, mut size) = (false, None, None);
+    let (mut tty, mut resize, mut size, mut runc) = (false, None, None, None);
     let mut it = std::env::args().skip(2);
     while let Some(a) = it.next() {
         let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
@@ -40,6 +40,7 @@ fn parse() -> Result<Args, String> {
             "--tty" => tty = v == "1" || v == "true",
             "--resize" => resize = Some(PathBuf::from(v)),
             "--size" => size = Some(v.replace(['x', ','], " ")),
+            "--runc" => runc = Some(PathBuf::from(v)),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -51,6 +52,7 @@ fn parse() -> Result<Args, String> {
         tty,
         resize,
         size,
+        runc,
     })
 }
 
@@ -121,28 +123,18 @@ pub fn main() -> i32 {
     } else {
         None
     };
-    let base = ContainerBuilder::new(args.id.clone(), SyscallType::default())
-        .with_root_path(&args.state_root);
-    let base = match (base, &console) {
-        (Ok(b), Some((_, path))) => Ok(b.with_console_socket(Some(path.clone()))),
-        (Ok(b), None) => (|| {
-            Ok(b.with_stdin(dup(0)?)
-                .with_stdout(dup(1)?)
-                .with_stderr(dup(2)?))
-        })()
-        .map_err(|e: String| e),
-        (Err(e), _) => Err(e.to_string()),
+    let io = match &console {
+        Some((_, path)) => Ok(oci::Io::Console(path.clone())),
+        None => (|| {
+            Ok(oci::Io::Pipes {
+                stdin: dup(0)?,
+                stdout: dup(1)?,
+                stderr: dup(2)?,
+            })
+        })(),
     };
-    let built = super::with_default_sigpipe(|| {
-        base.and_then(|b| {
-            b.as_tenant()
-                .with_detach(true)
-                .with_process(Some(&args.process))
-                .build()
-                .map_err(|e| e.to_string())
-        })
-    });
-    let pid = match built {
+    let mut runtime = oci::select(args.runc.clone(), &args.id, &args.state_root);
+    let pid = match io.and_then(|io| runtime.exec(&args.process, &args.dir, io)) {
         Ok(p) => p,
         Err(e) => return fail(&mut report, e),
     };

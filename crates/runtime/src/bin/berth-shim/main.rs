@@ -1,4 +1,4 @@
-//! `berth-shim`: one per container. Starts the container with libcontainer, copies its
+//! `berth-shim`: one per container. Starts the container with its runtime, copies its
 //! stdout and stderr into the json-file log, reaps it and records how it ended.
 //!
 //! It is single-threaded on purpose: libcontainer clones its caller and keeps running
@@ -7,7 +7,8 @@
 //! container with it, and it makes itself the subreaper so that the container's init
 //! is its child once libcontainer's intermediate process has exited.
 //!
-//! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE`
+//! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE
+//! [--runc PATH]` (the runtime: libcontainer, or a runc-compatible binary; see [`oci`])
 //! It prints one JSON line on stdout, `{"pid":N}` or `{"error":"…","exit_code":N}`,
 //! then closes stdout; the exit record lands in `--exit` when the container ends.
 //!
@@ -20,14 +21,12 @@ use std::path::PathBuf;
 
 use berth_runtime::exit::{now, ExitRecord};
 use berth_runtime::logfile::{parse_size, Limits, LineSplitter, LogWriter};
-use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
-use libcontainer::syscall::syscall::SyscallType;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 mod exec;
+mod oci;
 
 struct Args {
     id: String,
@@ -44,6 +43,8 @@ struct Args {
     /// The terminal's first size, `rows cols`.
     size: Option<String>,
     limits: Limits,
+    /// A runc-compatible binary to run the container with instead of libcontainer.
+    runc: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
     let mut tty = false;
     let mut resize = None;
     let mut size = None;
+    let mut runc = None;
     let mut limits = Limits {
         max_size: None,
         max_file: 1,
@@ -73,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--tty" => tty = v == "1" || v == "true",
             "--resize" => resize = Some(PathBuf::from(v)),
             "--size" => size = Some(v.replace(['x', ','], " ")),
+            "--runc" => runc = Some(PathBuf::from(v)),
             "--log-max-size" => limits.max_size = parse_size(&v),
             "--log-max-file" => {
                 limits.max_file = v.parse().map_err(|_| format!("bad --log-max-file {v}"))?
@@ -91,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
         resize,
         size,
         limits,
+        runc,
     })
 }
 
@@ -218,24 +222,19 @@ fn run(args: Args) -> i32 {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
-    let builder = ContainerBuilder::new(args.id.clone(), SyscallType::default())
-        .with_root_path(&args.state_root)
-        .map(|b| match &console {
-            Some((_, path)) => b.with_console_socket(Some(path.clone())),
-            None => b.with_stdin(stdin).with_stdout(out_w).with_stderr(err_w),
-        });
-    let built = with_default_sigpipe(|| {
-        builder.and_then(|b| {
-            b.as_init(&args.bundle)
-                .with_systemd(false)
-                .with_detach(true)
-                .build()
-        })
-    });
-    let mut container = match built {
-        Ok(c) => c,
-        Err(e) => return fail(format!("creating the container: {e}")),
+    let mut runtime = oci::select(args.runc.clone(), &args.id, &args.state_root);
+    let io = match &console {
+        Some((_, path)) => oci::Io::Console(path.clone()),
+        None => oci::Io::Pipes {
+            stdin,
+            stdout: out_w,
+            stderr: err_w,
+        },
     };
+    if let Err(e) = runtime.create(&args.bundle, io) {
+        runtime.delete();
+        return fail(e);
+    }
     let master = match &console {
         Some((l, _)) => match receive_master(l) {
             Ok(m) => {
@@ -245,7 +244,7 @@ fn run(args: Args) -> i32 {
                 Some(m)
             }
             Err(e) => {
-                let _ = container.delete(true);
+                runtime.delete();
                 return fail(format!("receiving the terminal: {e}"));
             }
         },
@@ -253,21 +252,18 @@ fn run(args: Args) -> i32 {
     };
     // Open before the daemon hears of the start: its first resize follows at once.
     let sizes = args.resize.as_deref().and_then(open_fifo);
-    if let Err(e) = container.start() {
-        let msg = format!("starting the container: {e}");
-        let _ = container.delete(true);
-        return fail(msg);
-    }
-    let Some(pid) = container.pid() else {
-        let _ = container.delete(true);
-        return fail("the container has no PID".into());
+    let pid = match runtime.start() {
+        Ok(p) => p,
+        Err(e) => {
+            runtime.delete();
+            return fail(e);
+        }
     };
     report(serde_json::json!({ "pid": pid.as_raw() }));
     // The daemon reads one line; nothing else goes to stdout.
     let _ = nix::unistd::close(1);
     // From here on the shim only copies output and waits, for as long as the
     // container lives: give back what setting it up allocated.
-    drop(container);
     // Safety: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
 
@@ -293,14 +289,7 @@ fn run(args: Args) -> i32 {
     if let Err(e) = rec.write(&args.exit) {
         eprintln!("berth-shim: writing {}: {e}", args.exit.display());
     }
-    match Container::load(args.state_root.join(&args.id)) {
-        Ok(mut c) => {
-            if let Err(e) = c.delete(true) {
-                eprintln!("berth-shim: deleting container state: {e}");
-            }
-        }
-        Err(e) => eprintln!("berth-shim: loading container state: {e}"),
-    }
+    runtime.delete();
     0
 }
 

@@ -1,0 +1,300 @@
+//! The two implementations of the runtime interface: libcontainer in the shim
+//! (`berth`, the default) and runc (`--runtime runc`). The differential test runs
+//! the same containers on both and requires the same result, so a spec that one
+//! runtime reads differently from the other shows up here.
+
+use crate::images::busybox;
+use crate::{builder, daemon};
+
+/// What a container sees of itself: credentials, capabilities, seccomp, mounts,
+/// devices, limits, masked paths, environment.
+const PROBE: &str = r#"
+exec 2>&1
+grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+id; pwd; umask; env | sort
+mount | grep -v ' on / type overlay' | sort
+ls -la /dev | sed 1d | awk '{print $1, $NF}'
+ls -la /dev/shm /dev/mqueue /dev/pts | awk '{print $1, $NF}'
+cat /proc/self/limits
+cat /proc/self/oom_score_adj
+ls /proc/acpi /proc/scsi 2>&1
+cat /proc/kcore 2>&1 | head -c 80; echo
+echo 0 > /proc/sys/kernel/panic 2>&1 || echo panic-refused
+ip link set lo mtu 1280 2>&1 && echo mtu-set
+echo 1 > /sys/fs/cgroup/pids/cgroup.procs 2>&1 || echo cgroup-refused
+touch /probe 2>&1 && echo rootfs-writable
+true
+"#;
+
+fn probe(d: &berth_testkit::TestDaemon, image: &str, runtime: &str, opts: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--runtime", runtime, "--hostname", "probe"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&[image, "sh", "-c", PROBE]);
+    let o = d.cli(&args);
+    assert!(
+        o.status.success(),
+        "{runtime} {opts:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn both_runtimes_make_the_same_container() {
+    let d = daemon();
+    let b = busybox(&d);
+    let variants: &[&[&str]] = &[
+        &[],
+        &["--read-only", "--tmpfs", "/run:size=1m"],
+        &["--privileged"],
+        &["--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN"],
+        &["-u", "1000:1000", "-w", "/tmp", "-e", "X=1"],
+        &["--security-opt", "no-new-privileges"],
+        &["--security-opt", "seccomp=unconfined"],
+        &[
+            "-m",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--ulimit",
+            "nofile=100:200",
+        ],
+        &["--network", "none", "--shm-size", "8m"],
+        &[
+            "--device",
+            "/dev/null:/dev/net/mynull:rw",
+            "--device-cgroup-rule",
+            "c 1:5 r",
+        ],
+    ];
+    for opts in variants {
+        let ours = probe(&d, &b, "berth", opts);
+        let runc = probe(&d, &b, "runc", opts);
+        assert!(ours.contains("Seccomp:"), "{ours}");
+        let only = |a: &str, b: &str| -> Vec<String> {
+            let theirs: Vec<&str> = b.lines().collect();
+            a.lines()
+                .filter(|l| !theirs.contains(l))
+                .map(str::to_string)
+                .collect()
+        };
+        assert!(
+            ours == runc,
+            "the runtimes differ for {opts:?}:\nonly under berth: {:#?}\nonly under runc: {:#?}",
+            only(&ours, &runc),
+            only(&runc, &ours)
+        );
+    }
+}
+
+/// What an exec'd process gets: the container's seccomp filter, capabilities,
+/// no-new-privileges, user and environment.
+const EXEC_PROBE: &str = r#"
+exec 2>&1
+grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+id; pwd; env | sort
+unshare -n true 2>&1 || echo unshare-refused
+ip link set lo mtu 1280 2>&1 && echo mtu-set
+true
+"#;
+
+#[test]
+fn execs_are_the_same_under_both_runtimes() {
+    let d = daemon();
+    let b = busybox(&d);
+    let containers: &[&[&str]] = &[
+        &[],
+        &["--security-opt", "no-new-privileges"],
+        &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+        &["--privileged"],
+    ];
+    let execs: &[&[&str]] = &[
+        &[],
+        &["-u", "nobody"],
+        &["--privileged"],
+        &["-e", "X=1", "-w", "/tmp"],
+    ];
+    for (i, opts) in containers.iter().enumerate() {
+        let mut seen = Vec::new();
+        for rt in ["berth", "runc"] {
+            let name = format!("x{i}{rt}");
+            let mut args = vec!["run", "-d", "--name", &name, "--runtime", rt];
+            args.extend_from_slice(opts);
+            args.extend_from_slice(&[&b, "sleep", "300"]);
+            d.cli_ok(&args);
+            let mut out = String::new();
+            for e in execs {
+                let mut args = vec!["exec"];
+                args.extend_from_slice(e);
+                args.extend_from_slice(&[&name, "sh", "-c", EXEC_PROBE]);
+                out.push_str(&format!("## {e:?}\n{}", d.cli_ok(&args)));
+            }
+            d.cli_ok(&["rm", "-f", &name]);
+            seen.push(out);
+        }
+        let (ours, runc) = (&seen[0], &seen[1]);
+        if opts.is_empty() {
+            assert!(ours.contains("Seccomp:\t2"), "{ours}");
+        }
+        assert!(
+            ours == runc,
+            "execs differ for {opts:?}:\n--- berth\n{ours}\n--- runc\n{runc}"
+        );
+    }
+}
+
+#[test]
+fn containers_run_and_exec_under_runc() {
+    let d = daemon();
+    let b = busybox(&d);
+    let info: serde_json::Value =
+        serde_json::from_str(&d.cli_ok(&["info", "--format", "{{json .}}"])).expect("info");
+    assert_eq!(info["DefaultRuntime"], "berth");
+    assert!(info["Runtimes"]["runc"]["path"]
+        .as_str()
+        .is_some_and(|p| p.ends_with("runc")));
+    assert!(info["Runtimes"]["berth"].is_object());
+
+    // Output, exit codes, Docker's start errors.
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        &b,
+        "sh",
+        "-c",
+        "echo hi; exit 4",
+    ]);
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
+    let o = d.cli(&["run", "--rm", "--runtime", "runc", &b, "nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("exec: \"nosuch\": executable file not found in $PATH"));
+    let o = d.cli(&["run", "--rm", "--runtime", "runc", &b, "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(126));
+    let o = d.cli(&["run", "--rm", "--runtime", "nosuch", &b, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Unknown runtime specified nosuch"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A detached container: inspect, exec (with the container's seccomp filter),
+    // a terminal, stop.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rc",
+        "--runtime",
+        "runc",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        d.cli_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Runtime}} {{.State.Running}}",
+            "rc"
+        ])
+        .trim(),
+        "runc true"
+    );
+    let out = d.cli_ok(&[
+        "exec",
+        "rc",
+        "sh",
+        "-c",
+        "grep ^Seccomp: /proc/self/status; echo $$",
+    ]);
+    assert!(out.starts_with("Seccomp:\t2\n"), "{out}");
+    let o = d.cli(&["exec", "rc", "sh", "-c", "exit 9"]);
+    assert_eq!(o.status.code(), Some(9));
+    assert_eq!(d.cli_ok(&["exec", "-t", "rc", "tty"]).trim(), "/dev/pts/0");
+    d.cli_ok(&["stop", "-t", "1", "rc"]);
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.State.ExitCode}}", "rc"])
+            .trim(),
+        "137"
+    );
+    // Started again, still under runc; the daemon restarts around it.
+    d.cli_ok(&["start", "rc"]);
+    assert_eq!(d.cli_ok(&["exec", "rc", "echo", "again"]).trim(), "again");
+    d.cli_ok(&["rm", "-f", "rc"]);
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
+
+#[test]
+fn default_and_added_runtimes() {
+    let runc = ["/usr/sbin/runc", "/usr/bin/runc"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("runc (apt-get install runc)");
+    let d = builder()
+        .arg("--add-runtime")
+        .arg(format!("other={runc}"))
+        .arg("--default-runtime")
+        .arg("other")
+        .start();
+    let b = busybox(&d);
+    d.cli_ok(&["create", "--name", "cr", &b, "true"]);
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "cr"])
+            .trim(),
+        "other"
+    );
+    d.cli_ok(&["start", "-a", "cr"]);
+    assert_eq!(
+        d.cli_ok(&["info", "-f", "{{.DefaultRuntime}}"]).trim(),
+        "other"
+    );
+    // The built-in one stays available by name.
+    assert_eq!(
+        d.cli_ok(&["run", "--rm", "--runtime", "berth", &b, "echo", "ok"])
+            .trim(),
+        "ok"
+    );
+}
+
+#[test]
+fn bad_runtime_flags_stop_the_daemon() {
+    for (args, text) in [
+        (
+            vec!["--add-runtime", "runc=/bin/true"],
+            "runtime name 'runc' is reserved",
+        ),
+        (
+            vec!["--default-runtime", "missing"],
+            "specified default runtime 'missing' does not exist",
+        ),
+        (vec!["--add-runtime", "nopath"], "not of the form name=path"),
+    ] {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-test-")
+            .tempdir()
+            .expect("tmp");
+        std::fs::write(dir.path().join("none.json"), "{}").expect("config");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .args(["--data-root"])
+            .arg(dir.path().join("data"))
+            .arg("--exec-root")
+            .arg(dir.path().join("exec"))
+            .arg("--pidfile")
+            .arg(dir.path().join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.path().join("sock").display()))
+            .arg("--config-file")
+            .arg(dir.path().join("none.json"))
+            .args(&args)
+            .output()
+            .expect("berthd");
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(text), "{args:?}: {err}");
+    }
+}
