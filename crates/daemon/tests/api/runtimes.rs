@@ -298,3 +298,61 @@ fn bad_runtime_flags_stop_the_daemon() {
         assert!(err.contains(text), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn devices_reach_the_container_with_their_permissions() {
+    let d = daemon();
+    let b = busybox(&d);
+    // A device outside Docker's default allow list, so its cgroup rule decides.
+    let dev = "/dev/loop-control";
+    assert!(
+        std::path::Path::new(dev).exists(),
+        "{dev} missing on this host"
+    );
+    let script = "ls -l /dev/mydev | cut -c1; true < /dev/mydev && echo read; true > /dev/mydev && echo wrote; true";
+    for rt in ["berth", "runc"] {
+        let rw = format!("{dev}:/dev/mydev:rw");
+        let out = d.cli_ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--device",
+            &rw,
+            &b,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert_eq!(out, "c\nread\nwrote\n", "{rt}");
+        // Read-only in the device cgroup: opening it for writing is refused.
+        let r = format!("{dev}:/dev/mydev:r");
+        let out = d.cli_ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--device",
+            &r,
+            &b,
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert_eq!(out, "c\nread\n", "{rt}");
+    }
+    // --privileged brings the host's devices; a default container has only Docker's.
+    let out = d.cli_ok(&["run", "--rm", "--privileged", &b, "ls", "/dev"]);
+    assert!(out.lines().any(|l| l == "loop-control"), "{out}");
+    let out = d.cli_ok(&["run", "--rm", &b, "ls", "/dev"]);
+    assert!(!out.lines().any(|l| l == "loop-control"), "{out}");
+    let o = d.cli(&["run", "--rm", "--device", "/dev/nope", &b, "true"]);
+    // 127: the CLI's reading of "no such file or directory", as with dockerd.
+    assert_eq!(o.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(
+        "error gathering device information while adding custom device \"/dev/nope\": no such file or directory"
+    ));
+    let o = d.cli(&["run", "--rm", "--device-cgroup-rule", "z 1:3 r", &b, "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
