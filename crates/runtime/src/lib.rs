@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod exec;
 pub mod exit;
 pub mod logfile;
+pub mod seccomp;
 pub mod spec;
 
 pub use spec::{MountSpec, Resources, RunConfig};

@@ -57,6 +57,18 @@ pub struct MountSpec {
     pub options: Vec<String>,
 }
 
+/// `--security-opt seccomp=…`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    /// Berth's default profile (Docker's behaviour).
+    #[default]
+    Default,
+    /// `seccomp=unconfined`.
+    Unconfined,
+    /// A profile in Docker's JSON format.
+    Profile(String),
+}
+
 /// What the runtime needs to know to run a container.
 #[derive(Debug, Clone, Default)]
 pub struct RunConfig {
@@ -75,9 +87,8 @@ pub struct RunConfig {
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
     pub no_new_privileges: bool,
-    /// Apply Berth's default seccomp profile (off for `--privileged` and
-    /// `--security-opt seccomp=unconfined`).
-    pub seccomp: bool,
+    /// The seccomp profile (none at all for `--privileged`, as with Docker).
+    pub seccomp: Seccomp,
     pub mounts: Vec<MountSpec>,
     /// cgroup path relative to the hierarchy roots (`/berth/<id>`).
     pub cgroups_path: Option<String>,
@@ -350,132 +361,6 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
     json!({ "destination": dest, "type": typ, "source": source, "options": options })
 }
 
-/// Syscalls Docker's default profile refuses, with the capability that lets
-/// them through (as Docker's profile allows them when the capability is added).
-/// From Docker's documentation of its seccomp profile; the profile here is a
-/// denylist over an allowing default rather than Docker's allowlist, so syscalls
-/// newer than this list are allowed (their capabilities still gate them).
-const DENIED: &[(&str, &[&str])] = &[
-    ("CAP_SYS_PACCT", &["acct"]),
-    ("", &["add_key", "keyctl", "request_key"]),
-    (
-        "CAP_SYS_ADMIN",
-        &[
-            "bpf",
-            "fanotify_init",
-            "lookup_dcookie",
-            "mount",
-            "mount_setattr",
-            "move_mount",
-            "name_to_handle_at",
-            "open_tree",
-            "fsopen",
-            "fsconfig",
-            "fsmount",
-            "fspick",
-            "perf_event_open",
-            "quotactl",
-            "quotactl_fd",
-            "setdomainname",
-            "sethostname",
-            "setns",
-            "swapon",
-            "swapoff",
-            "syslog",
-            "umount",
-            "umount2",
-            "unshare",
-            "pivot_root",
-            "vm86",
-            "vm86old",
-        ],
-    ),
-    (
-        "CAP_SYS_TIME",
-        &[
-            "clock_adjtime",
-            "clock_settime",
-            "settimeofday",
-            "stime",
-            "adjtimex",
-        ],
-    ),
-    (
-        "CAP_SYS_MODULE",
-        &[
-            "create_module",
-            "delete_module",
-            "finit_module",
-            "init_module",
-            "query_module",
-        ],
-    ),
-    (
-        "",
-        &[
-            "get_kernel_syms",
-            "nfsservctl",
-            "sysfs",
-            "_sysctl",
-            "uselib",
-            "ustat",
-            "userfaultfd",
-        ],
-    ),
-    (
-        "CAP_SYS_NICE",
-        &["get_mempolicy", "mbind", "set_mempolicy", "move_pages"],
-    ),
-    ("CAP_SYS_RAWIO", &["ioperm", "iopl"]),
-    (
-        "CAP_SYS_PTRACE",
-        &["kcmp", "process_vm_readv", "process_vm_writev"],
-    ),
-    ("CAP_SYS_BOOT", &["kexec_file_load", "kexec_load", "reboot"]),
-    ("CAP_DAC_READ_SEARCH", &["open_by_handle_at"]),
-];
-
-/// Berth's default seccomp profile for a container with capabilities `caps`:
-/// Docker's refusals (EPERM), new namespaces through `clone` refused without
-/// CAP_SYS_ADMIN, and `clone3` answered ENOSYS so libcs fall back to `clone`,
-/// whose flags can be checked.
-pub fn default_seccomp(caps: &[String]) -> Value {
-    let has = |c: &str| caps.iter().any(|x| x == c);
-    let mut names: Vec<&str> = Vec::new();
-    for (cap, calls) in DENIED {
-        if cap.is_empty() || !has(cap) {
-            names.extend(calls.iter());
-        }
-    }
-    let mut syscalls = vec![json!({ "names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1 })];
-    if !has("CAP_SYS_ADMIN") {
-        // One rule per namespace flag (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC,
-        // NEWUSER, NEWPID, NEWNET): `arg0 & flag == flag` refuses the clone.
-        for f in [
-            0x0002_0000u64,
-            0x0200_0000,
-            0x0400_0000,
-            0x0800_0000,
-            0x1000_0000,
-            0x2000_0000,
-            0x4000_0000,
-        ] {
-            syscalls.push(json!({
-                "names": ["clone"],
-                "action": "SCMP_ACT_ERRNO",
-                "errnoRet": 1,
-                "args": [{ "index": 0, "value": f, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ" }],
-            }));
-        }
-    }
-    syscalls.push(json!({ "names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38 }));
-    json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
-        "syscalls": syscalls,
-    })
-}
-
 /// Builds the spec as JSON (the spec's own vocabulary) and checks it by parsing it
 /// into oci-spec's typed `Spec`.
 pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
@@ -660,8 +545,15 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
-        if cfg.seccomp {
-            linux["seccomp"] = default_seccomp(&caps);
+        match &cfg.seccomp {
+            Seccomp::Default => {
+                linux["seccomp"] =
+                    crate::seccomp::to_oci(&crate::seccomp::default_profile(), &caps)?
+            }
+            Seccomp::Profile(text) => {
+                linux["seccomp"] = crate::seccomp::to_oci(&crate::seccomp::parse(text)?, &caps)?
+            }
+            Seccomp::Unconfined => {}
         }
     }
     if let Some(p) = &cfg.cgroups_path {

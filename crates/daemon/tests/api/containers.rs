@@ -298,6 +298,68 @@ fn default_seccomp_profile() {
     assert!(v.to_string().contains("seccomp"), "{v}");
 }
 
+#[test]
+fn custom_seccomp_profiles() {
+    let d = daemon();
+    let b = busybox(&d);
+    let dir = tempfile::tempdir().expect("tmp");
+    // Docker's format: allow by default, refuse mkdir with EACCES.
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13},
+            {"name":"sethostname","action":"SCMP_ACT_ERRNO","excludes":{"caps":["CAP_SYS_ADMIN"]}}]}"#,
+    )
+    .expect("profile");
+    let opt = format!("seccomp={}", profile.display());
+    for rt in ["berth", "runc"] {
+        let out = d.cli_ok(&[
+            "run", "--rm", "--runtime", rt, "--security-opt", &opt, &b, "sh", "-c",
+            "mkdir /x 2>&1; grep ^Seccomp: /proc/self/status; unshare -U true && echo userns-allowed",
+        ]);
+        assert_eq!(
+            out,
+            "mkdir: can't create directory '/x': Permission denied\nSeccomp:\t2\nuserns-allowed\n",
+            "{rt}"
+        );
+    }
+    // Execs get the container's profile too.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sc",
+        "--security-opt",
+        &opt,
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let o = d.cli(&["exec", "sc", "mkdir", "/y"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    d.cli_ok(&["rm", "-f", "sc"]);
+    // A profile that does not parse fails the start with dockerd's words, and
+    // leaves nothing mounted.
+    let body = serde_json::json!({
+        "Image": b, "Cmd": ["true"],
+        "HostConfig": { "SecurityOpt": ["seccomp={not json"] },
+    })
+    .to_string();
+    let resp = d.raw(
+        format!(
+            "POST /containers/create?name=badsc HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(crate::status(&resp), 201, "{resp}");
+    let (code, err) = stderr_of(&d, &["start", "badsc"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Decoding seccomp profile failed"), "{err}");
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bollard_lifecycle() {
     let d = daemon();

@@ -292,9 +292,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             privileged,
             cap_add: strings(&hc["CapAdd"]),
             cap_drop: strings(&hc["CapDrop"]),
-            seccomp: !security
-                .iter()
-                .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
+            seccomp: seccomp_choice(&security),
             no_new_privileges: security.iter().any(|s| {
                 s == "no-new-privileges"
                     || s == "no-new-privileges:true"
@@ -335,6 +333,24 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
 }
 
 /// dockerd gives a container a PATH when its image and config have none.
+/// The profile `--security-opt seccomp=…` asks for (the CLI sends a profile
+/// file's content; `seccomp:` is the old separator).
+fn seccomp_choice(security: &[String]) -> berth_runtime::spec::Seccomp {
+    use berth_runtime::spec::Seccomp;
+    let value = security
+        .iter()
+        .filter_map(|s| {
+            s.strip_prefix("seccomp=")
+                .or_else(|| s.strip_prefix("seccomp:"))
+        })
+        .last();
+    match value {
+        None | Some("builtin") => Seccomp::Default,
+        Some("unconfined") => Seccomp::Unconfined,
+        Some(profile) => Seccomp::Profile(profile.to_string()),
+    }
+}
+
 /// The home directory of `uid` in the image's /etc/passwd, `/` when it has none:
 /// what runc gives a process whose environment has no HOME.
 pub(crate) fn home_of(rootfs: &Path, uid: u32) -> String {
