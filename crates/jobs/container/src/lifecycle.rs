@@ -332,18 +332,14 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
     result
 }
 
-/// dockerd gives a container a PATH when its image and config have none.
 /// The profile `--security-opt seccomp=…` asks for (the CLI sends a profile
 /// file's content; `seccomp:` is the old separator).
 fn seccomp_choice(security: &[String]) -> berth_runtime::spec::Seccomp {
     use berth_runtime::spec::Seccomp;
-    let value = security
-        .iter()
-        .filter_map(|s| {
-            s.strip_prefix("seccomp=")
-                .or_else(|| s.strip_prefix("seccomp:"))
-        })
-        .last();
+    let value = security.iter().rev().find_map(|s| {
+        s.strip_prefix("seccomp=")
+            .or_else(|| s.strip_prefix("seccomp:"))
+    });
     match value {
         None | Some("builtin") => Seccomp::Default,
         Some("unconfined") => Seccomp::Unconfined,
@@ -372,6 +368,7 @@ pub(crate) fn with_home(mut env: Vec<String>, rootfs: &Path, uid: u32) -> Vec<St
     env
 }
 
+/// dockerd gives a container a PATH when its image and config have none.
 pub(crate) fn with_default_path(mut env: Vec<String>) -> Vec<String> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
