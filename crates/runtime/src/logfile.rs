@@ -26,13 +26,44 @@ impl LineSplitter {
     /// Feeds bytes; returns the complete lines.
     pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        for &b in data {
-            self.partial.push(b);
-            if b == b'\n' || self.partial.len() >= MAX_LINE {
-                out.push(std::mem::take(&mut self.partial));
+        self.each(data, |l| out.push(l.to_vec()));
+        out
+    }
+
+    /// Feeds bytes; calls `f` with each complete line, without copying the lines
+    /// that arrive whole.
+    pub fn each(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            let window = &data[..data.len().min(room)];
+            match memchr::memchr(b'\n', window) {
+                Some(i) => {
+                    if self.partial.is_empty() {
+                        f(&window[..=i]);
+                    } else {
+                        self.partial.extend_from_slice(&window[..=i]);
+                        f(&self.partial);
+                        self.partial.clear();
+                    }
+                    data = &data[i + 1..];
+                }
+                None if window.len() == room => {
+                    // A line as long as a record may be: it goes out in pieces.
+                    if self.partial.is_empty() {
+                        f(window);
+                    } else {
+                        self.partial.extend_from_slice(window);
+                        f(&self.partial);
+                        self.partial.clear();
+                    }
+                    data = &data[room..];
+                }
+                None => {
+                    self.partial.extend_from_slice(window);
+                    data = &[];
+                }
             }
         }
-        out
     }
 
     /// What is left at the end of the stream.
@@ -48,14 +79,166 @@ pub fn write_line<W: Write>(
     line: &[u8],
     time: &str,
 ) -> std::io::Result<()> {
-    let rec = LogLine {
-        log: String::from_utf8_lossy(line).into_owned(),
-        stream: stream.to_string(),
-        time: time.to_string(),
-    };
-    let mut b = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
-    b.push(b'\n');
+    let mut b = Vec::with_capacity(line.len() + 80);
+    encode_line(&mut b, stream, line, time);
     w.write_all(&b)
+}
+
+/// Appends one record and its newline. The text is escaped as serde_json escapes
+/// strings (quote, backslash, control characters); invalid UTF-8 becomes U+FFFD.
+pub fn encode_line(out: &mut Vec<u8>, stream: &str, line: &[u8], time: &str) {
+    out.extend_from_slice(b"{\"log\":\"");
+    escape_into(out, &String::from_utf8_lossy(line));
+    out.extend_from_slice(b"\",\"stream\":\"");
+    escape_into(out, stream);
+    out.extend_from_slice(b"\",\"time\":\"");
+    escape_into(out, time);
+    out.extend_from_slice(b"\"}\n");
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    // Most output needs no escaping: one pass the compiler can vectorize finds out.
+    let plain = bytes.chunks(32).all(|c| {
+        c.iter().fold(false, |acc, &b| {
+            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+        }) == false
+    });
+    if plain {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(esc);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// One record read back, borrowing from the line where it can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRef<'a> {
+    pub log: std::borrow::Cow<'a, [u8]>,
+    pub stream: std::borrow::Cow<'a, str>,
+    pub time: std::borrow::Cow<'a, str>,
+}
+
+impl LogRef<'_> {
+    pub fn to_owned_line(&self) -> LogLine {
+        LogLine {
+            log: String::from_utf8_lossy(&self.log).into_owned(),
+            stream: self.stream.to_string(),
+            time: self.time.to_string(),
+        }
+    }
+}
+
+/// Parses one record (without its newline). Records as [`encode_line`] writes
+/// them are read without a JSON parser or allocations (unless the text has
+/// escapes); anything else goes through serde_json.
+pub fn parse_line(line: &[u8]) -> Option<LogRef<'_>> {
+    use std::borrow::Cow;
+    let fast = || -> Option<LogRef<'_>> {
+        let rest = line.strip_prefix(b"{\"log\":\"")?;
+        let (log, rest) = json_string(rest)?;
+        let rest = rest.strip_prefix(b",\"stream\":\"")?;
+        let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        let stream = std::str::from_utf8(&rest[..end]).ok()?;
+        let rest = rest[end..].strip_prefix(b"\",\"time\":\"")?;
+        let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+        let time = std::str::from_utf8(&rest[..end]).ok()?;
+        if &rest[end..] != b"\"}" {
+            return None;
+        }
+        Some(LogRef {
+            log,
+            stream: Cow::Borrowed(stream),
+            time: Cow::Borrowed(time),
+        })
+    };
+    fast().or_else(|| {
+        let l: LogLine = serde_json::from_slice(line).ok()?;
+        Some(LogRef {
+            log: Cow::Owned(l.log.into_bytes()),
+            stream: Cow::Owned(l.stream),
+            time: Cow::Owned(l.time),
+        })
+    })
+}
+
+/// A JSON string's content up to its closing quote, unescaped, and what follows.
+fn json_string(s: &[u8]) -> Option<(std::borrow::Cow<'_, [u8]>, &[u8])> {
+    use std::borrow::Cow;
+    let end = memchr::memchr2(b'"', b'\\', s)?;
+    if s[end] == b'"' {
+        return Some((Cow::Borrowed(&s[..end]), &s[end + 1..]));
+    }
+    let mut out = s[..end].to_vec();
+    let mut i = end;
+    loop {
+        match *s.get(i)? {
+            b'"' => return Some((Cow::Owned(out), &s[i + 1..])),
+            b'\\' => {
+                let c = *s.get(i + 1)?;
+                i += 2;
+                match c {
+                    b'"' => out.push(b'"'),
+                    b'\\' => out.push(b'\\'),
+                    b'/' => out.push(b'/'),
+                    b'b' => out.push(0x08),
+                    b'f' => out.push(0x0c),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'u' => {
+                        let hex = |at: usize| -> Option<u32> {
+                            let h = std::str::from_utf8(s.get(at..at + 4)?).ok()?;
+                            u32::from_str_radix(h, 16).ok()
+                        };
+                        let mut cp = hex(i)?;
+                        i += 4;
+                        if (0xD800..0xDC00).contains(&cp)
+                            && s.get(i..i + 2) == Some(b"\\u".as_slice())
+                        {
+                            if let Some(lo) = hex(i + 2).filter(|l| (0xDC00..0xE000).contains(l)) {
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                                i += 6;
+                            }
+                        }
+                        let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                        let mut b = [0u8; 4];
+                        out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                    }
+                    _ => return None,
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +253,57 @@ mod tests {
         assert_eq!(s.push(b"tail"), Vec::<Vec<u8>>::new());
         assert_eq!(s.finish(), Some(b"tail".to_vec()));
         assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn split_lines_keep_partials_and_long_lines_across_pushes() {
+        let mut s = LineSplitter::default();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        s.each(b"ab", |l| got.push(l.to_vec()));
+        s.each(b"c\nde\nf", |l| got.push(l.to_vec()));
+        assert_eq!(got, vec![b"abc\n".to_vec(), b"de\n".to_vec()]);
+        got.clear();
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        s.each(&long, |l| got.push(l.to_vec()));
+        s.each(b"\n", |l| got.push(l.to_vec()));
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 12]);
+        assert_eq!(got[0][0], b'f');
+    }
+
+    #[test]
+    fn records_match_serde_and_read_back() {
+        for text in [
+            &b"plain line\n"[..],
+            b"quote \" back \\ tab \t bell \x07 del \x7f\r\n",
+            "unicode \u{e9}\u{1F600} \u{2028}\n".as_bytes(),
+            b"bad utf8 \xff\xfe\n",
+            b"",
+        ] {
+            let mut ours = Vec::new();
+            encode_line(&mut ours, "stdout", text, "2024-01-01T00:00:00.000000001Z");
+            let theirs = serde_json::to_vec(&LogLine {
+                log: String::from_utf8_lossy(text).into_owned(),
+                stream: "stdout".into(),
+                time: "2024-01-01T00:00:00.000000001Z".into(),
+            })
+            .expect("serde");
+            assert_eq!(&ours[..ours.len() - 1], &theirs[..], "{text:?}");
+            let back = parse_line(&ours[..ours.len() - 1]).expect("parse");
+            assert_eq!(back.log.as_ref(), String::from_utf8_lossy(text).as_bytes());
+            assert_eq!(back.stream, "stdout");
+        }
+        // Other JSON spellings (dockerd's \u003c, other key order) go through serde.
+        let l =
+            parse_line(br#"{"stream":"stderr","log":"a \u003cb\u003e \ud83d\ude00\n","time":"t"}"#)
+                .expect("parse");
+        assert_eq!(l.log.as_ref(), "a <b> \u{1F600}\n".as_bytes());
+        assert_eq!(l.stream, "stderr");
+        let l = parse_line(br#"{"log":"x \u003c \ud83d\ude00","stream":"stdout","time":"t"}"#)
+            .expect("parse");
+        assert_eq!(l.log.as_ref(), "x < \u{1F600}".as_bytes());
+        assert!(parse_line(b"not json").is_none());
+        assert!(parse_line(br#"{"log":"unterminated"#).is_none());
     }
 
     #[test]
@@ -129,6 +363,8 @@ pub struct LogWriter {
     file: std::fs::File,
     size: u64,
     limits: Limits,
+    /// Records not yet written.
+    buf: Vec<u8>,
 }
 
 impl LogWriter {
@@ -143,18 +379,36 @@ impl LogWriter {
             file,
             size,
             limits,
+            buf: Vec::new(),
         })
     }
 
+    /// Adds one record; it reaches the file at the next [`LogWriter::flush`] (or
+    /// before a rotation).
     pub fn write(&mut self, stream: &str, line: &[u8], time: &str) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(line.len() + 64);
-        write_line(&mut buf, stream, line, time)?;
-        self.file.write_all(&buf)?;
-        self.size += buf.len() as u64;
+        let before = self.buf.len();
+        encode_line(&mut self.buf, stream, line, time);
+        self.size += (self.buf.len() - before) as u64;
         if self.limits.max_size.is_some_and(|m| self.size >= m) {
+            self.flush()?;
             self.rotate()?;
         }
         Ok(())
+    }
+
+    /// Writes what was added since the last flush, in one write: readers
+    /// following the file see whole records, and the writer makes one system
+    /// call per chunk of output rather than one per line.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        if self.buf.capacity() > 4 << 20 {
+            self.buf.shrink_to(64 << 10);
+        }
+        r
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -177,8 +431,15 @@ impl LogWriter {
         Ok(())
     }
 
-    pub fn sync(&self) {
+    pub fn sync(&mut self) {
+        let _ = self.flush();
         let _ = self.file.sync_data();
+    }
+}
+
+impl Drop for LogWriter {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -217,6 +478,7 @@ mod rotation_tests {
             )
             .expect("write");
         }
+        w.flush().expect("flush");
         let f = files(&p);
         assert_eq!(f.len(), 3, "{f:?}");
         let all: String = f

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api::stdcopy::{frame, StdStream};
+use berth_api::stdcopy::StdStream;
 use berth_api::{ApiError, ApiVersion, Result};
 use berth_engine::{Job, Reply, StreamKind};
-use berth_runtime::logfile::LogLine;
-use bytes::Bytes;
+use berth_runtime::logfile::{parse_line, LogRef};
+use bytes::{BufMut, Bytes};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
@@ -21,12 +21,16 @@ struct Shape {
     stderr: bool,
     timestamps: bool,
     tty: bool,
+    /// Attach streams are raw output, not log records: consecutive output of one
+    /// stream goes in one frame (dockerd frames each chunk it read from the
+    /// container, not each line), which spares the client a write per line.
+    merge: bool,
 }
 
 impl Shape {
     /// Appends `l` as the client sees it; false if the line's stream is not wanted.
-    fn render_into(&self, l: &LogLine, out: &mut Vec<u8>) -> bool {
-        let stream = match l.stream.as_str() {
+    fn render_into(&self, l: &LogRef, out: &mut Vec<u8>) -> bool {
+        let stream = match l.stream.as_ref() {
             "stdout" if self.stdout => StdStream::Stdout,
             "stderr" if self.stderr => StdStream::Stderr,
             _ => return false,
@@ -38,39 +42,61 @@ impl Shape {
             out.extend_from_slice(&[0, 0, 0]);
             out.extend_from_slice(&len.to_be_bytes());
         }
+        self.body_into(l, out);
+        true
+    }
+
+    fn body_into(&self, l: &LogRef, out: &mut Vec<u8>) {
         if self.timestamps {
             out.extend_from_slice(l.time.as_bytes());
             out.push(b' ');
         }
-        out.extend_from_slice(l.log.as_bytes());
-        true
+        out.extend_from_slice(&l.log);
     }
 
-    /// All of `lines` rendered into one buffer.
-    fn render_all<'a>(&self, lines: impl IntoIterator<Item = &'a LogLine>) -> Option<Bytes> {
-        let mut out = Vec::new();
-        for l in lines {
-            self.render_into(l, &mut out);
+    /// Like [`Shape::render_into`], extending the frame that ends `out` at
+    /// `last` when it is of the same stream.
+    fn merge_into(&self, l: &LogRef, out: &mut Vec<u8>, last: &mut Option<(usize, u8)>) {
+        let stream = match l.stream.as_ref() {
+            "stdout" if self.stdout => StdStream::Stdout as u8,
+            "stderr" if self.stderr => StdStream::Stderr as u8,
+            _ => return,
+        };
+        if self.tty {
+            self.body_into(l, out);
+            return;
+        }
+        match *last {
+            Some((at, s)) if s == stream && out.len() - at < (1 << 20) => {
+                self.body_into(l, out);
+                let len = (out.len() - at - 8) as u32;
+                out[at + 4..at + 8].copy_from_slice(&len.to_be_bytes());
+            }
+            _ => {
+                *last = Some((out.len(), stream));
+                self.render_into(l, out);
+            }
+        }
+    }
+
+    /// Every record of `chunk` (whole lines) that passes `keep`, rendered into
+    /// one buffer.
+    fn render_chunk(&self, chunk: &[u8], keep: impl Fn(&LogRef) -> bool) -> Option<Bytes> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut last = None;
+        for line in chunk.split(|b| *b == b'\n') {
+            if let Some(l) = parse_line(line) {
+                if !keep(&l) {
+                    continue;
+                }
+                if self.merge {
+                    self.merge_into(&l, &mut out, &mut last);
+                } else {
+                    self.render_into(&l, &mut out);
+                }
+            }
         }
         (!out.is_empty()).then(|| Bytes::from(out))
-    }
-
-    fn render(&self, l: &LogLine) -> Option<Bytes> {
-        let stream = match l.stream.as_str() {
-            "stdout" if self.stdout => StdStream::Stdout,
-            "stderr" if self.stderr => StdStream::Stderr,
-            _ => return None,
-        };
-        let text = if self.timestamps {
-            format!("{} {}", l.time, l.log)
-        } else {
-            l.log.clone()
-        };
-        Some(if self.tty {
-            Bytes::from(text)
-        } else {
-            frame(stream, text.as_bytes())
-        })
     }
 }
 
@@ -109,26 +135,32 @@ impl Tail {
         }
     }
 
-    /// Every complete line available now.
-    async fn read(&mut self) -> Vec<LogLine> {
+    /// The complete lines available now (at most about a megabyte of them, so
+    /// memory stays bounded whatever the size of the log; callers call again
+    /// until nothing comes).
+    async fn read(&mut self) -> Vec<u8> {
+        const CHUNK: usize = 1 << 20;
         let Some(f) = self.file.as_mut() else {
             return Vec::new();
         };
-        // At most about a megabyte per call, so memory stays bounded whatever the
-        // size of the log; callers call again until no line comes.
-        let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
-        while got < (1 << 20) {
-            match f.read(&mut buf).await {
+        self.partial.reserve(CHUNK);
+        while got < CHUNK {
+            // Into the spare capacity, which is never zeroed first.
+            let mut room = (&mut self.partial).limit(CHUNK - got);
+            match f.read_buf(&mut room).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    got += n;
-                    self.partial.extend_from_slice(&buf[..n]);
-                }
+                Ok(n) => got += n,
             }
         }
-        if got >= (1 << 20) {
-            return self.lines();
+        if got >= CHUNK {
+            let lines = self.lines();
+            if lines.is_empty() {
+                // One record longer than a chunk (not one the shim writes):
+                // keep reading until it ends.
+                return Box::pin(self.read()).await;
+            }
+            return lines;
         }
         // Rotated (renamed away, or truncated with max-file=1): go on with the new file.
         let now = tokio::fs::metadata(&self.path).await.ok();
@@ -150,26 +182,22 @@ impl Tail {
         self.lines()
     }
 
-    /// The complete lines buffered so far.
-    fn lines(&mut self) -> Vec<LogLine> {
-        let mut out = Vec::new();
-        // One pass over the buffer, one drain at the end: draining line by line
-        // from the front is quadratic in the size of the log.
-        let mut start = 0;
-        for (i, b) in self.partial.iter().enumerate() {
-            if *b == b'\n' {
-                if let Ok(l) = serde_json::from_slice::<LogLine>(&self.partial[start..i]) {
-                    out.push(l);
-                }
-                start = i + 1;
+    /// The complete lines buffered so far; the partial last one stays.
+    fn lines(&mut self) -> Vec<u8> {
+        match self.partial.iter().rposition(|b| *b == b'\n') {
+            Some(i) => {
+                let rest = self.partial.split_off(i + 1);
+                std::mem::replace(&mut self.partial, rest)
             }
+            None => Vec::new(),
         }
-        self.partial.drain(..start);
-        out
     }
 }
 
-fn time_ok(l: &LogLine, since: Option<i128>, until: Option<i128>) -> bool {
+fn time_ok(l: &LogRef, since: Option<i128>, until: Option<i128>) -> bool {
+    if since.is_none() && until.is_none() {
+        return true;
+    }
     let t = time::OffsetDateTime::parse(&l.time, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp_nanos())
         .unwrap_or(0);
@@ -228,11 +256,11 @@ where
         let ended = state.status != "running" && state.status != "created" || state.removed;
         tail.open(false).await;
         loop {
-            let lines = tail.read().await;
-            if lines.is_empty() {
+            let chunk = tail.read().await;
+            if chunk.is_empty() {
                 break;
             }
-            if let Some(b) = shape.render_all(&lines) {
+            if let Some(b) = shape.render_chunk(&chunk, |_| true) {
                 send(b).await?;
             }
         }
@@ -255,6 +283,7 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         stderr: job.args.bool("stderr"),
         timestamps: job.args.bool("timestamps"),
         tty: rec.tty(),
+        merge: false,
     };
     if !shape.stdout && !shape.stderr {
         return Err(ApiError::invalid(
@@ -284,7 +313,8 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     // Rotated files first, oldest first, then the live one (kept open to follow).
     // Streamed a megabyte at a time; with `tail`, only the last lines are kept.
     let live = Path::new(&rec.log_path);
-    let mut last: std::collections::VecDeque<LogLine> = std::collections::VecDeque::new();
+    // With `tail`: the last lines, each already rendered.
+    let mut last: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
     let mut tails: Vec<Tail> = berth_runtime::logfile::files(live)
         .iter()
         .filter(|f| f.as_path() != live)
@@ -292,24 +322,32 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         .collect();
     tails.push(Tail::new(live));
     let mut tail = None;
-    let keep = |l: &LogLine| time_ok(l, since, until) && shape.render(l).is_some();
+    let keep = |l: &LogRef| time_ok(l, since, until);
     for mut t in tails {
         t.open(false).await;
         loop {
-            let mut lines = t.read().await;
-            if lines.is_empty() {
+            let chunk = t.read().await;
+            if chunk.is_empty() {
                 break;
             }
-            lines.retain(|l| keep(l));
             match tail_n {
+                Some(0) => {}
                 Some(n) => {
-                    last.extend(lines);
-                    while last.len() > n {
-                        last.pop_front();
+                    for line in chunk.split(|b| *b == b'\n') {
+                        let Some(l) = parse_line(line).filter(|l| keep(l)) else {
+                            continue;
+                        };
+                        let mut r = Vec::new();
+                        if shape.render_into(&l, &mut r) {
+                            if last.len() == n {
+                                last.pop_front();
+                            }
+                            last.push_back(r);
+                        }
                     }
                 }
                 None => {
-                    if let Some(b) = shape.render_all(&lines) {
+                    if let Some(b) = shape.render_chunk(&chunk, keep) {
                         out.send(b).await?;
                     }
                 }
@@ -317,8 +355,9 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         }
         tail = Some(t);
     }
-    if let Some(b) = shape.render_all(&last) {
-        out.send(b).await?;
+    if !last.is_empty() {
+        out.send(Bytes::from(last.into_iter().flatten().collect::<Vec<u8>>()))
+            .await?;
     }
     let mut tail = tail.unwrap_or_else(|| Tail::new(live));
     if follow_on && until.is_none() {
@@ -340,6 +379,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         stderr: job.args.bool("stderr"),
         timestamps: false,
         tty: rec.tty(),
+        merge: true,
     };
     let with_logs = job.args.bool("logs");
     let stream_on = job.args.bool("stream");
@@ -396,11 +436,11 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     tail.open(at_end).await;
     if with_logs && !rec.state.running {
         loop {
-            let lines = tail.read().await;
-            if lines.is_empty() {
+            let chunk = tail.read().await;
+            if chunk.is_empty() {
                 break;
             }
-            if let Some(b) = shape.render_all(&lines) {
+            if let Some(b) = shape.render_chunk(&chunk, |_| true) {
                 if wr.write_all(&b).await.is_err() {
                     return Ok(Reply::empty(200));
                 }
@@ -433,4 +473,79 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         drain.abort();
     }
     Ok(Reply::empty(200))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(lines: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (stream, text) in lines {
+            berth_runtime::logfile::encode_line(
+                &mut out,
+                stream,
+                text.as_bytes(),
+                "2024-01-01T00:00:00Z",
+            );
+        }
+        out
+    }
+
+    /// (stream, payload) of each stdcopy frame.
+    fn frames(mut b: &[u8]) -> Vec<(u8, String)> {
+        let mut out = Vec::new();
+        while b.len() >= 8 {
+            let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+            out.push((b[0], String::from_utf8_lossy(&b[8..8 + len]).into_owned()));
+            b = &b[8 + len..];
+        }
+        out
+    }
+
+    #[test]
+    fn logs_frame_each_record_and_attach_merges_runs_of_one_stream() {
+        let chunk = log(&[
+            ("stdout", "a\n"),
+            ("stdout", "b\n"),
+            ("stderr", "c\n"),
+            ("stdout", "d"),
+        ]);
+        let mut shape = Shape {
+            stdout: true,
+            stderr: true,
+            timestamps: false,
+            tty: false,
+            merge: false,
+        };
+        let f = frames(&shape.render_chunk(&chunk, |_| true).expect("out"));
+        assert_eq!(
+            f,
+            vec![
+                (1, "a\n".into()),
+                (1, "b\n".into()),
+                (2, "c\n".into()),
+                (1, "d".into())
+            ]
+        );
+        shape.merge = true;
+        let f = frames(&shape.render_chunk(&chunk, |_| true).expect("out"));
+        assert_eq!(
+            f,
+            vec![(1, "a\nb\n".into()), (2, "c\n".into()), (1, "d".into())]
+        );
+        // Only stderr wanted: stdout records vanish without breaking frames.
+        shape.stdout = false;
+        let f = frames(&shape.render_chunk(&chunk, |_| true).expect("out"));
+        assert_eq!(f, vec![(2, "c\n".into())]);
+        // A terminal has no frames at all.
+        shape.stdout = true;
+        shape.tty = true;
+        let raw = shape.render_chunk(&chunk, |_| true).expect("out");
+        assert_eq!(raw.as_ref(), b"a\nb\nc\nd");
+        shape.merge = false;
+        shape.timestamps = true;
+        let raw = shape.render_chunk(&chunk, |_| true).expect("out");
+        assert!(raw.starts_with(b"2024-01-01T00:00:00Z a\n2024"), "{raw:?}");
+    }
 }

@@ -26,6 +26,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 mod exec;
+mod monitor;
 mod oci;
 
 struct Args {
@@ -127,6 +128,19 @@ fn main() {
     if let Err(e) = pentacle::ensure_sealed() {
         report(serde_json::json!({ "error": format!("sealing the shim: {e}"), "exit_code": 125 }));
         std::process::exit(1);
+    }
+    if std::env::args().nth(1).as_deref() == Some("monitor") {
+        // The second half of a shim whose container already runs (see [`monitor`]).
+        // Executed through /proc/self/exe, it would be called "exe" in `ps -e`.
+        // Safety: prctl with a NUL-terminated name.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"berth-shim".as_ptr(), 0, 0, 0) };
+        std::process::exit(match monitor::Monitor::from_args() {
+            Ok(m) => m.run(),
+            Err(e) => {
+                eprintln!("berth-shim monitor: {e}");
+                2
+            }
+        });
     }
     if std::env::args().nth(1).as_deref() == Some("exec") {
         let _ = nix::unistd::setsid();
@@ -262,35 +276,39 @@ fn run(args: Args) -> i32 {
     report(serde_json::json!({ "pid": pid.as_raw() }));
     // The daemon reads one line; nothing else goes to stdout.
     let _ = nix::unistd::close(1);
+    drop(runtime);
+    let output = match master {
+        Some(master) => {
+            drop((out_r, err_r));
+            monitor::Output::Tty {
+                master,
+                sizes,
+                stdin: args.stdin.clone(),
+            }
+        }
+        None => monitor::Output::Pipes {
+            out: out_r,
+            err: err_r,
+        },
+    };
+    let m = monitor::Monitor {
+        id: args.id,
+        bundle: args.bundle,
+        state_root: args.state_root,
+        log: args.log,
+        exit: args.exit,
+        limits: args.limits,
+        runc: args.runc,
+        pid,
+        output,
+    };
     // From here on the shim only copies output and waits, for as long as the
-    // container lives: give back what setting it up allocated.
+    // container lives: a fresh image of itself does that with a fraction of the
+    // memory set-up took.
+    let m = m.exec_fresh();
     // Safety: malloc_trim only releases free heap memory.
     unsafe { libc::malloc_trim(0) };
-
-    match master {
-        Some(m) => {
-            drop((out_r, err_r));
-            copy_tty_to_log(&args.log, args.limits, m, args.stdin.as_deref(), sizes);
-        }
-        None => copy_output(&args.log, args.limits, out_r, err_r),
-    }
-    let code = wait_for(pid);
-    // Read before libcontainer removes the cgroup with the container's state.
-    let oom_killed = cgroup_of(&args.bundle)
-        .map(|cg| berth_runtime::cgroups::Cgroup::new(&cg).oom_kills() > 0)
-        .unwrap_or(false);
-    let rec = ExitRecord {
-        exit_code: code,
-        finished_at: now(),
-        error: None,
-        pid: pid.as_raw(),
-        oom_killed,
-    };
-    if let Err(e) = rec.write(&args.exit) {
-        eprintln!("berth-shim: writing {}: {e}", args.exit.display());
-    }
-    runtime.delete();
-    0
+    m.run()
 }
 
 /// Runs `f` (which forks the container's processes) with SIGPIPE at its default.
@@ -441,13 +459,14 @@ fn copy_tty_to_log(
     let mut splitter = LineSplitter::default();
     copy_tty(master, stdin.and_then(open_fifo), sizes, false, |chunk| {
         let t = now();
-        for line in splitter.push(chunk) {
-            let _ = file.write("stdout", &line, &t);
-        }
+        splitter.each(chunk, |line| {
+            let _ = file.write("stdout", line, &t);
+        });
         // A prompt without a newline must show up too.
         if let Some(rest) = splitter.finish() {
             let _ = file.write("stdout", &rest, &t);
         }
+        let _ = file.flush();
     });
     file.sync();
 }
@@ -584,13 +603,16 @@ fn copy_output(log: &std::path::Path, limits: Limits, out: OwnedFd, err: OwnedFd
                     s.3 = false;
                     if let Some(rest) = s.2.finish() {
                         let _ = file.write(s.1, &rest, &now());
+                        let _ = file.flush();
                     }
                 }
                 Ok(n) => {
                     let t = now();
-                    for line in s.2.push(&buf[..n]) {
-                        let _ = file.write(s.1, &line, &t);
-                    }
+                    let (stream, splitter) = (s.1, &mut s.2);
+                    splitter.each(&buf[..n], |line| {
+                        let _ = file.write(stream, line, &t);
+                    });
+                    let _ = file.flush();
                 }
             }
         }

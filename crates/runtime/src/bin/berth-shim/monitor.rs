@@ -1,0 +1,199 @@
+//! The long part of a shim's life: copying the container's output into its log,
+//! waiting for it, recording how it ended and deleting its runtime state.
+//!
+//! Starting a container touches most of libcontainer; watching it needs a few
+//! pages. So once the container runs, the shim executes itself again (the same
+//! sealed binary) as `berth-shim monitor`, handing over the descriptors by number:
+//! the fresh image maps only what the copy loop uses, and the heap set-up left
+//! behind goes with the old image. The PID stays (the container is still our
+//! child, the subreaper setting survives execve), so nothing outside notices.
+//! Should the exec fail, the same loop runs in the original image.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use berth_runtime::exit::{now, ExitRecord};
+use berth_runtime::logfile::{parse_size, Limits};
+use nix::unistd::Pid;
+
+use super::oci;
+
+/// What the container's output arrives on.
+pub enum Output {
+    Pipes {
+        out: OwnedFd,
+        err: OwnedFd,
+    },
+    Tty {
+        master: OwnedFd,
+        /// The resize FIFO, already open (the daemon's first resize may be in it).
+        sizes: Option<std::fs::File>,
+        /// The stdin FIFO, opened by the monitor.
+        stdin: Option<PathBuf>,
+    },
+}
+
+pub struct Monitor {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub state_root: PathBuf,
+    pub log: PathBuf,
+    pub exit: PathBuf,
+    pub limits: Limits,
+    pub runc: Option<PathBuf>,
+    pub pid: Pid,
+    pub output: Output,
+}
+
+impl Monitor {
+    /// Copies, waits, records, deletes. Returns the shim's exit code.
+    pub fn run(self) -> i32 {
+        match self.output {
+            Output::Tty {
+                master,
+                sizes,
+                stdin,
+            } => super::copy_tty_to_log(&self.log, self.limits, master, stdin.as_deref(), sizes),
+            Output::Pipes { out, err } => super::copy_output(&self.log, self.limits, out, err),
+        }
+        let code = super::wait_for(self.pid);
+        // Read before the runtime removes the cgroup with the container's state.
+        let oom_killed = super::cgroup_of(&self.bundle)
+            .map(|cg| berth_runtime::cgroups::Cgroup::new(&cg).oom_kills() > 0)
+            .unwrap_or(false);
+        let rec = ExitRecord {
+            exit_code: code,
+            finished_at: now(),
+            error: None,
+            pid: self.pid.as_raw(),
+            oom_killed,
+        };
+        if let Err(e) = rec.write(&self.exit) {
+            eprintln!("berth-shim: writing {}: {e}", self.exit.display());
+        }
+        oci::select(self.runc, &self.id, &self.state_root).delete();
+        0
+    }
+
+    /// Executes this binary again as `berth-shim monitor`; returns only when
+    /// that failed, with the monitor to run here instead.
+    pub fn exec_fresh(self) -> Monitor {
+        let mut argv: Vec<OsString> = vec!["berth-shim".into(), "monitor".into()];
+        let mut arg = |k: &str, v: OsString| {
+            argv.push(k.into());
+            argv.push(v);
+        };
+        arg("--id", self.id.clone().into());
+        arg("--bundle", self.bundle.clone().into());
+        arg("--state-root", self.state_root.clone().into());
+        arg("--log", self.log.clone().into());
+        arg("--exit", self.exit.clone().into());
+        arg("--pid", self.pid.as_raw().to_string().into());
+        if let Some(n) = self.limits.max_size {
+            arg("--log-max-size", n.to_string().into());
+        }
+        arg("--log-max-file", self.limits.max_file.to_string().into());
+        if let Some(r) = &self.runc {
+            arg("--runc", r.clone().into());
+        }
+        let mut keep: Vec<i32> = Vec::new();
+        match &self.output {
+            Output::Pipes { out, err } => {
+                arg("--out-fd", out.as_raw_fd().to_string().into());
+                arg("--err-fd", err.as_raw_fd().to_string().into());
+                keep.extend([out.as_raw_fd(), err.as_raw_fd()]);
+            }
+            Output::Tty {
+                master,
+                sizes,
+                stdin,
+            } => {
+                arg("--tty-fd", master.as_raw_fd().to_string().into());
+                keep.push(master.as_raw_fd());
+                if let Some(s) = sizes {
+                    arg("--resize-fd", s.as_raw_fd().to_string().into());
+                    keep.push(s.as_raw_fd());
+                }
+                if let Some(p) = stdin {
+                    arg("--stdin", p.clone().into());
+                }
+            }
+        }
+        let c_argv: Vec<CString> = argv
+            .iter()
+            .filter_map(|a| CString::new(a.as_bytes()).ok())
+            .collect();
+        if c_argv.len() == argv.len() {
+            for fd in &keep {
+                // Safety: F_SETFD on descriptors this process owns.
+                unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+            }
+            // Only returns on failure.
+            let _ = nix::unistd::execv(c"/proc/self/exe", &c_argv);
+            for fd in &keep {
+                // Safety: as above.
+                unsafe { libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+        self
+    }
+
+    /// The monitor as `berth-shim monitor …` describes it.
+    pub fn from_args() -> Result<Monitor, String> {
+        let mut v = std::collections::HashMap::new();
+        let mut it = std::env::args_os().skip(2);
+        while let Some(k) = it.next() {
+            let val = it
+                .next()
+                .ok_or_else(|| format!("{} needs a value", k.to_string_lossy()))?;
+            v.insert(k.to_string_lossy().into_owned(), val);
+        }
+        let path = |k: &str| -> Result<PathBuf, String> {
+            v.get(k)
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("{k} is required"))
+        };
+        let text = |k: &str| v.get(k).map(|s| s.to_string_lossy().into_owned());
+        // Safety (for the closures below): the numbers name descriptors the
+        // shim handed over across its exec; nothing else in this image owns them.
+        let fd = |k: &str| -> Option<OwnedFd> {
+            let n: i32 = text(k)?.parse().ok()?;
+            // Nothing this image starts may inherit them.
+            // Safety: F_SETFD on a descriptor we own.
+            unsafe { libc::fcntl(n, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // Safety: see above.
+            Some(unsafe { OwnedFd::from_raw_fd(n) })
+        };
+        let output = match (fd("--tty-fd"), fd("--out-fd"), fd("--err-fd")) {
+            (Some(master), _, _) => Output::Tty {
+                master,
+                sizes: fd("--resize-fd").map(std::fs::File::from),
+                stdin: v.get("--stdin").map(PathBuf::from),
+            },
+            (None, Some(out), Some(err)) => Output::Pipes { out, err },
+            _ => return Err("no output descriptors".into()),
+        };
+        Ok(Monitor {
+            id: text("--id").ok_or("--id is required")?,
+            bundle: path("--bundle")?,
+            state_root: path("--state-root")?,
+            log: path("--log")?,
+            exit: path("--exit")?,
+            limits: Limits {
+                max_size: text("--log-max-size").and_then(|s| parse_size(&s)),
+                max_file: text("--log-max-file")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(1),
+            },
+            runc: v.get("--runc").map(PathBuf::from),
+            pid: Pid::from_raw(
+                text("--pid")
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--pid is required")?,
+            ),
+            output,
+        })
+    }
+}
