@@ -41,7 +41,8 @@ pub struct Engine {
 }
 
 struct Inner {
-    handlers: RwLock<HashMap<String, Handler>>,
+    /// Each handler, and whether it is quick (see [`Engine::register_quick`]).
+    handlers: RwLock<HashMap<String, (Handler, bool)>>,
     jobs: Mutex<HashMap<u64, JobInfo>>,
     next_id: AtomicU64,
     events: EventBus,
@@ -55,7 +56,8 @@ struct Inner {
 /// cancels the job (the server keeps it alive as long as the client is connected).
 pub struct Dispatched {
     pub id: u64,
-    pub reply: oneshot::Receiver<Reply>,
+    /// Resolves with the job's reply (for a quick job, by running it).
+    pub reply: BoxFuture<std::result::Result<Reply, oneshot::error::RecvError>>,
     pub guard: DropGuard,
 }
 
@@ -87,12 +89,27 @@ impl Engine {
         F: Fn(Job) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Reply>> + Send + 'static,
     {
-        let h: Handler = Arc::new(move |job| Box::pin(handler(job)));
+        self.insert(name, Arc::new(move |job| Box::pin(handler(job))), false);
+    }
+
+    /// Registers a job that answers at once and never streams (ping, version,
+    /// lists, inspects): it runs inside its caller's task, sparing the hand-off
+    /// to a task of its own and the wake-up of another worker thread that each
+    /// request would otherwise cost. Status, span and cancellation are the same.
+    pub fn register_quick<F, Fut>(&self, name: &str, handler: F)
+    where
+        F: Fn(Job) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Reply>> + Send + 'static,
+    {
+        self.insert(name, Arc::new(move |job| Box::pin(handler(job))), true);
+    }
+
+    fn insert(&self, name: &str, h: Handler, quick: bool) {
         self.inner
             .handlers
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), h);
+            .insert(name.to_string(), (h, quick));
     }
 
     pub fn has_job(&self, name: &str) -> bool {
@@ -125,7 +142,7 @@ impl Engine {
         if self.inner.shutting_down.load(Ordering::SeqCst) {
             return Err(ApiError::unavailable("the daemon is shutting down"));
         }
-        let handler = self
+        let (handler, quick) = self
             .inner
             .handlers
             .read()
@@ -141,22 +158,29 @@ impl Engine {
         let out = job.output_handle();
         self.set_status(id, name, JobStatus::Running);
         let engine = self.clone();
-        self.inner.tracker.spawn(
-            async move {
-                tracing::debug!("start");
-                let result = handler(job).await;
-                let status = out.finish(result).await;
-                match &status {
-                    JobStatus::Failed(e) => tracing::info!(error = %e, "job failed"),
-                    s => tracing::debug!(status = ?s, "job ended"),
-                }
-                engine.finish(id);
+        let run = async move {
+            tracing::debug!("start");
+            let result = handler(job).await;
+            let status = out.finish(result).await;
+            match &status {
+                JobStatus::Failed(e) => tracing::info!(error = %e, "job failed"),
+                s => tracing::debug!(status = ?s, "job ended"),
             }
-            .instrument(span),
-        );
+            engine.finish(id);
+        }
+        .instrument(span);
+        let reply: BoxFuture<_> = if quick {
+            Box::pin(async move {
+                run.await;
+                rx.await
+            })
+        } else {
+            self.inner.tracker.spawn(run);
+            Box::pin(rx)
+        };
         Ok(Dispatched {
             id,
-            reply: rx,
+            reply,
             guard: cancel.drop_guard(),
         })
     }

@@ -6,6 +6,7 @@
 //! copies its output into a json-file log, reaps it and writes its exit status
 //! ([`exit`]). The daemon side that drives shims arrives with the container jobs.
 
+pub mod bpf;
 pub mod cgroups;
 pub mod exec;
 pub mod exit;

@@ -449,6 +449,10 @@ pub(crate) fn publish(
 /// Registers the container jobs.
 pub fn register(engine: &Engine, containers: Arc<Containers>) {
     macro_rules! job {
+        (quick $name:literal, $f:path) => {{
+            let c = containers.clone();
+            engine.register_quick($name, move |job: Job| $f(job, c.clone()));
+        }};
         ($name:literal, $f:path) => {{
             let c = containers.clone();
             engine.register($name, move |job: Job| $f(job, c.clone()));
@@ -464,12 +468,12 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.resize", lifecycle::resize);
     job!("container.attach", logs::attach);
     job!("container.logs", logs::logs);
-    job!("container.list", views::list);
-    job!("container.inspect", views::inspect);
+    job!(quick "container.list", views::list);
+    job!(quick "container.inspect", views::inspect);
     job!("container.exec", exec::create);
     job!("exec.start", exec::start);
     job!("exec.resize", exec::resize);
-    job!("exec.inspect", exec::inspect);
+    job!(quick "exec.inspect", exec::inspect);
     job!("container.archive_head", archive::head);
     job!("container.archive_get", archive::get);
     job!("container.archive_put", archive::put);

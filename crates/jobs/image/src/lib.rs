@@ -146,14 +146,18 @@ pub(crate) fn parse_ref(s: &str) -> Result<Reference> {
 /// Registers the image jobs.
 pub fn register(engine: &Engine, images: Arc<Images>) {
     macro_rules! job {
+        (quick $name:literal, $f:path) => {{
+            let i = images.clone();
+            engine.register_quick($name, move |job: Job| $f(job, i.clone()));
+        }};
         ($name:literal, $f:path) => {{
             let i = images.clone();
             engine.register($name, move |job: Job| $f(job, i.clone()));
         }};
     }
     job!("image.create", pull::create);
-    job!("image.list", views::list);
-    job!("image.inspect", views::inspect);
+    job!(quick "image.list", views::list);
+    job!(quick "image.inspect", views::inspect);
     job!("image.history", views::history);
     job!("image.tag", views::tag);
     job!("image.delete", delete::delete);

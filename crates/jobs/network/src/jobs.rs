@@ -330,14 +330,18 @@ pub(crate) async fn prune(job: Job, nets: Arc<Networks>) -> Result<Reply> {
 /// Registers the network jobs.
 pub fn register(engine: &Engine, nets: Arc<Networks>) {
     macro_rules! job {
+        (quick $name:literal, $f:path) => {{
+            let n = nets.clone();
+            engine.register_quick($name, move |job: Job| $f(job, n.clone()));
+        }};
         ($name:literal, $f:path) => {{
             let n = nets.clone();
             engine.register($name, move |job: Job| $f(job, n.clone()));
         }};
     }
     job!("network.create", create);
-    job!("network.list", list);
-    job!("network.inspect", inspect);
+    job!(quick "network.list", list);
+    job!(quick "network.inspect", inspect);
     job!("network.delete", delete);
     job!("network.prune", prune);
 }

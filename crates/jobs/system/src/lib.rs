@@ -100,9 +100,9 @@ impl System {
 
 /// Registers the system jobs on `engine`.
 pub fn register(engine: &Engine, system: Arc<System>) {
-    engine.register("system.ping", |_job: Job| async move { Ok(ping()) });
+    engine.register_quick("system.ping", |_job: Job| async move { Ok(ping()) });
     let s = system.clone();
-    engine.register("system.version", move |_job: Job| {
+    engine.register_quick("system.version", move |_job: Job| {
         let s = s.clone();
         async move { Ok(Reply::json(&info::version(&s.host))) }
     });

@@ -218,14 +218,18 @@ async fn prune(job: Job, j: Arc<VolumeJobs>) -> Result<Reply> {
 /// Registers the volume jobs.
 pub fn register(engine: &Engine, j: Arc<VolumeJobs>) {
     macro_rules! job {
+        (quick $name:literal, $f:path) => {{
+            let j = j.clone();
+            engine.register_quick($name, move |job: Job| $f(job, j.clone()));
+        }};
         ($name:literal, $f:path) => {{
             let j = j.clone();
             engine.register($name, move |job: Job| $f(job, j.clone()));
         }};
     }
     job!("volume.create", create);
-    job!("volume.list", list);
-    job!("volume.inspect", inspect);
+    job!(quick "volume.list", list);
+    job!(quick "volume.inspect", inspect);
     job!("volume.delete", delete);
     job!("volume.prune", prune);
 }

@@ -19,7 +19,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::get_executor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::unistd::Pid;
-use oci_spec::runtime::LinuxSeccomp;
+use berth_runtime::bpf::Bpf;
 
 /// Where a container's (or an exec'd process's) standard streams go.
 pub enum Io {
@@ -90,9 +90,39 @@ impl Youki {
 
 impl Runtime for Youki {
     fn create(&mut self, bundle: &Path, io: Io) -> Result<(), String> {
-        let b = self.builder(io)?;
+        let mut b = self.builder(io)?;
+        let spec: serde_json::Value = std::fs::read(bundle.join("config.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or("reading the container's spec")?;
+        // With a seccomp profile, libcontainer gets a bundle of its own whose spec
+        // leaves the filter out; the executor loads the cached program instead
+        // (see `SeccompExecutor`). The container's state then names that bundle,
+        // which is how an exec finds the program again.
+        let mut youki_bundle = bundle.to_path_buf();
+        let seccomp = spec.pointer("/linux/seccomp").filter(|v| !v.is_null());
+        if let Some(profile) = seccomp.filter(|p| berth_runtime::bpf::cacheable(p)) {
+            let bpf = berth_runtime::bpf::cached(&self.seccomp_cache(), profile)?;
+            youki_bundle = bundle.join("youki");
+            std::fs::create_dir_all(&youki_bundle)
+                .map_err(|e| format!("{}: {e}", youki_bundle.display()))?;
+            let mut process = spec["process"].clone();
+            let caps = SeccompExecutor::widen(&mut process);
+            let mut inner = spec.clone();
+            inner["process"] = process;
+            if let Some(linux) = inner["linux"].as_object_mut() {
+                linux.remove("seccomp");
+            }
+            let write = |name: &str, data: &[u8]| {
+                berth_atomicfile::write(&youki_bundle.join(name), data)
+                    .map_err(|e| format!("{name}: {e}"))
+            };
+            write("config.json", &serde_json::to_vec(&inner).map_err(|e| e.to_string())?)?;
+            write(BPF_FILE, &bpf.to_file())?;
+            b = b.with_executor(SeccompExecutor { bpf, caps });
+        }
         let c = super::with_default_sigpipe(|| {
-            b.as_init(bundle)
+            b.as_init(&youki_bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
@@ -139,8 +169,8 @@ impl Runtime for Youki {
     fn exec(&mut self, process: &Path, dir: &Path, io: Io) -> Result<Pid, String> {
         let mut b = self.builder(io)?;
         let mut process = process.to_path_buf();
-        if let Some(profile) = self.container_seccomp()? {
-            let (tenant, executor) = SeccompExecutor::prepare(&process, dir, profile)?;
+        if let Some(bpf) = self.container_seccomp()? {
+            let (tenant, executor) = SeccompExecutor::prepare(&process, dir, bpf)?;
             process = tenant;
             b = b.with_executor(executor);
         }
@@ -274,19 +304,38 @@ fn mend_rootfs(pid: Pid, bundle: &Path) -> Result<(), String> {
     }
 }
 
+/// The compiled filter in the bundle libcontainer was given.
+const BPF_FILE: &str = "seccomp.bpf";
+
 impl Youki {
-    /// The seccomp profile in the running container's spec.
-    fn container_seccomp(&self) -> Result<Option<LinuxSeccomp>, String> {
+    /// Where compiled seccomp programs are kept, beside the containers' state.
+    fn seccomp_cache(&self) -> PathBuf {
+        self.root
+            .parent()
+            .unwrap_or(&self.root)
+            .join("seccomp-cache")
+    }
+
+    /// The running container's seccomp program: the one its create stored, or
+    /// (for a profile that could not be precompiled, which libcontainer ran)
+    /// compiled from its spec now.
+    fn container_seccomp(&self) -> Result<Option<Bpf>, String> {
         let c = Container::load(self.root.join(&self.id)).map_err(|e| e.to_string())?;
+        if let Ok(b) = std::fs::read(c.bundle().join(BPF_FILE)) {
+            return Bpf::from_file(&b)
+                .map(Some)
+                .ok_or_else(|| "the container's seccomp program is damaged".into());
+        }
         let spec: serde_json::Value = std::fs::read(c.bundle().join("config.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or("reading the container's spec")?;
         match spec.pointer("/linux/seccomp") {
             None | Some(serde_json::Value::Null) => Ok(None),
-            Some(v) => serde_json::from_value(v.clone())
-                .map(Some)
-                .map_err(|e| format!("the container's seccomp profile: {e}")),
+            Some(p) if berth_runtime::bpf::cacheable(p) => {
+                berth_runtime::bpf::cached(&self.seccomp_cache(), p).map(Some)
+            }
+            Some(_) => Err("exec in a container whose seccomp profile notifies a listener is not supported".into()),
         }
     }
 }
@@ -300,7 +349,7 @@ impl Youki {
 /// needs CAP_SETPCAP), as runc orders it: filter first, then capabilities.
 #[derive(Clone)]
 struct SeccompExecutor {
-    profile: LinuxSeccomp,
+    bpf: Bpf,
     /// The process's real sets, `None` when no-new-privileges made extra
     /// capabilities unnecessary.
     caps: Option<RealCaps>,
@@ -315,28 +364,15 @@ struct RealCaps {
 }
 
 impl SeccompExecutor {
-    /// Writes the process libcontainer is given (with the extra capabilities when
-    /// they are needed) next to the original and returns it with the executor.
-    fn prepare(
-        process: &Path,
-        dir: &Path,
-        profile: LinuxSeccomp,
-    ) -> Result<(PathBuf, SeccompExecutor), String> {
-        let mut p: serde_json::Value = std::fs::read(process)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| format!("reading {}", process.display()))?;
-        if p["noNewPrivileges"] == true {
-            return Ok((
-                process.to_path_buf(),
-                SeccompExecutor {
-                    profile,
-                    caps: None,
-                },
-            ));
+    /// Gives `process` (an OCI process object) CAP_SYS_ADMIN and CAP_SETPCAP for
+    /// loading the filter, unless no-new-privileges makes that unnecessary, and
+    /// returns its real sets to drop back to.
+    fn widen(process: &mut serde_json::Value) -> Option<RealCaps> {
+        if process["noNewPrivileges"] == true {
+            return None;
         }
         let set = |name: &str| -> caps::CapsHashSet {
-            p["capabilities"][name]
+            process["capabilities"][name]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -350,28 +386,36 @@ impl SeccompExecutor {
             inheritable: set("inheritable"),
         };
         for name in ["bounding", "effective", "permitted"] {
-            let list = p["capabilities"][name]
+            let mut list = process["capabilities"][name]
                 .as_array()
                 .cloned()
                 .unwrap_or_default();
-            let mut list: Vec<serde_json::Value> = list;
             for extra in ["CAP_SYS_ADMIN", "CAP_SETPCAP"] {
                 if !list.iter().any(|c| c == extra) {
                     list.push(extra.into());
                 }
             }
-            p["capabilities"][name] = serde_json::Value::Array(list);
+            process["capabilities"][name] = serde_json::Value::Array(list);
+        }
+        Some(real)
+    }
+
+    /// Writes the process libcontainer is given for an exec (with the extra
+    /// capabilities when they are needed) next to the original and returns it
+    /// with the executor.
+    fn prepare(process: &Path, dir: &Path, bpf: Bpf) -> Result<(PathBuf, SeccompExecutor), String> {
+        let mut p: serde_json::Value = std::fs::read(process)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| format!("reading {}", process.display()))?;
+        let caps = Self::widen(&mut p);
+        if caps.is_none() {
+            return Ok((process.to_path_buf(), SeccompExecutor { bpf, caps }));
         }
         let tenant = dir.join("process.tenant.json");
         std::fs::write(&tenant, serde_json::to_vec(&p).map_err(|e| e.to_string())?)
             .map_err(|e| format!("{}: {e}", tenant.display()))?;
-        Ok((
-            tenant,
-            SeccompExecutor {
-                profile,
-                caps: Some(real),
-            },
-        ))
+        Ok((tenant, SeccompExecutor { bpf, caps }))
     }
 }
 
@@ -379,8 +423,7 @@ impl Executor for SeccompExecutor {
     fn exec(&self, spec: &oci_spec::runtime::Spec) -> Result<(), ExecutorError> {
         let err =
             |what: &str, e: &dyn std::fmt::Display| ExecutorError::Other(format!("{what}: {e}"));
-        libcontainer::seccomp::initialize_seccomp(&self.profile)
-            .map_err(|e| err("loading the seccomp profile", &e))?;
+        berth_runtime::bpf::load(&self.bpf).map_err(|e| err("loading the seccomp filter", &e))?;
         if let Some(real) = &self.caps {
             for cap in caps::all() {
                 if !real.bounding.contains(&cap)
