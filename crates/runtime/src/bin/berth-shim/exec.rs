@@ -60,8 +60,8 @@ struct Report(std::fs::File);
 
 impl Report {
     fn send(&mut self, v: serde_json::Value) {
-        let _ = writeln!(self.0, "{v}");
-        let _ = self.0.flush();
+        // One write: the daemon reads whole lines.
+        let _ = self.0.write_all(format!("{v}\n").as_bytes());
     }
 }
 

@@ -118,7 +118,7 @@ fn start_failure_code(msg: &str) -> i32 {
 
 fn report(line: serde_json::Value) {
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "{line}");
+    let _ = out.write_all(format!("{line}\n").as_bytes());
     let _ = out.flush();
 }
 
