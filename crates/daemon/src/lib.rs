@@ -36,6 +36,7 @@ pub fn main_daemon() -> ExitCode {
         }
     };
     init_tracing(&cfg);
+    tune_malloc();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +54,20 @@ pub fn main_daemon() -> ExitCode {
             eprintln!("berthd: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc's allocator, set for a long-lived daemon that moves megabytes at a
+/// time (log chunks, layers) between bursts of idleness: buffers of 256 KiB and
+/// more are mapped and unmapped by themselves (glibc otherwise raises that bound
+/// as they are freed, so later ones stay in the heap), and two arenas serve all
+/// threads (one per thread leaves freed memory scattered where trimming cannot
+/// give it back). Both before any thread exists.
+fn tune_malloc() {
+    // Safety: mallopt with integer parameters, before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

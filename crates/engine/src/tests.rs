@@ -167,3 +167,33 @@ async fn events_replay_history_then_stream_live() {
     drop(sub);
     assert_eq!(bus.listeners(), 0);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn quick_jobs_run_in_the_callers_task() {
+    let e = Engine::new();
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let s2 = seen.clone();
+    e.register_quick("q", move |job: Job| {
+        let s = s2.clone();
+        async move {
+            // Listed as running while it runs, like any job.
+            *s.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.engine().jobs().len());
+            Ok(Reply::empty(204))
+        }
+    });
+    let d = e.dispatch("q", args()).expect("dispatch");
+    // Nothing ran yet: the job is the reply future itself, not a spawned task.
+    tokio::task::yield_now().await;
+    assert!(seen.lock().unwrap_or_else(|p| p.into_inner()).is_none());
+    let r = d.reply.await.expect("reply");
+    assert_eq!(r.status, 204);
+    assert_eq!(*seen.lock().unwrap_or_else(|p| p.into_inner()), Some(1));
+    assert!(e.jobs().is_empty(), "a finished quick job leaves the table");
+    // A failing quick job answers with its error like any other.
+    e.register_quick(
+        "bad",
+        |_job: Job| async move { Err(ApiError::invalid("no")) },
+    );
+    let r = e.call("bad", args()).await.expect("reply");
+    assert_eq!(r.status, 400);
+}

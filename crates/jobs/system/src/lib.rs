@@ -12,7 +12,7 @@ mod info;
 use std::sync::{Arc, RwLock};
 
 use berth_api::system::{DiskUsage, Info};
-use berth_api::{ApiError, ApiVersion};
+use berth_api::ApiError;
 use berth_engine::{Engine, Job, Reply};
 
 pub use host::HostFacts;
@@ -137,10 +137,8 @@ pub fn register(engine: &Engine, system: Arc<System>) {
 
 /// `/_ping`: HEAD gets the same headers; hyper leaves out the body.
 fn ping() -> Reply {
+    // API-Version, OSType and Docker-Experimental come with every response.
     Reply::bytes(200, "text/plain; charset=utf-8", "OK")
-        .with_header("API-Version", ApiVersion::MAX.to_string())
-        .with_header("OSType", "linux")
-        .with_header("Docker-Experimental", "false")
         .with_header("Builder-Version", "1")
         .with_header("Swarm", "inactive")
         .with_header("Cache-Control", "no-cache, no-store, must-revalidate")

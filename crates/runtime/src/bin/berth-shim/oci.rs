@@ -13,13 +13,13 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use berth_runtime::bpf::Bpf;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::get_executor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use nix::unistd::Pid;
-use berth_runtime::bpf::Bpf;
 
 /// Where a container's (or an exec'd process's) standard streams go.
 pub enum Io {
@@ -117,7 +117,10 @@ impl Runtime for Youki {
                 berth_atomicfile::write(&youki_bundle.join(name), data)
                     .map_err(|e| format!("{name}: {e}"))
             };
-            write("config.json", &serde_json::to_vec(&inner).map_err(|e| e.to_string())?)?;
+            write(
+                "config.json",
+                &serde_json::to_vec(&inner).map_err(|e| e.to_string())?,
+            )?;
             write(BPF_FILE, &bpf.to_file())?;
             b = b.with_executor(SeccompExecutor { bpf, caps });
         }
@@ -335,7 +338,10 @@ impl Youki {
             Some(p) if berth_runtime::bpf::cacheable(p) => {
                 berth_runtime::bpf::cached(&self.seccomp_cache(), p).map(Some)
             }
-            Some(_) => Err("exec in a container whose seccomp profile notifies a listener is not supported".into()),
+            Some(_) => Err(
+                "exec in a container whose seccomp profile notifies a listener is not supported"
+                    .into(),
+            ),
         }
     }
 }
