@@ -8,6 +8,7 @@ pub mod changes;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod ids;
 pub mod network;
 pub mod stdcopy;
 pub mod system;

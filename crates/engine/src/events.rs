@@ -11,8 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_api::events::Event;
 use tokio::sync::broadcast;
 
-/// How many past events are kept for `since` replays.
-const HISTORY: usize = 1024;
+/// How many past events are kept for `since` replays: dockerd's 256.
+const HISTORY: usize = 256;
+/// How far a subscriber may fall behind before it misses events (dockerd buffers
+/// 1024 per subscriber).
+const BUFFER: usize = 1024;
 
 #[derive(Clone)]
 pub struct EventBus {
@@ -56,7 +59,7 @@ impl Default for EventBus {
 
 impl EventBus {
     pub fn new() -> EventBus {
-        let (tx, _) = broadcast::channel(HISTORY);
+        let (tx, _) = broadcast::channel(BUFFER);
         EventBus {
             inner: Arc::new(BusInner {
                 tx,

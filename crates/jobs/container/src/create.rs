@@ -190,11 +190,7 @@ fn check_log_config(lc: &Value) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn random_id() -> String {
-    let mut b = [0u8; 32];
-    let _ = getrandom::getrandom(&mut b);
-    hex::encode(b)
-}
+pub(crate) use berth_api::ids::random_id;
 
 fn now() -> String {
     berth_runtime::exit::now()

@@ -175,11 +175,7 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-pub(crate) fn random_id() -> String {
-    let mut b = [0u8; 32];
-    let _ = getrandom::getrandom(&mut b);
-    hex::encode(b)
-}
+pub(crate) use berth_api::ids::random_id;
 
 impl Networks {
     /// Opens the store, creates the predefined networks and the default bridge,
