@@ -97,6 +97,10 @@ pub struct Flags {
     /// Default OCI runtime for containers ("berth" is the built-in one)
     #[arg(long, default_value = "berth")]
     pub default_runtime: String,
+    /// Seccomp profile (Docker's JSON format) for containers that set none;
+    /// "unconfined" or "builtin"
+    #[arg(long)]
+    pub seccomp_profile: Option<String>,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -122,6 +126,7 @@ struct FileConfig {
     default_address_pools: Option<Vec<PoolEntry>>,
     runtimes: Option<BTreeMap<String, RuntimeEntry>>,
     default_runtime: Option<String>,
+    seccomp_profile: Option<String>,
 }
 
 /// One `runtimes` entry of daemon.json.
@@ -158,6 +163,7 @@ const FILE_KEYS: &[&str] = &[
     "default-address-pools",
     "runtimes",
     "default-runtime",
+    "seccomp-profile",
 ];
 
 /// The runtime inside the shim (libcontainer), and runc, which is found on PATH.
@@ -190,6 +196,8 @@ pub struct Config {
     /// Runc-compatible runtimes by name (`--add-runtime`, and `runc` when found).
     pub runtimes: BTreeMap<String, PathBuf>,
     pub default_runtime: String,
+    /// `--seccomp-profile`: a path, `unconfined` or `builtin`.
+    pub seccomp_profile: Option<String>,
 }
 
 impl Config {
@@ -267,6 +275,12 @@ impl Config {
             runtimes.insert(name, path);
         }
         let cfg = Config {
+            seccomp_profile: pick!(
+                "seccomp-profile",
+                "seccomp_profile",
+                flags.seccomp_profile,
+                file.seccomp_profile.map(Some)
+            ),
             runtimes,
             default_runtime: pick!(
                 "default-runtime",

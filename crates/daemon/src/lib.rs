@@ -57,6 +57,23 @@ pub fn main_daemon() -> ExitCode {
     }
 }
 
+/// The profile `--seccomp-profile` names, read and checked at start-up as dockerd
+/// does.
+fn default_seccomp(setting: Option<&str>) -> Result<berth_runtime::spec::Seccomp, String> {
+    use berth_runtime::spec::Seccomp;
+    match setting {
+        None | Some("") | Some("builtin") | Some("default") => Ok(Seccomp::Default),
+        Some("unconfined") => Ok(Seccomp::Unconfined),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))?;
+            berth_runtime::seccomp::parse(&text)
+                .map_err(|e| format!("loading seccomp profile ({path}): {e}"))?;
+            Ok(Seccomp::Profile(text))
+        }
+    }
+}
+
 /// glibc's allocator, set for a long-lived daemon that moves megabytes at a
 /// time (log chunks, layers) between bursts of idleness: buffers of 256 KiB and
 /// more are mapped and unmapped by themselves (glibc otherwise raises that bound
@@ -130,6 +147,10 @@ async fn run(cfg: Config) -> Result<(), String> {
         )
         .collect(),
         default_runtime: cfg.default_runtime.clone(),
+        seccomp_profile: match cfg.seccomp_profile.as_deref() {
+            None | Some("") | Some("default") => "builtin".into(),
+            Some(p) => p.to_string(),
+        },
     });
     berth_jobs_system::register(&engine, system.clone());
 
@@ -162,12 +183,13 @@ async fn run(cfg: Config) -> Result<(), String> {
         })?;
     let shim = std::path::PathBuf::from(sealed.get_program());
     let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
+    let seccomp = default_seccomp(cfg.seccomp_profile.as_deref())?;
     let runtimes = berth_jobs_container::Runtimes {
         default: cfg.default_runtime.clone(),
         binaries: cfg.runtimes.clone(),
     };
     let containers = tokio::task::spawn_blocking(move || {
-        berth_jobs_container::Containers::open(g, &d, &e, shim, runtimes)
+        berth_jobs_container::Containers::open(g, &d, &e, shim, runtimes, seccomp)
     })
     .await
     .map_err(|e| format!("opening containers: {e}"))?

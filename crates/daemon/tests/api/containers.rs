@@ -720,3 +720,52 @@ fn ps_filters() {
     assert!(e.contains("invalid filter 'bogus'"), "{e}");
     d.cli_ok(&["rm", "one", "two", "three"]);
 }
+
+#[test]
+fn daemon_wide_seccomp_profile() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let profile = dir.path().join("daemon-profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}"#,
+    )
+    .expect("profile");
+    let d = crate::builder()
+        .arg("--seccomp-profile")
+        .arg(profile.display().to_string())
+        .start();
+    let b = busybox(&d);
+    // Containers without a profile of their own get the daemon's...
+    let (code, err) = stderr_of(&d, &["run", "--rm", &b, "mkdir", "/x"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Permission denied"), "{err}");
+    // ...and their own when they ask, the built-in one included.
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=builtin",
+        &b,
+        "mkdir",
+        "/x",
+    ]);
+    d.cli_ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        &b,
+        "mkdir",
+        "/x",
+    ]);
+    let info = d.cli_ok(&["info", "--format", "{{json .SecurityOptions}}"]);
+    assert!(
+        info.contains(&format!("profile={}", profile.display())),
+        "{info}"
+    );
+
+    // A profile that does not parse keeps the daemon from starting.
+    std::fs::write(&profile, "{not json").expect("profile");
+    let err = crate::berthd_refuses(&["--seccomp-profile", &profile.display().to_string()]);
+    assert!(err.contains("Decoding seccomp profile failed"), "{err}");
+}

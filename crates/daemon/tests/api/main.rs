@@ -24,6 +24,32 @@ pub fn builder() -> berth_testkit::Builder {
     TestDaemon::builder(env!("CARGO_BIN_EXE_berthd"))
 }
 
+/// Runs berthd with `args` on temp dirs, expecting it to refuse to start; returns
+/// what it printed on stderr.
+pub fn berthd_refuses(args: &[&str]) -> String {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-test-")
+        .tempdir()
+        .expect("tmp");
+    std::fs::write(dir.path().join("none.json"), "{}").expect("config");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
+        .arg("--data-root")
+        .arg(dir.path().join("data"))
+        .arg("--exec-root")
+        .arg(dir.path().join("exec"))
+        .arg("--pidfile")
+        .arg(dir.path().join("pid"))
+        .arg("-H")
+        .arg(format!("unix://{}", dir.path().join("sock").display()))
+        .arg("--config-file")
+        .arg(dir.path().join("none.json"))
+        .args(args)
+        .output()
+        .expect("berthd");
+    assert!(!o.status.success(), "berthd {args:?} started");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// Status code of a raw HTTP response.
 pub fn status(resp: &str) -> u16 {
     resp.split(' ')

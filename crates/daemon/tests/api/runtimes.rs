@@ -274,27 +274,7 @@ fn bad_runtime_flags_stop_the_daemon() {
         ),
         (vec!["--add-runtime", "nopath"], "not of the form name=path"),
     ] {
-        let dir = tempfile::Builder::new()
-            .prefix("berth-test-")
-            .tempdir()
-            .expect("tmp");
-        std::fs::write(dir.path().join("none.json"), "{}").expect("config");
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_berthd"))
-            .args(["--data-root"])
-            .arg(dir.path().join("data"))
-            .arg("--exec-root")
-            .arg(dir.path().join("exec"))
-            .arg("--pidfile")
-            .arg(dir.path().join("pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.path().join("sock").display()))
-            .arg("--config-file")
-            .arg(dir.path().join("none.json"))
-            .args(&args)
-            .output()
-            .expect("berthd");
-        assert!(!o.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = crate::berthd_refuses(&args);
         assert!(err.contains(text), "{args:?}: {err}");
     }
 }

@@ -139,6 +139,8 @@ pub struct Containers {
     pub exec_root: PathBuf,
     pub shim: PathBuf,
     pub runtimes: Runtimes,
+    /// The profile of containers that ask for none (`--seccomp-profile`).
+    pub default_seccomp: berth_runtime::spec::Seccomp,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serializes name allocation and removal.
     names: Mutex<HashMap<String, String>>,
@@ -157,6 +159,7 @@ impl Containers {
         exec_root: &Path,
         shim: PathBuf,
         runtimes: Runtimes,
+        default_seccomp: berth_runtime::spec::Seccomp,
     ) -> Result<Arc<Containers>> {
         let root = data_root.join("containers");
         std::fs::create_dir_all(&root)
@@ -167,6 +170,7 @@ impl Containers {
             exec_root: exec_root.join("containers"),
             shim,
             runtimes,
+            default_seccomp,
             entries: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             execs: exec::Execs::default(),

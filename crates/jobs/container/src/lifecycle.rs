@@ -292,7 +292,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             privileged,
             cap_add: strings(&hc["CapAdd"]),
             cap_drop: strings(&hc["CapDrop"]),
-            seccomp: seccomp_choice(&security),
+            seccomp: seccomp_choice(&security, &c.default_seccomp),
             no_new_privileges: security.iter().any(|s| {
                 s == "no-new-privileges"
                     || s == "no-new-privileges:true"
@@ -334,14 +334,18 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
 
 /// The profile `--security-opt seccomp=…` asks for (the CLI sends a profile
 /// file's content; `seccomp:` is the old separator).
-fn seccomp_choice(security: &[String]) -> berth_runtime::spec::Seccomp {
+fn seccomp_choice(
+    security: &[String],
+    default: &berth_runtime::spec::Seccomp,
+) -> berth_runtime::spec::Seccomp {
     use berth_runtime::spec::Seccomp;
     let value = security.iter().rev().find_map(|s| {
         s.strip_prefix("seccomp=")
             .or_else(|| s.strip_prefix("seccomp:"))
     });
     match value {
-        None | Some("builtin") => Seccomp::Default,
+        None => default.clone(),
+        Some("builtin") => Seccomp::Default,
         Some("unconfined") => Seccomp::Unconfined,
         Some(profile) => Seccomp::Profile(profile.to_string()),
     }

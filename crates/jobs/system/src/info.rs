@@ -156,7 +156,7 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         containerd_commit: CommitInfo::default(),
         runc_commit: CommitInfo::default(),
         init_commit: CommitInfo::default(),
-        security_options: vec!["name=seccomp,profile=builtin".into()],
+        security_options: vec![format!("name=seccomp,profile={}", cfg.seccomp_profile)],
         ..Info::default()
     }
 }

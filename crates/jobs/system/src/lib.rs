@@ -39,6 +39,8 @@ pub struct SystemConfig {
     /// OCI runtimes by name, with their binaries (`Runtimes` in `/info`).
     pub runtimes: std::collections::BTreeMap<String, String>,
     pub default_runtime: String,
+    /// `builtin`, `unconfined` or the path of the daemon's default profile.
+    pub seccomp_profile: String,
 }
 
 /// Shared state of the system jobs.
