@@ -134,7 +134,7 @@ impl Runtime for Youki {
         let pid = c.pid();
         self.created = Some(c);
         if let Some(pid) = pid {
-            mend_rootfs(pid, bundle)?;
+            mend_rootfs(pid, &spec)?;
         }
         Ok(())
     }
@@ -198,12 +198,8 @@ impl Runtime for Youki {
 ///
 /// The work is done by a child that joins the container's mount namespace, so the
 /// shim's own stays as it is.
-fn mend_rootfs(pid: Pid, bundle: &Path) -> Result<(), String> {
+fn mend_rootfs(pid: Pid, spec: &serde_json::Value) -> Result<(), String> {
     use std::ffi::CString;
-    let spec: serde_json::Value = std::fs::read(bundle.join("config.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
     let v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let cgroup_options = spec["mounts"].as_array().and_then(|ms| {
         ms.iter()
