@@ -233,10 +233,8 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     check_log_config(&host_config["LogConfig"])?;
     match host_config["Runtime"].as_str().unwrap_or("") {
         "" => host_config["Runtime"] = json!(c.runtimes.default),
-        r if !c.runtimes.knows(r) => {
-            return Err(ApiError::invalid(format!("Unknown runtime specified {r}")))
-        }
-        _ => {}
+        // Refused now, as dockerd does, not at the start.
+        r => drop(c.runtimes.shim_args(r)?),
     }
     crate::resources::validate(&host_config)?;
     check_restart_policy(&host_config)?;

@@ -114,12 +114,9 @@ impl Default for Runtimes {
 }
 
 impl Runtimes {
-    pub fn knows(&self, name: &str) -> bool {
-        name == BUILTIN_RUNTIME || self.binaries.contains_key(name)
-    }
-
-    /// The shim's arguments that pick the runtime `name`.
-    fn shim_args(&self, name: &str) -> Result<Vec<std::ffi::OsString>> {
+    /// The shim's arguments that pick the runtime `name`; dockerd's error for a
+    /// name it does not know.
+    pub(crate) fn shim_args(&self, name: &str) -> Result<Vec<std::ffi::OsString>> {
         if name.is_empty() || name == BUILTIN_RUNTIME {
             return Ok(Vec::new());
         }
