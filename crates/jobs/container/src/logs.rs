@@ -28,12 +28,19 @@ struct Shape {
 }
 
 impl Shape {
+    /// The record's stream, when it is one the reader wants.
+    fn stream_of(&self, l: &LogRef) -> Option<StdStream> {
+        match l.stream.as_ref() {
+            "stdout" if self.stdout => Some(StdStream::Stdout),
+            "stderr" if self.stderr => Some(StdStream::Stderr),
+            _ => None,
+        }
+    }
+
     /// Appends `l` as the client sees it; false if the line's stream is not wanted.
     fn render_into(&self, l: &LogRef, out: &mut Vec<u8>) -> bool {
-        let stream = match l.stream.as_ref() {
-            "stdout" if self.stdout => StdStream::Stdout,
-            "stderr" if self.stderr => StdStream::Stderr,
-            _ => return false,
+        let Some(stream) = self.stream_of(l) else {
+            return false;
         };
         let ts = if self.timestamps { l.time.len() + 1 } else { 0 };
         if !self.tty {
@@ -57,10 +64,8 @@ impl Shape {
     /// Like [`Shape::render_into`], extending the frame that ends `out` at
     /// `last` when it is of the same stream.
     fn merge_into(&self, l: &LogRef, out: &mut Vec<u8>, last: &mut Option<(usize, u8)>) {
-        let stream = match l.stream.as_ref() {
-            "stdout" if self.stdout => StdStream::Stdout as u8,
-            "stderr" if self.stderr => StdStream::Stderr as u8,
-            _ => return,
+        let Some(stream) = self.stream_of(l).map(|s| s as u8) else {
+            return;
         };
         if self.tty {
             self.body_into(l, out);
