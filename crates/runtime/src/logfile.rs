@@ -101,9 +101,9 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // Most output needs no escaping: one pass the compiler can vectorize finds out.
     let plain = bytes.chunks(32).all(|c| {
-        c.iter().fold(false, |acc, &b| {
+        !c.iter().fold(false, |acc, &b| {
             acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-        }) == false
+        })
     });
     if plain {
         out.extend_from_slice(bytes);

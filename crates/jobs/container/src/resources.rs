@@ -199,34 +199,6 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn limits_follow_dockerd() {
-        let r = of(&json!({"Memory": 64 << 20, "NanoCpus": 1_500_000_000i64, "PidsLimit": 50}));
-        assert_eq!(r.memory, Some(64 << 20));
-        assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
-        assert_eq!(r.pids_limit, Some(50));
-        assert!(validate(&json!({"Memory": 1024})).is_err());
-        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": 32 << 20})).is_err());
-        assert!(validate(&json!({"NanoCpus": 1, "CpuQuota": 5})).is_err());
-        assert!(
-            validate(&json!({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]})).is_err()
-        );
-        assert!(validate(&json!({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 5}]})).is_err());
-        assert!(validate(&json!({"Sysctls": {"kernel.panic": "1"}})).is_err());
-        assert!(validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}})).is_ok());
-        assert!(
-            validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"}))
-                .is_err()
-        );
-        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
-    }
-}
-
 /// The container's device nodes and extra device cgroup rules: every host device
 /// for `--privileged`, and `--device`/`--device-cgroup-rule`, read at start as
 /// dockerd does (a device that went away fails the start, not the create).
@@ -273,4 +245,32 @@ pub(crate) fn devices(
         .map(|r| r.parse().map_err(ApiError::invalid))
         .collect::<Result<Vec<_>>>()?;
     Ok((devices, rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn limits_follow_dockerd() {
+        let r = of(&json!({"Memory": 64 << 20, "NanoCpus": 1_500_000_000i64, "PidsLimit": 50}));
+        assert_eq!(r.memory, Some(64 << 20));
+        assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
+        assert_eq!(r.pids_limit, Some(50));
+        assert!(validate(&json!({"Memory": 1024})).is_err());
+        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": 32 << 20})).is_err());
+        assert!(validate(&json!({"NanoCpus": 1, "CpuQuota": 5})).is_err());
+        assert!(
+            validate(&json!({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]})).is_err()
+        );
+        assert!(validate(&json!({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 5}]})).is_err());
+        assert!(validate(&json!({"Sysctls": {"kernel.panic": "1"}})).is_err());
+        assert!(validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}})).is_ok());
+        assert!(
+            validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"}))
+                .is_err()
+        );
+        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
+    }
 }
