@@ -325,3 +325,36 @@ fn devices_reach_the_container_with_their_permissions() {
     assert_eq!(o.status.code(), Some(125));
     assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
 }
+
+#[test]
+fn runc_containers_survive_a_daemon_restart() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--runtime",
+        "runc",
+        &b,
+        "sh",
+        "-c",
+        "echo before; trap 'echo got-term; exit 3' TERM; while true; do sleep 0.1; done",
+    ]);
+    let pid = d.cli_ok(&["inspect", "-f", "{{.State.Pid}}", "rr"]);
+    d.restart();
+    // The same process, still under runc: exec, logs and a stop reach it.
+    assert_eq!(d.cli_ok(&["inspect", "-f", "{{.State.Pid}}", "rr"]), pid);
+    assert_eq!(d.cli_ok(&["exec", "rr", "echo", "after"]).trim(), "after");
+    d.cli_ok(&["stop", "-t", "5", "rr"]);
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.State.ExitCode}}", "rr"])
+            .trim(),
+        "3"
+    );
+    let logs = d.cli_ok(&["logs", "rr"]);
+    assert_eq!(logs, "before\ngot-term\n");
+    d.cli_ok(&["rm", "rr"]);
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
