@@ -23,13 +23,6 @@ pub struct LineSplitter {
 const MAX_LINE: usize = 16 * 1024;
 
 impl LineSplitter {
-    /// Feeds bytes; returns the complete lines.
-    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        self.each(data, |l| out.push(l.to_vec()));
-        out
-    }
-
     /// Feeds bytes; calls `f` with each complete line, without copying the lines
     /// that arrive whole.
     pub fn each(&mut self, mut data: &[u8], mut f: impl FnMut(&[u8])) {
@@ -70,18 +63,6 @@ impl LineSplitter {
     pub fn finish(&mut self) -> Option<Vec<u8>> {
         (!self.partial.is_empty()).then(|| std::mem::take(&mut self.partial))
     }
-}
-
-/// Writes one record.
-pub fn write_line<W: Write>(
-    w: &mut W,
-    stream: &str,
-    line: &[u8],
-    time: &str,
-) -> std::io::Result<()> {
-    let mut b = Vec::with_capacity(line.len() + 80);
-    encode_line(&mut b, stream, line, time);
-    w.write_all(&b)
 }
 
 /// Appends one record and its newline. The text is escaped as serde_json escapes
@@ -142,16 +123,6 @@ pub struct LogRef<'a> {
     pub log: std::borrow::Cow<'a, [u8]>,
     pub stream: std::borrow::Cow<'a, str>,
     pub time: std::borrow::Cow<'a, str>,
-}
-
-impl LogRef<'_> {
-    pub fn to_owned_line(&self) -> LogLine {
-        LogLine {
-            log: String::from_utf8_lossy(&self.log).into_owned(),
-            stream: self.stream.to_string(),
-            time: self.time.to_string(),
-        }
-    }
 }
 
 /// Parses one record (without its newline). Records as [`encode_line`] writes
@@ -248,9 +219,14 @@ mod tests {
     #[test]
     fn splits_lines_and_keeps_partials() {
         let mut s = LineSplitter::default();
-        assert_eq!(s.push(b"a\nbc"), vec![b"a\n".to_vec()]);
-        assert_eq!(s.push(b"d\n"), vec![b"bcd\n".to_vec()]);
-        assert_eq!(s.push(b"tail"), Vec::<Vec<u8>>::new());
+        let push = |s: &mut LineSplitter, data: &[u8]| {
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            s.each(data, |l| got.push(l.to_vec()));
+            got
+        };
+        assert_eq!(push(&mut s, b"a\nbc"), vec![b"a\n".to_vec()]);
+        assert_eq!(push(&mut s, b"d\n"), vec![b"bcd\n".to_vec()]);
+        assert_eq!(push(&mut s, b"tail"), Vec::<Vec<u8>>::new());
         assert_eq!(s.finish(), Some(b"tail".to_vec()));
         assert_eq!(s.finish(), None);
     }
@@ -309,13 +285,12 @@ mod tests {
     #[test]
     fn writes_docker_json_lines() {
         let mut out = Vec::new();
-        write_line(
+        encode_line(
             &mut out,
             "stderr",
             b"oops\n",
             "2024-01-01T00:00:00.000000001Z",
-        )
-        .expect("write");
+        );
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["log"], "oops\n");
         assert_eq!(v["stream"], "stderr");

@@ -364,7 +364,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
 /// Builds the spec as JSON (the spec's own vocabulary) and checks it by parsing it
 /// into oci-spec's typed `Spec`.
 pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
-    let cgroup_v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let cgroup_v2 = crate::cgroups::is_v2();
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(

@@ -200,7 +200,7 @@ impl Runtime for Youki {
 /// shim's own stays as it is.
 fn mend_rootfs(pid: Pid, spec: &serde_json::Value) -> Result<(), String> {
     use std::ffi::CString;
-    let v1 = !Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let v1 = !berth_runtime::cgroups::is_v2();
     let cgroup_options = spec["mounts"].as_array().and_then(|ms| {
         ms.iter()
             .find(|m| m["type"] == "cgroup")
