@@ -111,6 +111,8 @@ pub struct RunConfig {
     pub devices: Vec<Device>,
     /// `--device-cgroup-rule`s, already parsed.
     pub device_rules: Vec<DeviceRule>,
+    /// `--oom-score-adj`: the process's (and its execs') OOM score adjustment.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// A device node for the container.
@@ -599,6 +601,9 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
     // whenever the field is present, which without no-new-privileges fails.
     if cfg.no_new_privileges {
         spec["process"]["noNewPrivileges"] = json!(true);
+    }
+    if let Some(adj) = cfg.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = json!(adj);
     }
     serde_json::from_value(spec).map_err(|e| format!("building the OCI spec: {e}"))
 }

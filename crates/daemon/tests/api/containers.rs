@@ -73,6 +73,12 @@ fn docker_exit_codes_for_start_failures() {
     let (code, e) = stderr_of(&d, &["run", "--rm", "-u", "ghost", &b, "true"]);
     assert_ne!(code, 0);
     assert!(e.contains("unable to find user ghost"), "{e}");
+    let (code, e) = stderr_of(&d, &["run", "--rm", "--oom-score-adj", "1001", &b, "true"]);
+    assert_eq!(code, 125, "{e}");
+    assert!(
+        e.contains("Invalid value 1001, range for oom score adj is [-1000, 1000]"),
+        "{e}"
+    );
     d.cli(&["container", "prune", "-f"]);
 }
 

@@ -72,6 +72,14 @@ fn exec_runs_in_the_container_with_its_options() {
     let (code, out, _) = code_and_stderr(&d, &["exec", "ex", "/etc/passwd"]);
     assert_eq!(code, 126, "{out}");
     assert!(out.contains("permission denied"), "{out}");
+    let (code, out, _) = code_and_stderr(&d, &["exec", "-w", "/nowhere", "ex", "true"]);
+    assert_eq!(code, 126, "{out}");
+    assert!(
+        out.contains(
+            "chdir to cwd (\"/nowhere\") set in config.json failed: no such file or directory"
+        ),
+        "{out}"
+    );
     // Failed execs leave nothing behind in the container.
     let ps = d.cli_ok(&["exec", "ex", "ps", "-o", "pid,comm"]);
     assert_eq!(ps.lines().count(), 3, "only the header, sleep and ps: {ps}");

@@ -58,6 +58,8 @@ fn both_runtimes_make_the_same_container() {
             "50",
             "--ulimit",
             "nofile=100:200",
+            "--oom-score-adj",
+            "500",
         ],
         &["--network", "none", "--shm-size", "8m"],
         &[
@@ -88,11 +90,17 @@ fn both_runtimes_make_the_same_container() {
 }
 
 /// What an exec'd process gets: the container's seccomp filter, capabilities,
-/// no-new-privileges, user and environment.
+/// no-new-privileges, user and environment, limits, umask, session, cgroups
+/// (every hierarchy the container's init is in, named ones too) and no
+/// descriptor but its standard three.
 const EXEC_PROBE: &str = r#"
 exec 2>&1
 grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
-id; pwd; env | sort
+id; pwd; umask; env | sort
+cat /proc/self/limits /proc/self/oom_score_adj
+ls /proc/self/fd
+diff /proc/1/cgroup /proc/self/cgroup && echo same-cgroups
+test "$(cut -d' ' -f6 /proc/self/stat)" = "$(cut -d' ' -f6 /proc/$$/stat)" && echo own-session
 unshare -n true 2>&1 || echo unshare-refused
 ip link set lo mtu 1280 2>&1 && echo mtu-set
 true
@@ -107,10 +115,12 @@ fn execs_are_the_same_under_both_runtimes() {
         &["--security-opt", "no-new-privileges"],
         &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
         &["--privileged"],
+        &["--ulimit", "nofile=100:200", "--oom-score-adj", "300"],
     ];
     let execs: &[&[&str]] = &[
         &[],
         &["-u", "nobody"],
+        &["-u", "1000:1000"],
         &["--privileged"],
         &["-e", "X=1", "-w", "/tmp"],
     ];
@@ -135,6 +145,14 @@ fn execs_are_the_same_under_both_runtimes() {
         let (ours, runc) = (&seen[0], &seen[1]);
         if opts.is_empty() {
             assert!(ours.contains("Seccomp:\t2"), "{ours}");
+        }
+        assert!(
+            ours.matches("same-cgroups").count() == execs.len()
+                && ours.matches("own-session").count() == execs.len(),
+            "{ours}"
+        );
+        if opts.contains(&"--oom-score-adj") {
+            assert!(ours.contains("\n300\n"), "{ours}");
         }
         assert!(
             ours == runc,

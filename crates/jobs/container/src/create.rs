@@ -238,6 +238,13 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     }
     crate::resources::validate(&host_config)?;
     check_restart_policy(&host_config)?;
+    if let Some(adj) = host_config["OomScoreAdj"].as_i64() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value {adj}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
+    }
     let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();
     if config["Hostname"].as_str().unwrap_or("").is_empty() {

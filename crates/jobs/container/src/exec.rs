@@ -252,7 +252,13 @@ fn dev_null() -> Result<OwnedFd> {
 /// Docker's text for an exec that could not start (and its exit code, 126).
 fn start_error(cmd0: &str, msg: &str) -> String {
     let m = msg.to_ascii_lowercase();
-    let why = if m.contains("not found") || m.contains("no such file") {
+    // Already in runc's words (both runtimes word them so): from there on.
+    let runc_words = ["exec: \"", "chdir to cwd"]
+        .iter()
+        .find_map(|w| msg.find(w));
+    let why = if let Some(i) = runc_words {
+        msg[i..].to_string()
+    } else if m.contains("not found") || m.contains("no such file") {
         format!("exec: \"{cmd0}\": executable file not found in $PATH")
     } else if m.contains("permission denied")
         || m.contains("does not have correct permissions")
@@ -718,4 +724,28 @@ pub(crate) async fn run_captured(
     .await;
     let _ = tokio::fs::remove_dir_all(&dir).await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_error;
+
+    #[test]
+    fn start_errors_read_as_dockerds() {
+        let pre = "OCI runtime exec failed: exec failed: unable to start container process: ";
+        // In runc's words already (runc's own log line, or the shim's): kept from there.
+        assert_eq!(
+            start_error("x", "exec failed: unable to start container process: exec: \"x\": executable file not found in $PATH"),
+            format!("{pre}exec: \"x\": executable file not found in $PATH: unknown")
+        );
+        assert_eq!(
+            start_error("true", "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"),
+            format!("{pre}chdir to cwd (\"/nope\") set in config.json failed: no such file or directory: unknown")
+        );
+        // Otherwise by what it says.
+        assert_eq!(
+            start_error("sh", "error 'EACCES: Permission denied' executing"),
+            format!("{pre}exec: \"sh\": permission denied: unknown")
+        );
+    }
 }

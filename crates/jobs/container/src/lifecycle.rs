@@ -310,6 +310,10 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             sysctls: crate::resources::sysctls(hc),
             devices,
             device_rules,
+            oom_score_adj: hc["OomScoreAdj"]
+                .as_i64()
+                .filter(|a| *a != 0)
+                .and_then(|a| i32::try_from(a).ok()),
         };
         if !cfg.cwd.is_empty() {
             let p = merged.join(cfg.cwd.trim_start_matches('/'));

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 
 use berth_runtime::bpf::Bpf;
 use libcontainer::container::builder::ContainerBuilder;
-use libcontainer::container::Container;
+use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use libcontainer::workload::default::get_executor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
@@ -169,21 +169,22 @@ impl Runtime for Youki {
         }
     }
 
-    fn exec(&mut self, process: &Path, dir: &Path, io: Io) -> Result<Pid, String> {
-        let mut b = self.builder(io)?;
-        let mut process = process.to_path_buf();
-        if let Some(bpf) = self.container_seccomp()? {
-            let (tenant, executor) = SeccompExecutor::prepare(&process, dir, bpf)?;
-            process = tenant;
-            b = b.with_executor(executor);
-        }
-        super::with_default_sigpipe(|| {
-            b.as_tenant()
-                .with_detach(true)
-                .with_process(Some(&process))
-                .build()
-                .map_err(|e| e.to_string())
-        })
+    fn exec(&mut self, process: &Path, _dir: &Path, io: Io) -> Result<Pid, String> {
+        // Not libcontainer's tenant builder: see [`super::enter`] for why.
+        let c = Container::load(self.root.join(&self.id)).map_err(|e| e.to_string())?;
+        let init = c
+            .pid()
+            .filter(|_| c.status() == ContainerStatus::Running)
+            .ok_or_else(|| format!("container {} is not running", self.id))?;
+        let read = |p: &Path| -> Result<serde_json::Value, String> {
+            std::fs::read(p)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| format!("reading {}", p.display()))
+        };
+        let spec = read(&c.bundle().join("config.json"))?;
+        let bpf = self.container_seccomp(&c, &spec)?;
+        super::enter::exec(init, &spec, &read(process)?, bpf, io)
     }
 }
 
@@ -318,17 +319,16 @@ impl Youki {
     /// The running container's seccomp program: the one its create stored, or
     /// (for a profile that could not be precompiled, which libcontainer ran)
     /// compiled from its spec now.
-    fn container_seccomp(&self) -> Result<Option<Bpf>, String> {
-        let c = Container::load(self.root.join(&self.id)).map_err(|e| e.to_string())?;
+    fn container_seccomp(
+        &self,
+        c: &Container,
+        spec: &serde_json::Value,
+    ) -> Result<Option<Bpf>, String> {
         if let Ok(b) = std::fs::read(c.bundle().join(BPF_FILE)) {
             return Bpf::from_file(&b)
                 .map(Some)
                 .ok_or_else(|| "the container's seccomp program is damaged".into());
         }
-        let spec: serde_json::Value = std::fs::read(c.bundle().join("config.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or("reading the container's spec")?;
         match spec.pointer("/linux/seccomp") {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(p) if berth_runtime::bpf::cacheable(p) => {
@@ -342,10 +342,10 @@ impl Youki {
     }
 }
 
-/// Puts an exec'd process under its container's seccomp profile. libcontainer 0.7's
-/// tenant builder drops the container's `linux.seccomp` (runc applies it to every
-/// exec), so the filter is loaded here, in the process itself, just before the
-/// program is executed. Without no-new-privileges loading a filter needs
+/// Puts the container's init under its seccomp profile, loaded from the compiled
+/// program in the process itself just before the program is executed (libcontainer
+/// would compile the profile at every start, and reads `SCMP_CMP_MASKED_EQ` with
+/// its operands swapped). Without no-new-privileges loading a filter needs
 /// CAP_SYS_ADMIN, so the process is given CAP_SYS_ADMIN and CAP_SETPCAP for that
 /// moment and then drops to its real capability sets (bounding set first, which
 /// needs CAP_SETPCAP), as runc orders it: filter first, then capabilities.
@@ -400,24 +400,6 @@ impl SeccompExecutor {
             process["capabilities"][name] = serde_json::Value::Array(list);
         }
         Some(real)
-    }
-
-    /// Writes the process libcontainer is given for an exec (with the extra
-    /// capabilities when they are needed) next to the original and returns it
-    /// with the executor.
-    fn prepare(process: &Path, dir: &Path, bpf: Bpf) -> Result<(PathBuf, SeccompExecutor), String> {
-        let mut p: serde_json::Value = std::fs::read(process)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| format!("reading {}", process.display()))?;
-        let caps = Self::widen(&mut p);
-        if caps.is_none() {
-            return Ok((process.to_path_buf(), SeccompExecutor { bpf, caps }));
-        }
-        let tenant = dir.join("process.tenant.json");
-        std::fs::write(&tenant, serde_json::to_vec(&p).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("{}: {e}", tenant.display()))?;
-        Ok((tenant, SeccompExecutor { bpf, caps }))
     }
 }
 
