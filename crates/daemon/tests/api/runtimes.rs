@@ -89,13 +89,15 @@ fn both_runtimes_make_the_same_container() {
     }
 }
 
-/// What an exec'd process gets: the container's seccomp filter, capabilities,
+/// What an exec'd process gets (ignored signals are left out: runc's execs start
+/// with signal 32 ignored, an artefact of its Go runtime; ours start with none,
+/// which `signals_start_at_their_defaults` holds): the container's seccomp filter, capabilities,
 /// no-new-privileges, user and environment, limits, umask, session, cgroups
 /// (every hierarchy the container's init is in, named ones too) and no
 /// descriptor but its standard three.
 const EXEC_PROBE: &str = r#"
 exec 2>&1
-grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status
+grep -E '^(Cap|NoNewPrivs|Seccomp|SigBlk)' /proc/self/status
 id; pwd; umask; env | sort
 cat /proc/self/limits /proc/self/oom_score_adj
 ls /proc/self/fd

@@ -414,9 +414,12 @@ pub fn exec(
     }
     // Safety: this process is single-threaded; the child makes system calls and
     // leaves with _exit or execve.
-    let forked = super::with_default_sigpipe(|| unsafe { nix::unistd::fork() });
+    let forked = unsafe { nix::unistd::fork() };
     match forked {
         Ok(nix::unistd::ForkResult::Child) => {
+            // An ignored signal stays ignored across execve: the program starts
+            // with none (Rust ignores SIGPIPE in the shim).
+            super::default_signals();
             drop(report_r);
             let msg = child(&plan, io);
             let _ = nix::unistd::write(&report_w, msg.as_bytes());

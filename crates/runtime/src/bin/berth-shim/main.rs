@@ -317,9 +317,19 @@ fn run(args: Args) -> i32 {
 /// exec: without this, `yes | head` in a container would never end. The shim
 /// itself keeps ignoring it, so a vanished daemon cannot kill it.
 pub(crate) fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
-    // Every ignored signal (SIGPIPE from Rust's runtime, and whatever else this
-    // process inherited, glibc's reserved 32 and 33 included, hence the raw
-    // syscall) goes back to its default for the fork, then is restored.
+    // Every ignored signal goes back to its default for the fork, then is restored.
+    let ignored = default_signals();
+    let out = f();
+    for sig in ignored {
+        kernel_sigaction(sig, Some(SIG_IGN));
+    }
+    out
+}
+
+/// Sets every ignored signal (SIGPIPE from Rust's runtime, and whatever else this
+/// process inherited, glibc's reserved 32 and 33 included, hence the raw syscall)
+/// back to its default; returns which they were.
+pub(crate) fn default_signals() -> Vec<i32> {
     let mut ignored = Vec::new();
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -330,11 +340,7 @@ pub(crate) fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
             ignored.push(sig);
         }
     }
-    let out = f();
-    for sig in ignored {
-        kernel_sigaction(sig, Some(SIG_IGN));
-    }
-    out
+    ignored
 }
 
 const SIG_DFL: usize = 0;
