@@ -251,10 +251,9 @@ async fn run(cfg: Config) -> Result<(), String> {
     write_pidfile(&cfg.pidfile)?;
     let stop = CancellationToken::new();
     let server = Server::new(engine.clone(), Router::new(routes::all()));
-    let serve = tokio::spawn({
-        let stop = stop.clone();
-        async move { server.serve(listeners, stop).await }
-    });
+    let serve = server
+        .spawn_dedicated(listeners, stop.clone())
+        .map_err(|e| format!("starting the API server: {e}"))?;
     tracing::info!(hosts = ?cfg.hosts, "API listening");
 
     loop {

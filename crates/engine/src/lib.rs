@@ -50,6 +50,9 @@ struct Inner {
     shutting_down: AtomicBool,
     tracker: TaskTracker,
     hooks: Mutex<Vec<(String, Hook)>>,
+    /// Where jobs run: the runtime the engine was made in, whichever runtime
+    /// dispatches them (the API server serves from a thread of its own).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// A job that has been dispatched: its reply arrives on `reply`; dropping `guard`
@@ -79,6 +82,7 @@ impl Engine {
                 shutting_down: AtomicBool::new(false),
                 tracker: TaskTracker::new(),
                 hooks: Mutex::new(Vec::new()),
+                runtime: tokio::runtime::Handle::try_current().ok(),
             }),
         }
     }
@@ -175,7 +179,10 @@ impl Engine {
                 rx.await
             })
         } else {
-            self.inner.tracker.spawn(run);
+            match &self.inner.runtime {
+                Some(rt) => self.inner.tracker.spawn_on(run, rt),
+                None => self.inner.tracker.spawn(run),
+            };
             Box::pin(rx)
         };
         Ok(Dispatched {
