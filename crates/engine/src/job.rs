@@ -166,7 +166,7 @@ impl Job {
         &mut self,
         content_type: &str,
         kind: StreamKind,
-        headers: Vec<(String, String)>,
+        headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
     ) -> Result<StreamWriter> {
         let tx = self
             .out

@@ -155,12 +155,26 @@ impl Engine {
             .cloned()
             .ok_or_else(|| ApiError::not_implemented(format!("{name}: not implemented")))?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let cancel = self.inner.shutdown.child_token();
+        // A quick job answers within its request: it is not listed among running
+        // jobs, its span is a debug one and its cancellation its caller's (dropping
+        // the request drops it). What a request costs besides is mostly this
+        // bookkeeping, and `GET /_ping` is measured by the thousand.
+        let cancel = if quick {
+            CancellationToken::new()
+        } else {
+            self.inner.shutdown.child_token()
+        };
         let (tx, rx) = oneshot::channel();
-        let span = tracing::info_span!("job", job = name, id);
+        let span = if quick {
+            tracing::debug_span!("job", job = name, id)
+        } else {
+            tracing::info_span!("job", job = name, id)
+        };
         let job = Job::new(id, name, args, cancel.clone(), tx, self.clone());
         let out = job.output_handle();
-        self.set_status(id, name, JobStatus::Running);
+        if !quick {
+            self.set_status(id, name, JobStatus::Running);
+        }
         let engine = self.clone();
         let run = async move {
             tracing::debug!("start");
@@ -170,7 +184,9 @@ impl Engine {
                 JobStatus::Failed(e) => tracing::info!(error = %e, "job failed"),
                 s => tracing::debug!(status = ?s, "job ended"),
             }
-            engine.finish(id);
+            if !quick {
+                engine.finish(id);
+            }
         }
         .instrument(span);
         let reply: BoxFuture<_> = if quick {

@@ -1,6 +1,8 @@
 //! What a job answers, independent of HTTP.
 
 use berth_api::ApiError;
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,7 +26,7 @@ pub enum StreamKind {
 pub enum ReplyBody {
     Empty,
     Bytes {
-        content_type: String,
+        content_type: &'static str,
         data: Bytes,
     },
     Stream {
@@ -40,7 +42,9 @@ pub enum ReplyBody {
 /// A job's answer: a status, extra headers and a body.
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// Names as written here; values mostly constants (answers like `/_ping`
+    /// carry several on every request).
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: ReplyBody,
 }
 
@@ -60,12 +64,12 @@ impl Reply {
         }
     }
 
-    pub fn bytes(status: u16, content_type: &str, data: impl Into<Bytes>) -> Reply {
+    pub fn bytes(status: u16, content_type: &'static str, data: impl Into<Bytes>) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
             body: ReplyBody::Bytes {
-                content_type: content_type.to_string(),
+                content_type,
                 data: data.into(),
             },
         }
@@ -85,8 +89,8 @@ impl Reply {
         Reply::bytes(e.status_code(), "application/json", e.to_json())
     }
 
-    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Reply {
-        self.headers.push((name.to_string(), value.into()));
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
+        self.headers.push((name, value.into()));
         self
     }
 }

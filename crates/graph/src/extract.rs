@@ -392,7 +392,7 @@ impl Extractor {
     fn finish(mut self) -> Result<Extracted, Error> {
         // Deepest first, so a parent's mtime is set after its children.
         self.dirs
-            .sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+            .sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
         for (path, mode, uid, gid, mtime) in std::mem::take(&mut self.dirs) {
             let fd = openat2(
                 self.root.as_raw_fd(),

@@ -26,12 +26,16 @@ fn empty() -> ResBody {
     Empty::new().boxed_unsync()
 }
 
+const API_VERSION: HeaderName = HeaderName::from_static("api-version");
+const DOCKER_EXPERIMENTAL: HeaderName = HeaderName::from_static("docker-experimental");
+const OSTYPE: HeaderName = HeaderName::from_static("ostype");
+
 /// The headers dockerd puts on every response.
 pub fn common_headers(res: &mut Response<ResBody>) {
     let h = res.headers_mut();
-    h.insert("api-version", HeaderValue::from_static(api_version_str()));
-    h.insert("docker-experimental", HeaderValue::from_static("false"));
-    h.insert("ostype", HeaderValue::from_static("linux"));
+    h.insert(API_VERSION, HeaderValue::from_static(api_version_str()));
+    h.insert(DOCKER_EXPERIMENTAL, HeaderValue::from_static("false"));
+    h.insert(OSTYPE, HeaderValue::from_static("linux"));
     h.insert(
         header::SERVER,
         HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
@@ -85,7 +89,8 @@ pub fn to_response(reply: Reply, guard: DropGuard, hijack: Hijack) -> Response<R
         ReplyBody::Bytes { content_type, data } => {
             drop(guard);
             let mut res = Response::new(full(data));
-            set_content_type(&mut res, &content_type);
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, static_value(content_type));
             res
         }
         ReplyBody::Stream { content_type, rx } => {
@@ -106,11 +111,24 @@ pub fn to_response(reply: Reply, guard: DropGuard, hijack: Hijack) -> Response<R
     };
     *res.status_mut() = status;
     for (name, value) in reply.headers {
-        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+        let value = match value {
+            std::borrow::Cow::Borrowed(v) => Ok(static_value(v)),
+            std::borrow::Cow::Owned(v) => HeaderValue::try_from(v),
+        };
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), value) {
             res.headers_mut().insert(n, v);
         }
     }
     res
+}
+
+/// A constant header value, without a copy when it is a valid one.
+fn static_value(v: &'static str) -> HeaderValue {
+    if v.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b)) {
+        HeaderValue::from_static(v)
+    } else {
+        HeaderValue::from_bytes(v.as_bytes()).unwrap_or(HeaderValue::from_static(""))
+    }
 }
 
 fn hijack_response(

@@ -327,7 +327,7 @@ pub(crate) async fn get(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let out = job.stream_with_headers(
         "application/x-tar",
         StreamKind::Raw,
-        vec![("X-Docker-Container-Path-Stat".into(), header)],
+        vec![("X-Docker-Container-Path-Stat", header.into())],
     )?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {

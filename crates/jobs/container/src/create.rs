@@ -373,9 +373,9 @@ fn check_restart_policy(hc: &Value) -> Result<()> {
     match name {
         "" | "no" | "always" | "unless-stopped" => {
             if max != 0 {
-                return Err(ApiError::invalid(format!(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                )));
+                return Err(ApiError::invalid(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+                ));
             }
         }
         "on-failure" => {

@@ -141,7 +141,7 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
         };
         rows.push((created_nanos(rec), body, status_text(rec)));
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     if let Some(l) = limit {
         rows.truncate(l as usize);
     }

@@ -196,8 +196,11 @@ struct ManifestEntry {
     layers: Vec<String>,
 }
 
-/// The images described by an unpacked archive: (config path, tags, layer paths).
-fn describe(root: &Path) -> Result<Vec<(PathBuf, Vec<String>, Vec<PathBuf>)>> {
+/// One image of an unpacked archive: config path, tags, layer paths.
+type Described = (PathBuf, Vec<String>, Vec<PathBuf>);
+
+/// The images described by an unpacked archive.
+fn describe(root: &Path) -> Result<Vec<Described>> {
     let inside = |p: &str| -> Result<PathBuf> {
         let rel = Path::new(p);
         if rel.is_absolute()
