@@ -223,6 +223,19 @@ fn parse_time(s: Option<&str>) -> Result<Option<i128>> {
     }
 }
 
+/// Closes an inotify descriptor on a blocking thread: the close waits for an SRCU
+/// grace period (10–18 ms here), which would otherwise hold up the end of every
+/// followed stream (`docker run`'s output ends only after it) and a worker thread.
+struct ClosedAside<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> Drop for ClosedAside<T> {
+    fn drop(&mut self) {
+        if let (Some(v), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn_blocking(move || drop(v));
+        }
+    }
+}
+
 /// Follows the log while the container runs; returns when it has exited and the
 /// log is drained, or when `send` fails (the client went away).
 async fn follow<F, Fut>(
@@ -251,9 +264,14 @@ where
             inotify::WatchMask::MODIFY | inotify::WatchMask::CREATE,
         )
         .map_err(|e| ApiError::system(format!("inotify: {e}")))?;
-    let mut events = inotify
+    let events = inotify
         .into_event_stream(vec![0u8; 4096])
         .map_err(|e| ApiError::system(format!("inotify: {e}")))?;
+    let mut events = ClosedAside(Some(events));
+    let events = events
+        .0
+        .as_mut()
+        .ok_or_else(|| ApiError::system("inotify"))?;
     loop {
         // Seen before the read: once the container has ended (the shim flushed its
         // log before it went), this read drains the rest and we stop.
