@@ -197,3 +197,48 @@ async fn quick_jobs_run_in_the_callers_task() {
     let r = e.call("bad", args()).await.expect("reply");
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn jobs_run_on_the_engines_runtime_whoever_dispatches_them() {
+    let engine_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("engine-worker")
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let e = engine_rt.block_on(async { Engine::new() });
+    let thread = || std::thread::current().name().unwrap_or("").to_string();
+    e.register("where", move |_job: Job| async move {
+        Ok(Reply::json(&serde_json::json!({ "thread": thread() })))
+    });
+    e.register_quick("where.quick", move |_job: Job| async move {
+        Ok(Reply::json(&serde_json::json!({ "thread": thread() })))
+    });
+    // Dispatched from a thread with a runtime of its own, as the API server does.
+    let e2 = e.clone();
+    let seen = std::thread::Builder::new()
+        .name("server".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut seen = Vec::new();
+                for name in ["where", "where.quick"] {
+                    let r = e2.call(name, args()).await.expect("reply");
+                    let ReplyBody::Bytes { data, .. } = r.body else {
+                        panic!("expected bytes")
+                    };
+                    let v: serde_json::Value = serde_json::from_slice(&data).expect("json");
+                    seen.push(v["thread"].as_str().unwrap_or("").to_string());
+                }
+                seen
+            })
+        })
+        .expect("thread")
+        .join()
+        .expect("join");
+    // A job runs where the engine lives; a quick one answers on the caller's thread.
+    assert_eq!(seen, ["engine-worker", "server"]);
+}

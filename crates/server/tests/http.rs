@@ -17,7 +17,8 @@ struct Harness {
     _dir: tempfile::TempDir,
     sock: std::path::PathBuf,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    /// Resolves when the server's own thread has stopped.
+    task: tokio::sync::oneshot::Receiver<()>,
     stream_cancelled: Arc<AtomicBool>,
 }
 
@@ -91,7 +92,11 @@ async fn start() -> Harness {
     let stop = CancellationToken::new();
     let server = Server::new(engine, router).with_drain(Duration::from_millis(500));
     let s2 = stop.clone();
-    let task = tokio::spawn(async move { server.serve(vec![Listener::Unix(l)], s2).await });
+    // As berthd serves: from a thread of its own, jobs on this (the engine's) runtime,
+    // hijacked connections used across the two.
+    let task = server
+        .spawn_dedicated(vec![Listener::Unix(l)], s2)
+        .expect("serve");
     Harness {
         _dir: dir,
         sock,
@@ -130,7 +135,7 @@ impl Harness {
         tokio::time::timeout(Duration::from_secs(15), self.task)
             .await
             .expect("stops")
-            .expect("join");
+            .expect("the server thread ends");
     }
 }
 
