@@ -5,6 +5,9 @@
 //! (`runc`), exec'd the way containerd's shim does, for `--runtime` and for
 //! differential tests that compare what both make of the same spec.
 //!
+//! The built-in runtime's exec is not libcontainer's but Berth's own ([`super::enter`]):
+//! libcontainer's tenant builder costs an RCU grace period per exec on cgroup v1.
+//!
 //! Either way the container's init ends up a child of the shim (the shim is the
 //! subreaper, and both runtimes leave the init orphaned when their own process
 //! exits), so waiting, logging and exit records are the same for both.
