@@ -21,6 +21,8 @@ pub struct NetRequest {
     /// `Config.ExposedPorts` keys (`80/tcp`).
     pub exposed: Vec<String>,
     pub publish_all: bool,
+    /// `HostConfig.Dns`: the servers the embedded DNS server forwards to for it.
+    pub dns: Vec<String>,
 }
 
 /// The network side of a started container.
@@ -35,4 +37,7 @@ pub struct NetSetup {
     pub ip: Option<Ipv4Addr>,
     /// `nameserver` entries for its resolv.conf; None: the host's.
     pub nameservers: Option<Vec<String>>,
+    /// What `host-gateway` in `--add-host` stands for: the default bridge's
+    /// address, as dockerd's default `--host-gateway-ip`.
+    pub host_gateway: Option<Ipv4Addr>,
 }

@@ -570,3 +570,175 @@ fn ports_and_addresses_survive_a_daemon_restart() {
     d.cli_ok(&["rm", "-f", "keep", "next"]);
     assert!(veths_on(&d.bridge).is_empty());
 }
+
+/// A DNS server on a loopback address of the host that answers every A question
+/// with `answer` (and every other question with no records), until dropped.
+struct FakeUpstream {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeUpstream {
+    fn start(addr: &str, answer: [u8; 4]) -> FakeUpstream {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let sock = std::net::UdpSocket::bind(addr).expect("bind the fake upstream");
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .expect("timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (s2, seen2) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !s2.load(Ordering::SeqCst) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let q = &buf[..n];
+                if n < 12 {
+                    continue;
+                }
+                // The question: labels up to the root, then type and class.
+                let mut i = 12;
+                let mut name = Vec::new();
+                while i < n && q[i] != 0 {
+                    let l = q[i] as usize;
+                    name.push(String::from_utf8_lossy(&q[i + 1..(i + 1 + l).min(n)]).into_owned());
+                    i += 1 + l;
+                }
+                let end = (i + 5).min(n);
+                let qtype = if i + 2 < n {
+                    u16::from_be_bytes([q[i + 1], q[i + 2]])
+                } else {
+                    0
+                };
+                seen2
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(name.join("."));
+                let mut r = q[..end].to_vec();
+                r[2] = 0x81; // a response, recursion desired
+                r[3] = 0x80; // recursion available, no error
+                r[6] = 0;
+                r[7] = u8::from(qtype == 1);
+                r[8..12].fill(0);
+                if qtype == 1 {
+                    r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+                    r.extend_from_slice(&answer);
+                }
+                let _ = sock.send_to(&r, from);
+            }
+        });
+        FakeUpstream { stop, seen }
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn add_host_and_dns_settings_reach_the_container() {
+    let d = daemon();
+    let b = busybox(&d);
+    // The default bridge: /etc/hosts and /etc/resolv.conf as dockerd writes them.
+    let out = d.cli_ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db.internal:10.9.8.7",
+        "--add-host",
+        "gw.internal:host-gateway",
+        "--dns",
+        "10.9.9.9",
+        "--dns-search",
+        "a.test",
+        "--dns-option",
+        "ndots:3",
+        &b,
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    let bridge_gw = d.cli_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        "bridge",
+    ]);
+    assert!(out.contains("10.9.8.7\tdb.internal\n"), "{out}");
+    assert!(
+        out.contains(&format!("{}\tgw.internal\n", bridge_gw.trim())),
+        "{out}"
+    );
+    assert!(
+        out.contains("nameserver 10.9.9.9\nsearch a.test\noptions ndots:3\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("nameserver").count(), 1, "{out}");
+    // A user-defined network: the embedded server stays the nameserver and forwards
+    // what it does not know to the --dns server.
+    let upstream = FakeUpstream::start("127.0.0.77:53", [10, 1, 2, 3]);
+    d.cli_ok(&["network", "create", "dnsnet"]);
+    let out = d.cli_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dnsnet",
+        "--dns",
+        "127.0.0.77",
+        "--dns-search",
+        "b.test",
+        &b,
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; nslookup -type=a outside.example 127.0.0.11",
+    ]);
+    assert!(
+        out.contains("nameserver 127.0.0.11\nsearch b.test\n"),
+        "{out}"
+    );
+    assert!(out.contains("10.1.2.3"), "{out}");
+    assert!(
+        upstream
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|n| n == "outside.example"),
+        "the query reached the --dns server"
+    );
+    drop(upstream);
+    d.cli_ok(&["network", "rm", "dnsnet"]);
+    // dockerd's checks.
+    let o = d.cli(&["create", "--add-host", "x:999.0.0.1", &b]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid IP address in add-host"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.cli_ok(&["run", "-d", "--name", "dnsbase", &b, "sleep", "100"]);
+    let o = d.cli(&[
+        "create",
+        "--network",
+        "container:dnsbase",
+        "--dns",
+        "1.1.1.1",
+        &b,
+    ]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("conflicting options: dns and the network mode"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Inspect keeps the settings as given.
+    let id = d.cli_ok(&["create", "--add-host", "h:1.2.3.4", "--dns", "9.9.9.9", &b]);
+    let hc = inspect(&d, id.trim())["HostConfig"].clone();
+    assert_eq!(hc["ExtraHosts"], serde_json::json!(["h:1.2.3.4"]));
+    assert_eq!(hc["Dns"], serde_json::json!(["9.9.9.9"]));
+    d.cli_ok(&["rm", "-f", "dnsbase", id.trim()]);
+}

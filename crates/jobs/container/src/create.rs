@@ -238,6 +238,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     }
     crate::resources::validate(&host_config)?;
     check_restart_policy(&host_config)?;
+    crate::etc::check(&host_config)?;
     if let Some(adj) = host_config["OomScoreAdj"].as_i64() {
         if !(-1000..=1000).contains(&adj) {
             return Err(ApiError::invalid(format!(

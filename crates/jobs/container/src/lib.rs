@@ -9,6 +9,7 @@
 mod archive;
 mod commit;
 mod create;
+mod etc;
 mod exec;
 mod health;
 mod lifecycle;

@@ -100,37 +100,24 @@ pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
 }
 
 /// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
-fn write_etc(dir: &Path, hostname: &str, net: Option<&NetSetup>) -> Result<Vec<MountSpec>> {
+fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    net: Option<&NetSetup>,
+    hc: &Value,
+) -> Result<Vec<MountSpec>> {
     let ip = net
         .and_then(|n| n.ip)
         .map(|i| i.to_string())
         .unwrap_or_else(|| "127.0.1.1".into());
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n{ip}\t{hostname}\n"
-    );
+    let hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv: String = match net.and_then(|n| n.nameservers.as_ref()) {
-        // The embedded DNS server; search and options stay the host's, as dockerd.
-        Some(servers) => servers
-            .iter()
-            .map(|s| format!("nameserver {s}\n"))
-            .chain(
-                host_resolv
-                    .lines()
-                    .filter(|l| l.starts_with("search") || l.starts_with("options"))
-                    .map(|l| format!("{l}\n")),
-            )
-            .collect(),
-        // The host's resolvers; on the host's network, loopback ones work too.
-        None => host_resolv
-            .lines()
-            .filter(|l| {
-                net.is_some_and(|n| n.host)
-                    || !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1")))
-            })
-            .map(|l| format!("{l}\n"))
-            .collect(),
-    };
+    let resolv = crate::etc::resolv_conf(
+        &host_resolv,
+        net.and_then(|n| n.nameservers.as_deref()),
+        net.is_some_and(|n| n.host),
+        hc,
+    );
     let mut mounts = Vec::new();
     for (name, content, dest) in [
         ("hostname", format!("{hostname}\n"), "/etc/hostname"),
@@ -268,7 +255,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             .unwrap_or(rec.short_id())
             .to_string();
         let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
-        let mut mounts = write_etc(&dir, &hostname, net)?;
+        let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config)?;
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
@@ -488,6 +475,12 @@ fn net_request(c: &Containers, rec: &Record) -> Result<NetRequest> {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),
         publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
+        dns: hc["Dns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str().map(str::to_string))
+            .collect(),
     })
 }
 

@@ -125,6 +125,9 @@ pub struct SandboxRec {
     pub exposed: Vec<String>,
     #[serde(default)]
     pub owns_netns: bool,
+    /// Servers its embedded DNS forwards to (`--dns`); empty: the host's.
+    #[serde(default)]
+    pub dns: Vec<SocketAddr>,
 }
 
 struct Sandbox {
@@ -451,9 +454,23 @@ impl Networks {
     /// Sets up networking for a container about to start.
     pub async fn setup(self: &Arc<Self>, req: &Request) -> Result<Setup> {
         let t0 = std::time::Instant::now();
-        let r = self.setup_inner(req).await;
+        let r = self
+            .setup_inner(req)
+            .await
+            .map(|s| self.with_host_gateway(s));
         tracing::debug!(container = %req.id, elapsed = ?t0.elapsed(), "network setup");
         r
+    }
+
+    /// The default bridge's address, for `host-gateway` in `--add-host`.
+    fn with_host_gateway(&self, mut s: Setup) -> Setup {
+        s.host_gateway = self
+            .lock()
+            .nets
+            .values()
+            .find(|n| n.name == "bridge" && n.predefined())
+            .and_then(|n| n.gateway);
+        s
     }
 
     async fn setup_inner(self: &Arc<Self>, req: &Request) -> Result<Setup> {
@@ -505,6 +522,12 @@ impl Networks {
             ports: Vec::new(),
             exposed: Vec::new(),
             owns_netns: true,
+            dns: req
+                .dns
+                .iter()
+                .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect(),
         };
         let result = self.attach_all(req, &mut rec).await;
         let (proxies, dns_server) = match result {
@@ -555,6 +578,7 @@ impl Networks {
             ),
             ip: rec.endpoints.first().map(|e| e.ip),
             nameservers: user_defined.then(|| vec![dns::ADDRESS.to_string()]),
+            host_gateway: None,
         }
     }
 
@@ -644,7 +668,7 @@ impl Networks {
         }
         let user_defined = wanted.iter().any(|(n, _)| !n.predefined());
         let dns_server = if user_defined {
-            Some(self.serve_dns(&req.id, &ns)?)
+            Some(self.serve_dns(&req.id, &ns, &rec.dns)?)
         } else {
             None
         };
@@ -661,12 +685,21 @@ impl Networks {
         })
     }
 
-    fn serve_dns(self: &Arc<Self>, id: &str, ns: &Path) -> Result<dns::Server> {
+    fn serve_dns(
+        self: &Arc<Self>,
+        id: &str,
+        ns: &Path,
+        upstream: &[SocketAddr],
+    ) -> Result<dns::Server> {
         let me = Arc::downgrade(self);
         let id = id.to_string();
         let lookup: dns::Lookup = Arc::new(move |name: &str| me.upgrade()?.lookup(&id, name));
-        dns::serve(ns, lookup, self.upstream.clone())
-            .map_err(|e| ApiError::system(format!("embedded DNS: {e}")))
+        let upstream = if upstream.is_empty() {
+            self.upstream.clone()
+        } else {
+            upstream.to_vec()
+        };
+        dns::serve(ns, lookup, upstream).map_err(|e| ApiError::system(format!("embedded DNS: {e}")))
     }
 
     /// Addresses for `name` as seen from container `from`: containers (by name,
@@ -902,14 +935,14 @@ impl Networks {
                 .any(|e| st.nets.get(&e.network).is_some_and(|n| !n.predefined()))
         };
         let dns_server = match (&rec.netns, user_defined) {
-            (Some(ns), true) => self.serve_dns(id, ns).ok(),
+            (Some(ns), true) => self.serve_dns(id, ns, &rec.dns).ok(),
             _ => None,
         };
         if let Some(sb) = self.lock().sandboxes.get_mut(id) {
             sb.proxies = proxies;
             sb.dns = dns_server;
         }
-        Some(self.setup_of(&rec))
+        Some(self.with_host_gateway(self.setup_of(&rec)))
     }
 
     /// Releases sandboxes of containers that are not running any more (found at
@@ -1033,7 +1066,7 @@ impl Networks {
                 .get(id)
                 .is_some_and(|s| s.dns.is_some());
             if !has {
-                let server = self.serve_dns(id, &ns)?;
+                let server = self.serve_dns(id, &ns, &snapshot.dns)?;
                 if let Some(sb) = self.lock().sandboxes.get_mut(id) {
                     sb.dns = Some(server);
                 }
