@@ -23,6 +23,7 @@ echo 0 > /proc/sys/kernel/panic 2>&1 || echo panic-refused
 ip link set lo mtu 1280 2>&1 && echo mtu-set
 echo 1 > /sys/fs/cgroup/pids/cgroup.procs 2>&1 || echo cgroup-refused
 touch /probe 2>&1 && echo rootfs-writable
+echo stdout-reopened > /dev/stdout
 true
 "#;
 
@@ -73,6 +74,7 @@ fn both_runtimes_make_the_same_container() {
         let ours = probe(&d, &b, "berth", opts);
         let runc = probe(&d, &b, "runc", opts);
         assert!(ours.contains("Seccomp:"), "{ours}");
+        assert!(ours.contains("stdout-reopened"), "{ours}");
         let only = |a: &str, b: &str| -> Vec<String> {
             let theirs: Vec<&str> = b.lines().collect();
             a.lines()
@@ -105,6 +107,7 @@ diff /proc/1/cgroup /proc/self/cgroup && echo same-cgroups
 test "$(cut -d' ' -f6 /proc/self/stat)" = "$(cut -d' ' -f6 /proc/$$/stat)" && echo own-session
 unshare -n true 2>&1 || echo unshare-refused
 ip link set lo mtu 1280 2>&1 && echo mtu-set
+echo stdout-reopened > /dev/stdout
 true
 "#;
 
@@ -148,6 +151,12 @@ fn execs_are_the_same_under_both_runtimes() {
         if opts.is_empty() {
             assert!(ours.contains("Seccomp:\t2"), "{ours}");
         }
+        // A user that is not root can reopen its own output (`/dev/stdout`).
+        assert_eq!(
+            ours.matches("stdout-reopened").count(),
+            execs.len(),
+            "{ours}"
+        );
         assert!(
             ours.matches("same-cgroups").count() == execs.len()
                 && ours.matches("own-session").count() == execs.len(),

@@ -589,6 +589,7 @@ fn credentials(plan: &Plan) -> Result<(), String> {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => true,
         Err(e) => return Err(chdir_err(e)),
     };
+    super::give_stdio("/proc/self/fd", plan.uid);
     // Safety: raw set*id system calls, in a single-threaded process (glibc's
     // wrappers would signal other threads).
     unsafe {

@@ -326,6 +326,31 @@ pub(crate) fn with_default_sigpipe<T>(f: impl FnOnce() -> T) -> T {
     out
 }
 
+/// Gives user `uid` the pipes or terminal behind a process's standard streams (the
+/// links `DIR/0`, `DIR/1` and `DIR/2`, DIR a `/proc/PID/fd`), as runc does: a process
+/// that is not root could not reopen them otherwise, and `echo > /dev/stdout` or a
+/// log file linked to it would fail. `/dev/null` and what the user owns already are
+/// left alone; a failure is ignored, as runc ignores it.
+pub(crate) fn give_stdio(dir: &str, uid: u32) {
+    if uid == 0 {
+        return;
+    }
+    let Ok(null) = nix::sys::stat::stat("/dev/null") else {
+        return;
+    };
+    for fd in 0..3 {
+        let p = format!("{dir}/{fd}");
+        let Ok(st) = nix::sys::stat::stat(p.as_str()) else {
+            continue;
+        };
+        let is_null = st.st_rdev == null.st_rdev && st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if st.st_uid == uid || is_null {
+            continue;
+        }
+        let _ = nix::unistd::chown(p.as_str(), Some(nix::unistd::Uid::from_raw(uid)), None);
+    }
+}
+
 /// Sets every ignored signal (SIGPIPE from Rust's runtime, and whatever else this
 /// process inherited, glibc's reserved 32 and 33 included, hence the raw syscall)
 /// back to its default; returns which they were.

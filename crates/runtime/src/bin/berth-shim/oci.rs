@@ -138,6 +138,10 @@ impl Runtime for Youki {
         self.created = Some(c);
         if let Some(pid) = pid {
             mend_rootfs(pid, &spec)?;
+            let uid = spec.pointer("/process/user/uid").and_then(|u| u.as_u64());
+            if let Some(uid) = uid.and_then(|u| u32::try_from(u).ok()) {
+                super::give_stdio(&format!("/proc/{pid}/fd"), uid);
+            }
         }
         Ok(())
     }
