@@ -113,6 +113,35 @@ pub struct RunConfig {
     pub device_rules: Vec<DeviceRule>,
     /// `--oom-score-adj`: the process's (and its execs') OOM score adjustment.
     pub oom_score_adj: Option<i32>,
+    /// `--pid`, `--ipc` and `--uts`: a namespace of its own (the default), the
+    /// host's, or another container's.
+    pub pid_ns: Namespace,
+    pub ipc_ns: Namespace,
+    pub uts_ns: Namespace,
+    /// What `/dev/shm` is (`--ipc`).
+    pub shm: Shm,
+}
+
+/// Whose namespace a container gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Namespace {
+    #[default]
+    Own,
+    Host,
+    /// Another container's, by its `/proc/PID/ns/…` path.
+    Join(PathBuf),
+}
+
+/// The container's `/dev/shm`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Shm {
+    /// A tmpfs of its own (`--shm-size`).
+    #[default]
+    Own,
+    /// None at all (`--ipc none`).
+    None,
+    /// Bound from this path (the host's or another container's, with their IPC).
+    Bind(PathBuf),
 }
 
 /// A device node for the container.
@@ -429,12 +458,28 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
         mounts.retain(|d| d["destination"] != json!(m.destination));
         mounts.push(json!({ "destination": m.destination, "type": m.typ, "source": m.source, "options": m.options }));
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces = Vec::new();
+    for (kind, ns) in [
+        ("pid", &cfg.pid_ns),
+        ("ipc", &cfg.ipc_ns),
+        ("uts", &cfg.uts_ns),
+    ] {
+        match ns {
+            Namespace::Own => namespaces.push(json!({ "type": kind })),
+            Namespace::Host => {}
+            Namespace::Join(p) => namespaces.push(json!({ "type": kind, "path": p })),
+        }
+    }
+    namespaces.push(json!({"type": "mount"}));
+    match &cfg.shm {
+        Shm::Own => {}
+        Shm::None => mounts.retain(|m| m["destination"] != "/dev/shm"),
+        Shm::Bind(p) => {
+            for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
+                *m = json!({ "destination": "/dev/shm", "type": "bind", "source": p, "options": ["rbind", "rprivate"] });
+            }
+        }
+    }
     if !cfg.host_network {
         match &cfg.netns {
             Some(p) => namespaces.push(json!({"type": "network", "path": p})),
@@ -593,7 +638,6 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
             "rlimits": rlimits,
         },
         "root": { "path": cfg.rootfs, "readonly": cfg.readonly_rootfs },
-        "hostname": cfg.hostname,
         "mounts": mounts,
         "linux": linux,
     });
@@ -604,6 +648,10 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
     }
     if let Some(adj) = cfg.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(adj);
+    }
+    // Only with a UTS namespace of its own: the runtime would set the host's name.
+    if cfg.uts_ns == Namespace::Own {
+        spec["hostname"] = json!(cfg.hostname);
     }
     serde_json::from_value(spec).map_err(|e| format!("building the OCI spec: {e}"))
 }
@@ -724,6 +772,61 @@ mod tests {
                 .map(Vec::len),
             Some(ALL_CAPS.len())
         );
+    }
+
+    #[test]
+    fn host_and_joined_namespaces_and_shm() {
+        let ns_of = |s: &Value| -> Vec<String> {
+            s["linux"]["namespaces"]
+                .as_array()
+                .expect("ns")
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}={}",
+                        n["type"].as_str().unwrap_or(""),
+                        n["path"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        };
+        let shm_of = |s: &Value| -> Vec<Value> {
+            s["mounts"]
+                .as_array()
+                .expect("mounts")
+                .iter()
+                .filter(|m| m["destination"] == "/dev/shm")
+                .cloned()
+                .collect()
+        };
+        let mut c = cfg();
+        c.pid_ns = Namespace::Host;
+        c.ipc_ns = Namespace::Join("/proc/7/ns/ipc".into());
+        c.uts_ns = Namespace::Host;
+        c.shm = Shm::Bind("/proc/7/root/dev/shm".into());
+        let s = serde_json::to_value(build(&c).expect("spec")).expect("json");
+        let ns = ns_of(&s);
+        assert!(
+            !ns.iter()
+                .any(|n| n.starts_with("pid=") || n.starts_with("uts=")),
+            "{ns:?}"
+        );
+        assert!(ns.contains(&"ipc=/proc/7/ns/ipc".to_string()), "{ns:?}");
+        // No hostname without a UTS namespace of its own: it would be the host's.
+        assert!(s.get("hostname").is_none_or(Value::is_null), "{s}");
+        assert_eq!(shm_of(&s)[0]["source"], "/proc/7/root/dev/shm");
+        assert_eq!(shm_of(&s)[0]["type"], "bind");
+        c.shm = Shm::None;
+        let s = serde_json::to_value(build(&c).expect("spec")).expect("json");
+        assert!(shm_of(&s).is_empty());
+        // The defaults: namespaces of its own, a hostname, a tmpfs.
+        let s = serde_json::to_value(build(&cfg()).expect("spec")).expect("json");
+        let ns = ns_of(&s);
+        for kind in ["pid=", "ipc=", "uts=", "mount="] {
+            assert!(ns.contains(&kind.to_string()), "{ns:?}");
+        }
+        assert_eq!(s["hostname"], "abc");
+        assert_eq!(shm_of(&s)[0]["type"], "tmpfs");
     }
 
     #[test]

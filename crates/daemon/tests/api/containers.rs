@@ -775,3 +775,152 @@ fn daemon_wide_seccomp_profile() {
     let err = crate::berthd_refuses(&["--seccomp-profile", &profile.display().to_string()]);
     assert!(err.contains("Decoding seccomp profile failed"), "{err}");
 }
+
+/// The namespace a process of the container is in, as `readlink /proc/…/ns/KIND`.
+fn ns_in(d: &berth_testkit::TestDaemon, container: &str, kind: &str) -> String {
+    d.cli_ok(&[
+        "exec",
+        container,
+        "readlink",
+        &format!("/proc/self/ns/{kind}"),
+    ])
+    .trim()
+    .to_string()
+}
+
+fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn pid_ipc_uts_modes_and_group_add() {
+    let d = daemon();
+    let b = busybox(&d);
+    // The host's namespaces.
+    d.cli_ok(&[
+        "run", "-d", "--name", "hostns", "--pid", "host", "--ipc", "host", "--uts", "host", &b,
+        "sleep", "300",
+    ]);
+    for kind in ["pid", "ipc", "uts"] {
+        assert_eq!(ns_in(&d, "hostns", kind), host_ns(kind), "{kind}");
+    }
+    let host_name = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert_eq!(d.cli_ok(&["exec", "hostns", "hostname"]).trim(), host_name);
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.Config.Hostname}}", "hostns"])
+            .trim(),
+        host_name
+    );
+    // Sharing the host's PID namespace, an exec'd process does not outlive the container.
+    d.cli_ok(&["exec", "-d", "hostns", "sleep", "4321"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sleeping = || {
+        std::fs::read_dir("/proc")
+            .map(|rd| {
+                rd.flatten().any(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x004321\x00")
+                })
+            })
+            .unwrap_or(false)
+    };
+    assert!(sleeping(), "the exec'd process runs");
+    d.cli_ok(&["rm", "-f", "hostns"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!sleeping(), "the exec'd process went with the container");
+    // Another container's PID namespace.
+    d.cli_ok(&["run", "-d", "--name", "nsbase", &b, "sleep", "300"]);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nsjoin",
+        "--pid",
+        "container:nsbase",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(ns_in(&d, "nsjoin", "pid"), ns_in(&d, "nsbase", "pid"));
+    assert_ne!(ns_in(&d, "nsjoin", "ipc"), ns_in(&d, "nsbase", "ipc"));
+    // Another container's IPC namespace is refused, clearly, not half shared.
+    let o = d.cli(&["run", "--rm", "--ipc", "container:nsbase", &b, "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is not supported"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ps = d.cli_ok(&["exec", "nsjoin", "ps", "-o", "comm"]);
+    assert_eq!(
+        ps.matches("sleep").count(),
+        2,
+        "both containers' processes: {ps}"
+    );
+    // Joining a container that is not running is refused.
+    d.cli_ok(&["stop", "-t", "0", "nsbase"]);
+    let o = d.cli(&["run", "--rm", "--pid", "container:nsbase", &b, "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot join PID of a non running container"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.cli_ok(&["rm", "-f", "nsbase", "nsjoin"]);
+    // No /dev/shm at all.
+    let mounts = d.cli_ok(&["run", "--rm", "--ipc", "none", &b, "cat", "/proc/mounts"]);
+    assert!(!mounts.contains(" /dev/shm "), "{mounts}");
+    // --group-add by name and by number, for the container and its execs.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "groups",
+        "-u",
+        "nobody",
+        "--group-add",
+        "daemon",
+        "--group-add",
+        "4321",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let ids = d.cli_ok(&["exec", "groups", "id", "-G"]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    assert!(ids.contains(&"1") && ids.contains(&"4321"), "{ids:?}");
+    let init = d.cli_ok(&["exec", "groups", "cat", "/proc/1/status"]);
+    let groups: Vec<&str> = init
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert!(groups.contains(&"1") && groups.contains(&"4321"), "{init}");
+    d.cli_ok(&["rm", "-f", "groups"]);
+    let (code, e) = stderr_of(
+        &d,
+        &["run", "--rm", "--group-add", "nosuchgroup", &b, "true"],
+    );
+    assert_ne!(code, 0);
+    assert!(e.contains("Unable to find group nosuchgroup"), "{e}");
+    // The daemon's own checks, as dockerd words them.
+    for (field, value, text) in [
+        ("PidMode", "bogus", "invalid PID mode: bogus"),
+        ("IpcMode", "bogus", "invalid IPC mode: bogus"),
+        ("UTSMode", "bogus", "invalid UTS mode: bogus"),
+    ] {
+        let body = format!("{{\"Image\":\"{b}\",\"HostConfig\":{{\"{field}\":\"{value}\"}}}}");
+        let r = d.raw(
+            format!(
+                "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        assert!(r.starts_with("HTTP/1.1 400"), "{r}");
+        assert!(r.contains(text), "{r}");
+    }
+    d.cli(&["container", "prune", "-f"]);
+}

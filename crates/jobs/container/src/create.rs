@@ -239,6 +239,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     crate::resources::validate(&host_config)?;
     check_restart_policy(&host_config)?;
     crate::etc::check(&host_config)?;
+    check_namespace_modes(&host_config, &config)?;
     if let Some(adj) = host_config["OomScoreAdj"].as_i64() {
         if !(-1000..=1000).contains(&adj) {
             return Err(ApiError::invalid(format!(
@@ -248,7 +249,14 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     }
     let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();
-    if config["Hostname"].as_str().unwrap_or("").is_empty() {
+    if host_config["UTSMode"] == "host" {
+        // The host's UTS namespace: the host's name, as dockerd shows it.
+        let name = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        config.insert("Hostname".into(), json!(name));
+    } else if config["Hostname"].as_str().unwrap_or("").is_empty() {
         config.insert("Hostname".into(), json!(id[..12].to_string()));
     }
     // Names are allocated under one lock so two creates cannot take the same one.
@@ -364,6 +372,36 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         201,
         &json!({ "Id": id, "Warnings": [] }),
     ))
+}
+
+/// `--pid`, `--ipc` and `--uts` as dockerd checks them.
+fn check_namespace_modes(hc: &Value, config: &serde_json::Map<String, Value>) -> Result<()> {
+    let mode = |k: &str| hc[k].as_str().unwrap_or("").to_string();
+    let joins = |m: &str| m.strip_prefix("container:").is_some_and(|c| !c.is_empty());
+    let pid = mode("PidMode");
+    if !(pid.is_empty() || pid == "host" || joins(&pid)) {
+        return Err(ApiError::invalid(format!("invalid PID mode: {pid}")));
+    }
+    let ipc = mode("IpcMode");
+    if !(matches!(ipc.as_str(), "" | "private" | "shareable" | "host" | "none") || joins(&ipc)) {
+        return Err(ApiError::invalid(format!("invalid IPC mode: {ipc}")));
+    }
+    let uts = mode("UTSMode");
+    if !(uts.is_empty() || uts == "host") {
+        return Err(ApiError::invalid(format!("invalid UTS mode: {uts}")));
+    }
+    if uts == "host"
+        && !config
+            .get("Hostname")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+    {
+        return Err(ApiError::invalid(
+            "conflicting options: hostname and the UTS mode",
+        ));
+    }
+    Ok(())
 }
 
 /// `--restart` as dockerd checks it.

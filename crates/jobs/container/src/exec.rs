@@ -289,6 +289,7 @@ fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path)
     };
     let merged = c.dir(&rec.id).join("merged");
     let (uid, gid, extra) = crate::lifecycle::resolve_user(&merged, &user)?;
+    let extra = crate::lifecycle::group_add(&merged, &rec.host_config, extra)?;
     // The exec's own user's home, unless the container or the exec sets HOME.
     let container_home = crate::create::string_list(&rec.config["Env"])
         .iter()

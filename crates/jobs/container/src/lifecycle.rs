@@ -8,7 +8,7 @@ use berth_api::network::{NetRequest, NetSetup};
 use berth_api::{ApiError, ErrorKind, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_runtime::exit::{now, ExitRecord};
-use berth_runtime::spec::{build, host_capabilities, MountSpec, RunConfig};
+use berth_runtime::spec::{build, host_capabilities, MountSpec, Namespace, RunConfig, Shm};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
@@ -82,6 +82,36 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
         .filter(|g| *g != gid)
         .collect();
     Ok((uid, gid, extra))
+}
+
+/// `--group-add`: groups by name (from the container's /etc/group) or number, added
+/// to the supplementary groups of the container's process and its execs.
+pub(crate) fn group_add(rootfs: &Path, hc: &Value, mut extra: Vec<u32>) -> Result<Vec<u32>> {
+    let wanted: Vec<&str> = hc["GroupAdd"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(extra);
+    }
+    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    for g in wanted {
+        let by_name = group.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[0] == g)
+                .then(|| f[2].parse::<u32>().ok())
+                .flatten()
+        });
+        let gid = by_name
+            .or_else(|| g.parse().ok())
+            .ok_or_else(|| ApiError::invalid(format!("Unable to find group {g}")))?;
+        if !extra.contains(&gid) {
+            extra.push(gid);
+        }
+    }
+    Ok(extra)
 }
 
 pub(crate) fn parse_signal(s: &str) -> Result<Signal> {
@@ -228,6 +258,47 @@ fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountS
     Ok(out)
 }
 
+/// `--pid`, `--ipc` and `--uts`: the host's namespaces, or those of a running
+/// container (whose `/dev/shm` comes with its IPC namespace).
+fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, Namespace, Shm)> {
+    let running_pid = |other: &str, what: &str| -> Result<i32> {
+        let o = c.find(other)?.snapshot();
+        if !o.state.running || o.state.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join {what} of a non running container: {}",
+                o.id
+            )));
+        }
+        Ok(o.state.pid)
+    };
+    let mode = |k: &str| hc[k].as_str().unwrap_or("");
+    let pid_ns = match mode("PidMode") {
+        "host" => Namespace::Host,
+        m => match m.strip_prefix("container:") {
+            Some(o) => Namespace::Join(format!("/proc/{}/ns/pid", running_pid(o, "PID")?).into()),
+            None => Namespace::Own,
+        },
+    };
+    let (ipc_ns, shm) =
+        match mode("IpcMode") {
+            "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
+            "none" => (Namespace::Own, Shm::None),
+            // A container's /dev/shm is a tmpfs inside its own mount namespace, which
+            // another cannot bind: sharing would need it kept on the host, as dockerd
+            // keeps a shareable container's. Refused rather than half done.
+            m if m.starts_with("container:") => return Err(ApiError::invalid(
+                "joining another container's IPC namespace (--ipc container:…) is not supported",
+            )),
+            _ => (Namespace::Own, Shm::Own),
+        };
+    let uts_ns = if mode("UTSMode") == "host" {
+        Namespace::Host
+    } else {
+        Namespace::Own
+    };
+    Ok((pid_ns, ipc_ns, uts_ns, shm))
+}
+
 /// Releases the volumes of a container that ended (or failed to start).
 pub(crate) fn unmount_volumes(c: &Containers, rec: &Record) {
     if let Some(v) = c.vols() {
@@ -255,12 +326,14 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             .unwrap_or(rec.short_id())
             .to_string();
         let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
+        let extra = group_add(&merged, &rec.host_config, extra)?;
         let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config)?;
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
         let privileged = hc["Privileged"].as_bool().unwrap_or(false);
         let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
+        let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, hc)?;
         let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .unwrap_or((1024, 1024));
         let cfg = RunConfig {
@@ -301,6 +374,10 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
                 .as_i64()
                 .filter(|a| *a != 0)
                 .and_then(|a| i32::try_from(a).ok()),
+            pid_ns,
+            ipc_ns,
+            uts_ns,
+            shm,
         };
         if !cfg.cwd.is_empty() {
             let p = merged.join(cfg.cwd.trim_start_matches('/'));
