@@ -5,7 +5,14 @@ use std::process::{Command, Stdio};
 use crate::Result;
 
 /// Needed to build and run `berthd` (libcontainer links libseccomp).
-pub const RUN: &[&str] = &["libseccomp-dev", "pkg-config", "nftables", "iproute2"];
+/// (tini: the static init `docker run --init` runs as PID 1).
+pub const RUN: &[&str] = &[
+    "libseccomp-dev",
+    "pkg-config",
+    "nftables",
+    "iproute2",
+    "tini",
+];
 /// Needed to build the fixture images.
 pub const FIXTURES: &[&str] = &["busybox-static"];
 /// Needed by the tests: fixtures, the registry, and the tools tests drive.
@@ -21,6 +28,8 @@ pub const TEST: &[&str] = &[
     "iproute2",
     // The second runtime (`--runtime runc`), for the differential tests.
     "runc",
+    // `docker run --init`.
+    "tini",
 ];
 
 fn installed(pkg: &str) -> bool {

@@ -924,3 +924,42 @@ fn pid_ipc_uts_modes_and_group_add() {
     }
     d.cli(&["container", "prune", "-f"]);
 }
+
+#[test]
+fn init_runs_as_pid_1_and_passes_the_exit_code_on() {
+    let d = daemon();
+    let b = busybox(&d);
+    let ps = d.cli_ok(&["run", "--rm", "--init", &b, "ps", "-o", "pid,comm"]);
+    let first = ps
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    assert_eq!(first, ["1", "docker-init"], "{ps}");
+    let (code, _) = stderr_of(&d, &["run", "--rm", "--init", &b, "sh", "-c", "exit 7"]);
+    assert_eq!(code, 7);
+    // The init forwards signals: a stop ends the process behind it at once.
+    d.cli_ok(&[
+        "run", "-d", "--init", "--name", "inited", &b, "sleep", "300",
+    ]);
+    d.cli_ok(&["stop", "-t", "20", "inited"]);
+    // Ended by the SIGTERM the init passed on (143), not by the SIGKILL after the
+    // timeout (137).
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.State.ExitCode}}", "inited"])
+            .trim(),
+        "143"
+    );
+    assert_eq!(
+        d.cli_ok(&[
+            "inspect",
+            "-f",
+            "{{.Path}} {{.Args}} {{.HostConfig.Init}}",
+            "inited"
+        ])
+        .trim(),
+        "sleep [300] true"
+    );
+    d.cli_ok(&["rm", "inited"]);
+}

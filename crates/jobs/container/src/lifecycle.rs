@@ -258,6 +258,17 @@ fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountS
     Ok(out)
 }
 
+/// The init `--init` runs: dockerd's `docker-init`, or Debian's static tini (the
+/// container may have no C library for a dynamic one).
+fn init_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    ["docker-init", "tini-static"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
 /// `--pid`, `--ipc` and `--uts`: the host's namespaces, or those of a running
 /// container (whose `/dev/shm` comes with its IPC namespace).
 fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, Namespace, Shm)> {
@@ -334,12 +345,29 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
         let privileged = hc["Privileged"].as_bool().unwrap_or(false);
         let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
         let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, hc)?;
+        // `--init`: a small init as PID 1 that reaps and forwards signals, bound in
+        // read-only where dockerd puts it.
+        let mut init_args = Vec::new();
+        if hc["Init"].as_bool().unwrap_or(false) {
+            let init = init_binary().ok_or_else(|| {
+                ApiError::system("exec: \"docker-init\": executable file not found in $PATH")
+            })?;
+            mounts.push(MountSpec {
+                source: init.display().to_string(),
+                destination: "/sbin/docker-init".into(),
+                typ: "bind".into(),
+                options: vec!["bind".into(), "ro".into()],
+            });
+            init_args = vec!["/sbin/docker-init".to_string(), "--".to_string()];
+        }
         let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
             .unwrap_or((1024, 1024));
         let cfg = RunConfig {
             rootfs: merged.clone(),
             readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
-            args: std::iter::once(rec.path.clone())
+            args: init_args
+                .into_iter()
+                .chain(std::iter::once(rec.path.clone()))
                 .chain(rec.args.iter().cloned())
                 .collect(),
             env: with_home(with_default_path(strings(&rec.config["Env"])), &merged, uid),
