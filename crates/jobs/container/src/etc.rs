@@ -7,16 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use berth_api::{ApiError, Result};
 use serde_json::Value;
 
+use crate::create::string_list as strings;
+
 /// The value of `--add-host` that stands for the host (the default bridge's address).
 const HOST_GATEWAY: &str = "host-gateway";
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_string))
-        .collect()
-}
 
 /// One `--add-host` entry, `name:ip` (or the CLI's newer `name=ip`; an IPv6
 /// address keeps its colons): (name, ip or `host-gateway`).

@@ -87,17 +87,12 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
 /// `--group-add`: groups by name (from the container's /etc/group) or number, added
 /// to the supplementary groups of the container's process and its execs.
 pub(crate) fn group_add(rootfs: &Path, hc: &Value, mut extra: Vec<u32>) -> Result<Vec<u32>> {
-    let wanted: Vec<&str> = hc["GroupAdd"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let wanted = strings(&hc["GroupAdd"]);
     if wanted.is_empty() {
         return Ok(extra);
     }
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    for g in wanted {
+    for g in &wanted {
         let by_name = group.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 3 && f[0] == g)
@@ -580,12 +575,7 @@ fn net_request(c: &Containers, rec: &Record) -> Result<NetRequest> {
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),
         publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
-        dns: hc["Dns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str().map(str::to_string))
-            .collect(),
+        dns: strings(&hc["Dns"]),
     })
 }
 
