@@ -386,6 +386,12 @@ fn check_namespace_modes(hc: &Value, config: &serde_json::Map<String, Value>) ->
     if !(matches!(ipc.as_str(), "" | "private" | "shareable" | "host" | "none") || joins(&ipc)) {
         return Err(ApiError::invalid(format!("invalid IPC mode: {ipc}")));
     }
+    if joins(&ipc) {
+        // See `lifecycle::namespace_modes`: refused at create, not left to fail at start.
+        return Err(ApiError::invalid(
+            "joining another container's IPC namespace (--ipc container:…) is not supported",
+        ));
+    }
     let uts = mode("UTSMode");
     if !(uts.is_empty() || uts == "host") {
         return Err(ApiError::invalid(format!("invalid UTS mode: {uts}")));

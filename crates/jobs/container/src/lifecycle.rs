@@ -264,8 +264,8 @@ fn init_binary() -> Option<PathBuf> {
     })
 }
 
-/// `--pid`, `--ipc` and `--uts`: the host's namespaces, or those of a running
-/// container (whose `/dev/shm` comes with its IPC namespace).
+/// `--pid`, `--ipc` and `--uts`: the host's namespaces, or another running
+/// container's PID namespace.
 fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, Namespace, Shm)> {
     let running_pid = |other: &str, what: &str| -> Result<i32> {
         let o = c.find(other)?.snapshot();
