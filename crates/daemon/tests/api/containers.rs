@@ -963,3 +963,72 @@ fn init_runs_as_pid_1_and_passes_the_exit_code_on() {
     );
     d.cli_ok(&["rm", "inited"]);
 }
+
+#[test]
+fn cgroup_parent_places_the_container_and_its_limits() {
+    let d = daemon();
+    let b = busybox(&d);
+    // Unique per test run, and removed at the end: the parent outlives its containers,
+    // as with dockerd.
+    let parent = format!("berthtest-{}", std::process::id());
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "parented",
+        "--cgroup-parent",
+        &parent,
+        "-m",
+        "64m",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let id = d
+        .cli_ok(&["inspect", "-f", "{{.Id}}", "parented"])
+        .trim()
+        .to_string();
+    let cg = d.cli_ok(&["exec", "parented", "cat", "/proc/self/cgroup"]);
+    let want = format!(":/{parent}/{id}");
+    assert!(
+        cg.lines()
+            .any(|l| l.contains(":memory:") && l.ends_with(&want)),
+        "{cg}"
+    );
+    // Limits, updates and stats reach the same cgroup.
+    let limit = format!("/sys/fs/cgroup/memory/{parent}/{id}/memory.limit_in_bytes");
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap_or_default().trim(),
+        "67108864"
+    );
+    d.cli_ok(&["update", "-m", "80m", "--memory-swap", "160m", "parented"]);
+    assert_eq!(
+        std::fs::read_to_string(&limit).unwrap_or_default().trim(),
+        "83886080"
+    );
+    let mem = d.cli_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.MemUsage}}",
+        "parented",
+    ]);
+    assert!(mem.contains("80MiB"), "{mem}");
+    d.cli_ok(&["rm", "-f", "parented"]);
+    assert!(
+        !std::path::Path::new(&limit).exists(),
+        "the container's cgroup is removed"
+    );
+    // A parent above the hierarchy's root is refused.
+    let o = d.cli(&["create", "--cgroup-parent", "../escape", &b]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid cgroup parent"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for h in rd.flatten() {
+            let _ = std::fs::remove_dir(h.path().join(&parent));
+        }
+    }
+}

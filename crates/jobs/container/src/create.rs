@@ -240,6 +240,12 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     check_restart_policy(&host_config)?;
     crate::etc::check(&host_config)?;
     check_namespace_modes(&host_config, &config)?;
+    if let Some(p) = host_config["CgroupParent"].as_str() {
+        // A parent is a path under the hierarchy's root, never above it.
+        if p.split('/').any(|c| c == "." || c == "..") {
+            return Err(ApiError::invalid(format!("invalid cgroup parent: {p}")));
+        }
+    }
     if let Some(adj) = host_config["OomScoreAdj"].as_i64() {
         if !(-1000..=1000).contains(&adj) {
             return Err(ApiError::invalid(format!(

@@ -382,7 +382,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
                     || s == "no-new-privileges=true"
             }),
             mounts,
-            cgroups_path: Some(format!("/berth/{}", rec.id)),
+            cgroups_path: Some(crate::ops::cgroup_path(rec)),
             netns: net.and_then(|n| n.netns.clone()),
             host_network: net.map(|n| n.host).unwrap_or(hc["NetworkMode"] == "host"),
             host_caps: host_capabilities(),

@@ -19,7 +19,19 @@ fn sys(e: impl std::fmt::Display) -> ApiError {
 }
 
 pub(crate) fn cgroup(rec: &Record) -> Cgroup {
-    Cgroup::new(&format!("/berth/{}", rec.id))
+    Cgroup::new(&cgroup_path(rec))
+}
+
+/// The container's cgroup: under `/berth`, or under `--cgroup-parent` (taken from
+/// the hierarchy's root, as dockerd's cgroupfs driver takes it).
+pub(crate) fn cgroup_path(rec: &Record) -> String {
+    match rec.host_config["CgroupParent"]
+        .as_str()
+        .map(|p| p.trim_matches('/'))
+    {
+        Some(p) if !p.is_empty() => format!("/{p}/{}", rec.id),
+        _ => format!("/berth/{}", rec.id),
+    }
 }
 
 fn not_running(rec: &Record) -> ApiError {
