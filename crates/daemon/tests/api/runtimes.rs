@@ -27,9 +27,10 @@ echo stdout-reopened > /dev/stdout
 true
 "#;
 
-/// runc 1.1.5 (Debian 12) races with its Go runtime, which raises the soft
-/// RLIMIT_NOFILE to the hard one at start: now and then a process under runc gets
-/// 200 for `--ulimit nofile=100:200` (fixed in runc 1.1.6). Docker's answer is 100,
+/// runc 1.1.5 (Debian 12) races with its Go runtime, which since Go 1.19 raises the
+/// soft RLIMIT_NOFILE to the hard one at start: now and then a process under runc
+/// gets 200 for `--ulimit nofile=100:200` (later runc releases restore the limit
+/// before they execute the container's program). Docker's answer is 100,
 /// which Berth must give every time (`count` lines of it); the line is then left out
 /// of the comparison.
 fn without_nofile_race(opts: &[&str], ours: &str, runc: &str, count: usize) -> (String, String) {
