@@ -380,6 +380,10 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     ))
 }
 
+/// Why `--ipc container:X` is refused (see `lifecycle::namespace_modes`).
+pub(crate) const IPC_JOIN_UNSUPPORTED: &str =
+    "joining another container's IPC namespace (--ipc container:…) is not supported";
+
 /// `--pid`, `--ipc` and `--uts` as dockerd checks them.
 fn check_namespace_modes(hc: &Value, config: &serde_json::Map<String, Value>) -> Result<()> {
     let mode = |k: &str| hc[k].as_str().unwrap_or("").to_string();
@@ -394,9 +398,7 @@ fn check_namespace_modes(hc: &Value, config: &serde_json::Map<String, Value>) ->
     }
     if joins(&ipc) {
         // See `lifecycle::namespace_modes`: refused at create, not left to fail at start.
-        return Err(ApiError::invalid(
-            "joining another container's IPC namespace (--ipc container:…) is not supported",
-        ));
+        return Err(ApiError::invalid(IPC_JOIN_UNSUPPORTED));
     }
     let uts = mode("UTSMode");
     if !(uts.is_empty() || uts == "host") {

@@ -32,10 +32,11 @@ pub(crate) fn parse_extra_host(s: &str) -> Result<(String, String)> {
 
 /// Checks a new container's host and DNS settings as dockerd does at create.
 pub(crate) fn check(hc: &Value) -> Result<()> {
-    for h in strings(&hc["ExtraHosts"]) {
-        parse_extra_host(&h)?;
+    let (hosts, dns) = (strings(&hc["ExtraHosts"]), strings(&hc["Dns"]));
+    for h in &hosts {
+        parse_extra_host(h)?;
     }
-    for d in strings(&hc["Dns"]) {
+    for d in &dns {
         if d.parse::<IpAddr>().is_err() {
             return Err(ApiError::invalid(format!(
                 "IP address is not correctly formatted: {d}"
@@ -45,12 +46,12 @@ pub(crate) fn check(hc: &Value) -> Result<()> {
     let container_mode = hc["NetworkMode"]
         .as_str()
         .is_some_and(|m| m.starts_with("container:"));
-    if container_mode && !strings(&hc["Dns"]).is_empty() {
+    if container_mode && !dns.is_empty() {
         return Err(ApiError::invalid(
             "conflicting options: dns and the network mode",
         ));
     }
-    if container_mode && !strings(&hc["ExtraHosts"]).is_empty() {
+    if container_mode && !hosts.is_empty() {
         return Err(ApiError::invalid(
             "conflicting options: custom host-to-IP mapping and the network mode",
         ));

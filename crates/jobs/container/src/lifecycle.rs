@@ -285,18 +285,17 @@ fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, 
             None => Namespace::Own,
         },
     };
-    let (ipc_ns, shm) =
-        match mode("IpcMode") {
-            "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
-            "none" => (Namespace::Own, Shm::None),
-            // A container's /dev/shm is a tmpfs inside its own mount namespace, which
-            // another cannot bind: sharing would need it kept on the host, as dockerd
-            // keeps a shareable container's. Refused rather than half done.
-            m if m.starts_with("container:") => return Err(ApiError::invalid(
-                "joining another container's IPC namespace (--ipc container:…) is not supported",
-            )),
-            _ => (Namespace::Own, Shm::Own),
-        };
+    let (ipc_ns, shm) = match mode("IpcMode") {
+        "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
+        "none" => (Namespace::Own, Shm::None),
+        // A container's /dev/shm is a tmpfs inside its own mount namespace, which
+        // another cannot bind: sharing would need it kept on the host, as dockerd
+        // keeps a shareable container's. Refused rather than half done.
+        m if m.starts_with("container:") => {
+            return Err(ApiError::invalid(crate::create::IPC_JOIN_UNSUPPORTED))
+        }
+        _ => (Namespace::Own, Shm::Own),
+    };
     let uts_ns = if mode("UTSMode") == "host" {
         Namespace::Host
     } else {
