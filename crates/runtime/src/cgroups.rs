@@ -106,6 +106,65 @@ impl Cgroup {
         out
     }
 
+    /// SIGKILLs every process in the cgroup until none is left (a process may
+    /// fork while the list is read), for at most about a second. Returns whether
+    /// the cgroup is empty. Blocking.
+    pub fn kill_all(&self) -> bool {
+        for _ in 0..100 {
+            let pids = self.pids();
+            if pids.is_empty() {
+                return true;
+            }
+            for p in pids {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        self.pids().is_empty()
+    }
+
+    /// Removes the cgroup's directories (nested ones first) from every
+    /// hierarchy that has them. Only empty cgroups can go; the rest stay.
+    pub fn remove(&self) {
+        let mut roots: Vec<PathBuf> = if self.v2 {
+            vec![PathBuf::from(ROOT)]
+        } else {
+            // Each v1 hierarchy once: `cpu` and `cpuacct` are links to `cpu,cpuacct`.
+            let mut v: Vec<PathBuf> = std::fs::read_dir(ROOT)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path())
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        roots.dedup();
+        for root in roots {
+            let top = root.join(&self.rel);
+            let mut dirs = Vec::new();
+            let mut stack = vec![top];
+            while let Some(d) = stack.pop() {
+                if let Ok(rd) = std::fs::read_dir(&d) {
+                    stack.extend(
+                        rd.flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path()),
+                    );
+                    dirs.push(d);
+                }
+            }
+            for d in dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+
     /// Freezes (`true`) or thaws every process of the container and waits until
     /// the kernel says it is done.
     pub fn freeze(&self, frozen: bool) -> std::io::Result<()> {

@@ -19,6 +19,7 @@ mod mounts;
 mod names;
 mod netjobs;
 mod ops;
+mod reap;
 mod resources;
 mod views;
 
@@ -190,6 +191,7 @@ impl Containers {
         let Ok(dir) = std::fs::read_dir(&self.root) else {
             return;
         };
+        let mut records = Vec::new();
         for e in dir.flatten() {
             let path = e.path().join("config.v2.json");
             let rec: Option<Record> = std::fs::read(&path)
@@ -203,6 +205,10 @@ impl Containers {
             if rec.state.running && !lifecycle::shim_alive(&rec) {
                 lifecycle::recover_exit(self, &mut rec);
             }
+            records.push(rec);
+        }
+        reap::at_start(self, &records);
+        for rec in records {
             self.insert(rec);
         }
     }

@@ -471,7 +471,7 @@ pub(crate) fn with_default_path(mut env: Vec<String>) -> Vec<String> {
 }
 
 /// Undoes `prepare` after the container ended. Blocking.
-fn cleanup(c: &Containers, id: &str) {
+pub(crate) fn cleanup(c: &Containers, id: &str) {
     let _ = berth_graph::mount::unmount(&c.dir(id).join("merged"));
     let _ = std::fs::remove_dir_all(c.run_dir(id));
     let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
@@ -1017,13 +1017,8 @@ pub(crate) fn recover_exit(c: &Containers, rec: &mut Record) {
         pid: 0,
         oom_killed: false,
     });
-    if rec.state.pid > 0
-        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), None).is_ok()
-    {
-        tracing::warn!(container = %rec.id, pid = rec.state.pid, "container still running without a daemon connection; killing it");
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(rec.state.pid), Signal::SIGKILL);
-    }
-    cleanup(c, &rec.id);
+    // Its processes may outlive the shim (they are in its cgroup).
+    crate::reap::end(c, rec, &[]);
     rec.state.status = "exited".into();
     rec.state.running = false;
     rec.state.pid = 0;
@@ -1183,10 +1178,17 @@ pub(crate) async fn remove_entry(
         )));
     }
     let c2 = c.clone();
-    let id = rec.id.clone();
+    let r2 = rec.clone();
     tokio::task::spawn_blocking(move || {
-        cleanup(&c2, &id);
-        std::fs::remove_dir_all(c2.dir(&id)).map_err(sys)
+        // Whatever it removes is ended: a shim or processes the daemon lost
+        // track of would otherwise outlive the record.
+        if crate::reap::has_leftovers(&c2, &r2) {
+            let shims: Vec<i32> = shim_alive(&r2).then_some(r2.shim_pid).into_iter().collect();
+            crate::reap::end(&c2, &r2, &shims);
+        } else {
+            cleanup(&c2, &r2.id);
+        }
+        std::fs::remove_dir_all(c2.dir(&r2.id)).map_err(sys)
     })
     .await
     .map_err(sys)??;

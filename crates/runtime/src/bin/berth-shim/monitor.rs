@@ -74,7 +74,11 @@ impl Monitor {
             eprintln!("berth-shim: writing {}: {e}", self.exit.display());
         }
         if let Some(cg) = super::cgroup_of(&self.bundle) {
-            kill_rest(&berth_runtime::cgroups::Cgroup::new(&cg));
+            // With a PID namespace of its own the kernel has killed the rest
+            // already; sharing the host's (`--pid host`), exec'd processes would
+            // outlive the container and keep its cgroup from being removed, so
+            // they get runc's `kill --all`.
+            berth_runtime::cgroups::Cgroup::new(&cg).kill_all();
         }
         oci::select(self.runc, &self.id, &self.state_root).delete();
         0
@@ -198,22 +202,5 @@ impl Monitor {
             ),
             output,
         })
-    }
-}
-
-/// Kills what is left in the container's cgroup once its init has ended. With a
-/// PID namespace of its own the kernel has done so already; sharing the host's
-/// (`--pid host`), exec'd processes would outlive the container and keep its cgroup
-/// from being removed, so they get runc's `kill --all`.
-fn kill_rest(cg: &berth_runtime::cgroups::Cgroup) {
-    for _ in 0..100 {
-        let pids = cg.pids();
-        if pids.is_empty() {
-            return;
-        }
-        for p in pids {
-            let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
