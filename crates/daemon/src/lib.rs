@@ -176,11 +176,9 @@ async fn run(cfg: Config) -> Result<(), String> {
     // runs from it (pentacle finds itself sealed and does not copy itself again),
     // so shims share their pages and a container cannot overwrite the binary.
     let shim_file = shim_path()?;
-    let sealed = std::fs::File::open(&shim_file)
-        .map_err(|e| format!("{}: {e}", shim_file.display()))
-        .and_then(|mut f| {
-            pentacle::SealedCommand::new(&mut f).map_err(|e| format!("sealing the shim: {e}"))
-        })?;
+    let shim_bytes =
+        std::fs::read(&shim_file).map_err(|e| format!("{}: {e}", shim_file.display()))?;
+    let sealed = seal(&shim_bytes)?;
     let shim = std::path::PathBuf::from(sealed.get_program());
     let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
     let seccomp = default_seccomp(cfg.seccomp_profile.as_deref())?;
@@ -217,7 +215,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("setting up networks: {}", e.message))?;
     berth_jobs_network::register(&engine, networks.clone());
     containers.set_network(Arc::new(report::NetworkAdapter {
-        nets: networks,
+        nets: networks.clone(),
         engine: engine.clone(),
     }));
     containers.restore(&engine).await;
@@ -270,6 +268,7 @@ async fn run(cfg: Config) -> Result<(), String> {
         containers.stop_all().await;
     }
     engine.shutdown(JOB_GRACE).await;
+    networks.shutdown().await;
     let _ = serve.await;
     for s in &sockets {
         let _ = std::fs::remove_file(s);
@@ -278,6 +277,23 @@ async fn run(cfg: Config) -> Result<(), String> {
     drop(sealed);
     tracing::info!("berthd stopped");
     Ok(())
+}
+
+/// The shim in a sealed memfd. Sealing against writes fails with EBUSY while the
+/// kernel still holds extra references to the memfd's fresh pages (per-CPU LRU
+/// batches); seen once under the test suite's load, so it is tried again.
+fn seal(program: &[u8]) -> Result<pentacle::SealedCommand, String> {
+    let mut attempt = 0;
+    loop {
+        match pentacle::SealedCommand::new(&mut std::io::Cursor::new(program)) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 5 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 * attempt));
+            }
+            Err(e) => return Err(format!("sealing the shim: {e}")),
+        }
+    }
 }
 
 fn reload(cfg: &Config, engine: &Engine, system: &Arc<System>) {
