@@ -3,13 +3,16 @@
 //! side inside its namespace ([`netns`]) over rtnetlink; [`nft`] keeps masquerading,
 //! published-port DNAT and network isolation in one nftables table that Berth owns
 //! and rewrites atomically; [`proxy`] is the userland proxy that makes published ports
-//! answer on the host's loopback; [`dns`] is the resolver at 127.0.0.11 inside each
+//! answer on the host's loopback; [`iptables`] keeps the accepts Berth's bridges
+//! need in the host's iptables FORWARD chain (where another daemon's DROP policy
+//! would stop them); [`dns`] is the resolver at 127.0.0.11 inside each
 //! container on a user-defined network; [`subnet`] is the address arithmetic.
 //!
 //! Nothing here knows about containers or the API: callers pass names, addresses
 //! and paths.
 
 pub mod dns;
+pub mod iptables;
 pub mod link;
 pub mod netns;
 pub mod nft;
@@ -25,6 +28,8 @@ pub enum Error {
     Netns { path: String, msg: String },
     #[error("nftables: {0}")]
     Nft(String),
+    #[error("iptables: {0}")]
+    Iptables(String),
     #[error("{0}")]
     Bind(String),
     #[error("{0}")]

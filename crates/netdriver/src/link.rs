@@ -8,6 +8,7 @@ use std::path::Path;
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -39,16 +40,19 @@ pub async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
-/// Creates the bridge if it is missing, gives it `gateway` (address and prefix)
-/// unless it has it, and brings it up.
+/// Creates the bridge if it is missing (its alias set to `owner`, so that a later
+/// daemon can tell who made it), makes `gateway` (address and prefix) its one
+/// IPv4 address, and brings it up. A bridge found with other addresses loses
+/// them: two subnets on one bridge would route one of them to the wrong place.
 pub async fn ensure_bridge(
     h: &Handle,
     name: &str,
     gateway: Ipv4Net,
     mtu: Option<u32>,
+    owner: &str,
 ) -> Result<()> {
-    let idx = match index_of(h, name).await? {
-        Some(i) => i,
+    let (idx, created) = match index_of(h, name).await? {
+        Some(i) => (i, false),
         None => {
             let mut b = LinkBridge::new(name);
             if let Some(m) = mtu {
@@ -59,13 +63,32 @@ pub async fn ensure_bridge(
                 Err(e) if is_errno(&e, libc::EEXIST) => {}
                 Err(e) => return Err(Error::Netlink(format!("creating bridge {name}: {e}"))),
             }
-            index_of(h, name)
+            let idx = index_of(h, name)
                 .await?
-                .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished")))?
+                .ok_or_else(|| Error::Netlink(format!("bridge {name} vanished")))?;
+            (idx, true)
         }
     };
-    let has = addresses(h, idx).await?.contains(&gateway);
-    if !has {
+    let have = addresses(h, idx).await?;
+    for old in have.iter().filter(|a| **a != gateway) {
+        tracing::info!(bridge = name, address = %old, "removing an address the bridge should not have");
+        let mut s = h.address().get().set_link_index_filter(idx).execute();
+        while let Some(m) = s.try_next().await.map_err(nl)? {
+            let is_old = m.header.prefix_len == old.prefix_len()
+                && m.attributes.iter().any(
+                    |a| matches!(a, AddressAttribute::Address(IpAddr::V4(ip)) if *ip == old.addr()),
+                );
+            if is_old {
+                h.address()
+                    .del(m)
+                    .execute()
+                    .await
+                    .map_err(|e| Error::Netlink(format!("readdressing bridge {name}: {e}")))?;
+                break;
+            }
+        }
+    }
+    if !have.contains(&gateway) {
         match h
             .address()
             .add(idx, IpAddr::V4(gateway.addr()), gateway.prefix_len())
@@ -77,11 +100,43 @@ pub async fn ensure_bridge(
             Err(e) => return Err(Error::Netlink(format!("addressing bridge {name}: {e}"))),
         }
     }
-    h.link()
-        .set(LinkUnspec::new_with_index(idx).up().build())
-        .execute()
-        .await
-        .map_err(nl)
+    let mut up = LinkUnspec::new_with_index(idx).up();
+    if created {
+        up = up.append_extra_attribute(LinkAttribute::IfAlias(owner.to_string()));
+    }
+    h.link().set(up.build()).execute().await.map_err(nl)
+}
+
+/// What is on the host under a bridge's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Existing {
+    /// Its IPv4 addresses, with their prefixes.
+    pub addrs: Vec<Ipv4Net>,
+    /// Its alias: the owner Berth gave it when it made it (empty when unset).
+    pub alias: String,
+}
+
+/// The interface called `name`, if there is one.
+pub async fn existing(h: &Handle, name: &str) -> Result<Option<Existing>> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    let link = match links.try_next().await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(None),
+        Err(e) if is_errno(&e, libc::ENODEV) => return Ok(None),
+        Err(e) => return Err(nl(e)),
+    };
+    let alias = link
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfAlias(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Ok(Some(Existing {
+        addrs: addresses(h, link.header.index).await?,
+        alias,
+    }))
 }
 
 async fn addresses(h: &Handle, idx: u32) -> Result<Vec<Ipv4Net>> {
@@ -113,7 +168,6 @@ pub async fn delete(h: &Handle, name: &str) -> Result<()> {
 
 /// Names of the interfaces attached to a bridge (its ports).
 pub async fn ports_of(h: &Handle, bridge: &str) -> Result<Vec<String>> {
-    use netlink_packet_route::link::LinkAttribute;
     let Some(br) = index_of(h, bridge).await? else {
         return Ok(Vec::new());
     };
@@ -137,8 +191,14 @@ pub async fn ports_of(h: &Handle, bridge: &str) -> Result<Vec<String>> {
 }
 
 /// Every IPv4 network the host routes or has an address in (not the default
-/// route): subnets a new bridge must not overlap.
-pub async fn host_networks(h: &Handle) -> Result<Vec<Ipv4Net>> {
+/// route), whatever the state of its link: subnets a new bridge must not overlap.
+/// What belongs to the interface `except` is left out (the bridge being chosen
+/// an address for).
+pub async fn host_networks(h: &Handle, except: Option<&str>) -> Result<Vec<Ipv4Net>> {
+    let skip = match except {
+        Some(name) => index_of(h, name).await?,
+        None => None,
+    };
     let mut out = Vec::new();
     let mut s = h
         .route()
@@ -149,16 +209,28 @@ pub async fn host_networks(h: &Handle) -> Result<Vec<Ipv4Net>> {
         if len == 0 {
             continue;
         }
+        if skip.is_some()
+            && r.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Oif(i) if Some(*i) == skip))
+        {
+            continue;
+        }
         for a in &r.attributes {
             if let RouteAttribute::Destination(RouteAddress::Inet(ip)) = a {
                 if let Ok(n) = Ipv4Net::new(*ip, len) {
-                    out.push(n.trunc());
+                    if !ip.is_loopback() {
+                        out.push(n.trunc());
+                    }
                 }
             }
         }
     }
     let mut s = h.address().get().execute();
     while let Some(m) = s.try_next().await.map_err(nl)? {
+        if Some(m.header.index) == skip {
+            continue;
+        }
         for a in &m.attributes {
             if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
                 if !ip.is_loopback() {

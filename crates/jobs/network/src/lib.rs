@@ -9,6 +9,8 @@
 //! containers.
 
 mod jobs;
+mod predefined;
+mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -16,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_api::{ApiError, Result};
-use berth_netdriver::nft::{BridgeNet, PortRule, Ruleset};
 use berth_netdriver::subnet::{self, Pool};
 use berth_netdriver::{dns, link, netns, proxy};
 use ipnet::Ipv4Net;
@@ -220,7 +221,9 @@ impl Networks {
         for net in &bridges {
             if let (Some(s), Some(g)) = (net.subnet, net.gateway) {
                 let gw = Ipv4Net::new(g, s.prefix_len()).map_err(sys)?;
-                if let Err(e) = link::ensure_bridge(&h, &net.bridge, gw, n.cfg.mtu).await {
+                if let Err(e) =
+                    link::ensure_bridge(&h, &net.bridge, gw, n.cfg.mtu, &n.owner()).await
+                {
                     tracing::error!(network = %net.name, error = %e, "setting up the bridge");
                 }
             }
@@ -293,83 +296,26 @@ impl Networks {
         self.lock().nets.values().cloned().collect()
     }
 
+    /// Subnets a new network must not overlap: those of every network here, and
+    /// every address and route on the host.
     async fn used_subnets(&self) -> Vec<Ipv4Net> {
         let mut used: Vec<Ipv4Net> = self.nets().iter().filter_map(|n| n.subnet).collect();
         if let Ok(h) = link::connect() {
-            if let Ok(host) = link::host_networks(&h).await {
+            if let Ok(host) = link::host_networks(&h, None).await {
                 used.extend(host);
             }
         }
         used
     }
 
-    async fn ensure_predefined(&self) -> Result<()> {
-        let have: BTreeSet<String> = self.nets().into_iter().map(|n| n.name).collect();
-        for (name, driver) in [("host", "host"), ("none", "null")] {
-            if !have.contains(name) {
-                let n = Net::empty(name, driver);
-                self.save_net(&n)?;
-                self.lock().nets.insert(n.id.clone(), n);
-            }
-        }
-        if self.cfg.bridge == "none" {
-            return Ok(());
-        }
-        let existing = self.nets().into_iter().find(|n| n.name == "bridge");
-        // --bip wins; else keep what the default bridge had; else a free pool.
-        let (subnet, gateway) = match (self.cfg.bip, &existing) {
-            (Some(bip), _) => (bip.trunc(), bip.addr()),
-            (
-                None,
-                Some(Net {
-                    subnet: Some(s),
-                    gateway: Some(g),
-                    ..
-                }),
-            ) => (*s, *g),
-            _ => {
-                // The bridge may be there already (a daemon restarted without state).
-                let mut used = self.used_subnets().await;
-                if let Ok(h) = link::connect() {
-                    if link::index_of(&h, &self.cfg.bridge)
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some()
-                    {
-                        used.clear();
-                    }
-                }
-                let s = subnet::pick(&self.cfg.pools, &used).ok_or_else(|| {
-                    ApiError::system(
-                        "no free subnet in the default address pools for the default bridge",
-                    )
-                })?;
-                (s, subnet::first_host(&s))
-            }
-        };
-        let mut n = existing.unwrap_or_else(|| Net::empty("bridge", "bridge"));
-        n.subnet = Some(subnet);
-        n.gateway = Some(gateway);
-        n.ip_range = self.cfg.fixed_cidr;
-        n.bridge = self.cfg.bridge.clone();
-        n.options = [
-            ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
-            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
-            ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
-            ("com.docker.network.bridge.name", self.cfg.bridge.as_str()),
-            (
-                "com.docker.network.driver.mtu",
-                &self.cfg.mtu.unwrap_or(1500).to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        self.save_net(&n)?;
-        self.lock().nets.insert(n.id.clone(), n);
-        Ok(())
+    /// The alias Berth gives the bridges it makes: which data root made them, so
+    /// a later daemon tells a Berth's leftovers from another program's bridges.
+    pub(crate) fn owner(&self) -> String {
+        format!(
+            "{}{}",
+            predefined::OWNER_PREFIX,
+            self.cfg.data_root.display()
+        )
     }
 
     /// Finds a network by full ID, exact name or unique ID prefix, as dockerd.
@@ -393,61 +339,6 @@ impl Networks {
                 "network {key} is ambiguous ({} matches found based on ID prefix)",
                 hits.len()
             ))),
-        }
-    }
-
-    async fn apply_rules(&self) {
-        let rules = {
-            let st = self.lock();
-            let nets: Vec<BridgeNet> = st
-                .nets
-                .values()
-                .filter(|n| n.driver == "bridge")
-                .filter_map(|n| {
-                    Some(BridgeNet {
-                        bridge: n.bridge.clone(),
-                        subnet: n.subnet?,
-                        internal: n.internal,
-                        masquerade: n
-                            .options
-                            .get("com.docker.network.bridge.enable_ip_masquerade")
-                            .is_none_or(|v| v != "false"),
-                    })
-                })
-                .collect();
-            let mut ports = Vec::new();
-            for sb in st.sandboxes.values() {
-                let Some(ep) = sb.rec.endpoints.first() else {
-                    continue;
-                };
-                let Some(net) = st.nets.get(&ep.network) else {
-                    continue;
-                };
-                for p in &sb.rec.ports {
-                    ports.push(PortRule {
-                        proto: p.proto.clone(),
-                        host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
-                        host_port: p.host_port,
-                        container_ip: ep.ip,
-                        container_port: p.container_port,
-                        bridge: net.bridge.clone(),
-                    });
-                }
-            }
-            Ruleset { nets, ports }
-        };
-        // No bridge at all (`--bridge none` and no user networks): nothing to
-        // write, and no table is made.
-        if rules.nets.is_empty() && rules.ports.is_empty() {
-            return;
-        }
-        let table = self.table.clone();
-        let res =
-            tokio::task::spawn_blocking(move || berth_netdriver::nft::apply(&table, &rules)).await;
-        match res {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "writing the nftables table"),
-            Err(e) => tracing::error!(error = %e, "writing the nftables table"),
         }
     }
 

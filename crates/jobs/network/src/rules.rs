@@ -1,0 +1,100 @@
+//! The firewall as the networks and sandboxes need it: Berth's nftables table
+//! (masquerade, published-port DNAT, isolation) and its accept chain in the host's
+//! iptables FORWARD (so another daemon's DROP policy does not cut its bridges
+//! off), both rewritten whole from the current state after every change.
+
+use berth_netdriver::nft::{BridgeNet, PortRule, Ruleset};
+use berth_netdriver::{iptables, nft};
+
+use crate::Networks;
+
+impl Networks {
+    /// The iptables chain of this daemon's table: one per default bridge, as the
+    /// table, so daemons side by side never touch each other's.
+    fn chain(&self) -> String {
+        self.table.to_uppercase()
+    }
+
+    fn ruleset(&self) -> Ruleset {
+        let st = self.lock();
+        let nets: Vec<BridgeNet> = st
+            .nets
+            .values()
+            .filter(|n| n.driver == "bridge")
+            .filter_map(|n| {
+                Some(BridgeNet {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet?,
+                    internal: n.internal,
+                    masquerade: n
+                        .options
+                        .get("com.docker.network.bridge.enable_ip_masquerade")
+                        .is_none_or(|v| v != "false"),
+                })
+            })
+            .collect();
+        let mut ports = Vec::new();
+        for sb in st.sandboxes.values() {
+            let Some(ep) = sb.rec.endpoints.first() else {
+                continue;
+            };
+            let Some(net) = st.nets.get(&ep.network) else {
+                continue;
+            };
+            for p in &sb.rec.ports {
+                ports.push(PortRule {
+                    proto: p.proto.clone(),
+                    host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+                    host_port: p.host_port,
+                    container_ip: ep.ip,
+                    container_port: p.container_port,
+                    bridge: net.bridge.clone(),
+                });
+            }
+        }
+        Ruleset { nets, ports }
+    }
+
+    /// Makes the kernel's rules match the networks and sandboxes. Errors are
+    /// logged: a container keeps running when its rules could not be written.
+    pub(crate) async fn apply_rules(&self) {
+        let rules = self.ruleset();
+        let (table, chain) = (self.table.clone(), self.chain());
+        let res = tokio::task::spawn_blocking(move || {
+            // No bridge at all (`--bridge none` and no user networks): nothing
+            // is needed, and what an earlier state needed goes.
+            if rules.nets.is_empty() && rules.ports.is_empty() {
+                return remove(&table, &chain);
+            }
+            let bridges: Vec<String> = rules.nets.iter().map(|n| n.bridge.clone()).collect();
+            nft::apply(&table, &rules)?;
+            iptables::apply(&chain, &bridges)
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "writing the firewall rules"),
+            Err(e) => tracing::error!(error = %e, "writing the firewall rules"),
+        }
+    }
+
+    /// At daemon shutdown: with no container left running, the rules go with the
+    /// daemon (the next start writes them again); containers kept running by
+    /// live restore keep theirs.
+    pub async fn shutdown(&self) {
+        if !self.lock().sandboxes.is_empty() {
+            return;
+        }
+        let (table, chain) = (self.table.clone(), self.chain());
+        match tokio::task::spawn_blocking(move || remove(&table, &chain)).await {
+            Ok(Ok(())) => tracing::info!("firewall rules removed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "removing the firewall rules"),
+            Err(e) => tracing::warn!(error = %e, "removing the firewall rules"),
+        }
+    }
+}
+
+fn remove(table: &str, chain: &str) -> berth_netdriver::Result<()> {
+    nft::remove(table)?;
+    iptables::remove(chain)
+}
