@@ -105,14 +105,33 @@ fn test(args: &[String]) -> Result {
     let reg = berth_testkit::registry::Registry::start(&root().join("target"))?;
     eprintln!("test registry on {}", reg.addr);
     fixtures::push_all(&built, &reg.addr)?;
+    // Every test runs beside a default-configured dockerd, as on the hosts people
+    // move from dockerd on: its iptables policy and br_netfilter are in force.
+    let rules_before = berth_testkit::dockerd::berth_leftovers();
+    let dockerd = berth_testkit::dockerd::Dockerd::start(
+        &root().join("target"),
+        Some(&out.join("busybox.tar")),
+    )?;
+    eprintln!("dockerd beside the tests on {}", dockerd.host);
     let mut t = cargo();
     t.args(["test", "--workspace"])
         .args(args)
         .env("BERTH_TEST_REGISTRY", &reg.addr)
-        .env("BERTH_FIXTURES", &out);
+        .env("BERTH_FIXTURES", &out)
+        .env("BERTH_TEST_DOCKERD", &dockerd.host);
     let result = run_tests(t);
+    // Every test daemon has stopped: nothing of Berth's may be left in the host's
+    // firewall.
+    let mut leftovers = berth_testkit::dockerd::berth_leftovers();
+    leftovers.retain(|l| !rules_before.contains(l));
+    drop(dockerd);
     drop(reg);
-    result
+    result?;
+    if leftovers.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("Berth's rules outlived its daemons: {leftovers:?}"))
+    }
 }
 
 /// Runs `cargo test`, echoing its output, and ends with one summary line over every

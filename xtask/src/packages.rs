@@ -30,6 +30,10 @@ pub const TEST: &[&str] = &[
     "runc",
     // `docker run --init`.
     "tini",
+    // A real dockerd beside the test daemons (its iptables rules in force), and
+    // iptables itself, where Berth's accept chain goes.
+    "docker.io",
+    "iptables",
 ];
 
 fn installed(pkg: &str) -> bool {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod dockerd;
 pub mod registry;
 
 use nix::sys::signal::{kill, Signal};
@@ -449,10 +450,24 @@ impl TestDaemon {
                 .stderr(Stdio::null())
                 .status();
         }
+        let table = format!("berth-{}", self.bridge);
         let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &format!("berth-{}", self.bridge)])
+            .args(["delete", "table", "ip", &table])
             .stderr(Stdio::null())
             .status();
+        // Its accept chain in the iptables filter table (named after the table).
+        let chain = table.to_uppercase();
+        for args in [
+            vec!["-D", "FORWARD", "-j", &chain],
+            vec!["-F", &chain],
+            vec!["-X", &chain],
+        ] {
+            let _ = Command::new("iptables")
+                .arg("-w")
+                .args(&args)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -428,3 +428,82 @@ fn without_live_restore_a_shutdown_stops_containers() {
     );
     d.cli_ok(&["rm", "-f", "plain", "always"]);
 }
+
+/// A pseudo-random number below `n`, different in every call.
+fn below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .expect("random");
+    u64::from_le_bytes(b) % n
+}
+
+#[test]
+fn sigkill_during_parallel_starts_leaves_nothing_after_rm_f() {
+    let mut d = daemon();
+    let b = busybox(&d);
+    let host = d.host();
+    for round in 0..5 {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..10)
+            .map(|_| {
+                let (stop, host, b) = (stop.clone(), host.clone(), b.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let ok = std::process::Command::new(berth_testkit::docker_cli())
+                            .env("DOCKER_HOST", &host)
+                            .args(["run", "-d", &b, "sleep", "600"])
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .status()
+                            .is_ok_and(|s| s.success());
+                        if !ok {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Anywhere from the first creates to a few dozen starts in.
+        std::thread::sleep(Duration::from_millis(150 + below(1500)));
+        d.kill9();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in workers {
+            let _ = w.join();
+        }
+        d.restart();
+        let ids = d.cli_ok(&["ps", "-aq", "--no-trunc"]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        // Every container is running and tracked, or not running at all.
+        for id in &ids {
+            let v: serde_json::Value =
+                serde_json::from_str(&d.cli_ok(&["inspect", id])).expect("inspect");
+            let (running, pid) = (
+                v[0]["State"]["Running"].as_bool().unwrap_or(false),
+                v[0]["State"]["Pid"].as_i64().unwrap_or(0),
+            );
+            let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/berth").join(id);
+            if running {
+                assert!(pid > 0, "round {round}: {id} running without a pid");
+            } else {
+                assert!(
+                    !cgroup.exists(),
+                    "round {round}: {id} is {} but its cgroup is there",
+                    v[0]["State"]["Status"]
+                );
+            }
+        }
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(&ids);
+            d.cli_ok(&args);
+        }
+        assert_clean(&d);
+        for id in &ids {
+            for root in ["/sys/fs/cgroup/pids/berth", "/sys/fs/cgroup/berth"] {
+                let cg = std::path::Path::new(root).join(id);
+                assert!(!cg.exists(), "round {round}: cgroup {} left", cg.display());
+            }
+        }
+    }
+}

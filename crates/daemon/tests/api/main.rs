@@ -6,6 +6,7 @@ mod containers;
 mod durability;
 mod events;
 mod exec;
+mod host;
 mod images;
 mod lifecycle;
 mod network;

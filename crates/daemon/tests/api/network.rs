@@ -7,7 +7,7 @@ use crate::images::busybox;
 use crate::{body_json, daemon, status};
 
 /// A host port nothing listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -15,7 +15,7 @@ fn free_port() -> u16 {
 }
 
 /// `GET /` over TCP; the body, or the error as text.
-fn http_get(addr: &str) -> String {
+pub(crate) fn http_get(addr: &str) -> String {
     let go = || -> std::io::Result<String> {
         let mut s = std::net::TcpStream::connect(addr)?;
         s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
@@ -28,7 +28,7 @@ fn http_get(addr: &str) -> String {
 }
 
 /// A busybox web server answering `text` on port 80.
-fn web_args<'a>(b: &'a str, text: &'a str) -> Vec<String> {
+pub(crate) fn web_args<'a>(b: &'a str, text: &'a str) -> Vec<String> {
     vec![
         b.to_string(),
         "sh".into(),
@@ -37,7 +37,7 @@ fn web_args<'a>(b: &'a str, text: &'a str) -> Vec<String> {
     ]
 }
 
-fn inspect(d: &berth_testkit::TestDaemon, name: &str) -> serde_json::Value {
+pub(crate) fn inspect(d: &berth_testkit::TestDaemon, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&d.cli_ok(&["inspect", name])).expect("json");
     v[0].clone()
 }
