@@ -5,13 +5,15 @@
 //! and rewrites atomically; [`proxy`] is the userland proxy that makes published ports
 //! answer on the host's loopback; [`iptables`] keeps the accepts Berth's bridges
 //! need in the host's iptables FORWARD chain (where another daemon's DROP policy
-//! would stop them); [`dns`] is the resolver at 127.0.0.11 inside each
+//! would stop them) and [`hostfw`] in a native nftables firewall that drops by
+//! default; [`dns`] is the resolver at 127.0.0.11 inside each
 //! container on a user-defined network; [`subnet`] is the address arithmetic.
 //!
 //! Nothing here knows about containers or the API: callers pass names, addresses
 //! and paths.
 
 pub mod dns;
+pub mod hostfw;
 pub mod iptables;
 pub mod link;
 pub mod netns;

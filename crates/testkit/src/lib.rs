@@ -35,12 +35,20 @@ pub struct Builder {
     bin: PathBuf,
     args: Vec<String>,
     dir: Option<tempfile::TempDir>,
+    netns: Option<PathBuf>,
 }
 
 impl Builder {
     /// Extra flags for `berthd`.
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
+        self
+    }
+
+    /// Runs the daemon in the network namespace at `path` (through `nsenter`,
+    /// which enters nothing else: mounts and cgroups stay the host's).
+    pub fn netns(mut self, path: impl Into<PathBuf>) -> Self {
+        self.netns = Some(path.into());
         self
     }
 
@@ -72,6 +80,7 @@ impl Builder {
             config_file: dir.path().join("daemon.json"),
             child: None,
             bin: self.bin,
+            netns: self.netns,
             args,
             dir: Some(dir),
             exit: None,
@@ -112,6 +121,7 @@ pub struct TestDaemon {
     pub config_file: PathBuf,
     child: Option<Child>,
     bin: PathBuf,
+    netns: Option<PathBuf>,
     args: Vec<String>,
     dir: Option<tempfile::TempDir>,
     exit: Option<ExitStatus>,
@@ -123,6 +133,7 @@ impl TestDaemon {
             bin: bin.as_ref().to_path_buf(),
             args: Vec::new(),
             dir: None,
+            netns: None,
         }
     }
 
@@ -133,7 +144,17 @@ impl TestDaemon {
 
     /// The command line this daemon is started with.
     pub fn command(&self) -> Command {
-        let mut c = Command::new(&self.bin);
+        let mut c = match &self.netns {
+            // nsenter execs the daemon: the child's PID is berthd's.
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         c.arg("-H")
             .arg(format!("unix://{}", self.sock.display()))
             .arg("--data-root")

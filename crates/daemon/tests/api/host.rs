@@ -441,3 +441,81 @@ fn leftover_bridges_are_reset_and_other_programs_bridges_left_alone() {
         std::fs::read_to_string(format!("/sys/class/net/{foreign}/operstate")).unwrap_or_default();
     assert_eq!(state.trim(), "down");
 }
+
+/// A network namespace a test made, deleted when it ends.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "delete", &self.0]);
+    }
+}
+
+#[test]
+fn a_native_nftables_firewall_that_drops_forwarding_gets_berths_accepts() {
+    // A host firewall written for nft, dropping what it does not allow. In a
+    // network namespace of its own: its policy meets this test's daemon only.
+    let ns = Netns(format!("btn{}", tag()));
+    let _ = run("ip", &["netns", "delete", &ns.0]);
+    ok("ip", &["netns", "add", &ns.0]);
+    let inside = |args: &[&str]| {
+        let mut a = vec!["netns", "exec", &ns.0];
+        a.extend(args);
+        run("ip", &a)
+    };
+    assert!(inside(&["ip", "link", "set", "lo", "up"]).status.success());
+    assert!(inside(&["nft", "add", "table", "inet", "hostfw"])
+        .status
+        .success());
+    let chain_spec = "{ type filter hook forward priority 0; policy drop; }";
+    assert!(inside(&[
+        "nft",
+        "add",
+        "chain",
+        "inet",
+        "hostfw",
+        "hostforward",
+        chain_spec
+    ])
+    .status
+    .success());
+    let mut d = builder().netns(format!("/run/netns/{}", ns.0)).start();
+    // The test registry is on the host's loopback, not this namespace's.
+    let fixtures =
+        std::env::var("BERTH_FIXTURES").expect("BERTH_FIXTURES: run through cargo xtask test");
+    d.cli_ok(&["load", "-q", "-i", &format!("{fixtures}/busybox.tar")]);
+    let b = "busybox:latest";
+    d.cli_ok(&["network", "create", "front"]);
+    let mut args: Vec<String> = ["run", "-d", "--name", "web", "--network", "front"]
+        .map(String::from)
+        .to_vec();
+    args.extend(web_args(b, "behind-nft"));
+    d.cli_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let got = d.cli_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        b,
+        "sh",
+        "-c",
+        "ping -c1 -W3 web && timeout 5 wget -qO- http://web/",
+    ]);
+    assert!(got.contains("behind-nft"), "{got}");
+    let marker = format!("berth:berth-{}", d.bridge);
+    let chain = || {
+        let o = inside(&["nft", "list", "chain", "inet", "hostfw", "hostforward"]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Three accepts for each of the two bridges, all marked as Berth's.
+    assert_eq!(chain().matches(&marker).count(), 6, "{}", chain());
+    d.cli_ok(&["rm", "-f", "web"]);
+    d.cli_ok(&["network", "rm", "front"]);
+    // One bridge left, three accepts.
+    assert_eq!(chain().matches(&marker).count(), 3, "{}", chain());
+    assert!(d.stop().success());
+    // Gone with the daemon; the host's own chain is as it was.
+    let after = chain();
+    assert!(!after.contains("berth"), "{after}");
+    assert!(after.contains("policy drop"), "{after}");
+}

@@ -167,6 +167,9 @@ pub struct Networks {
     /// Serializes changes to networks and sandboxes (address allocation, rules).
     ops: tokio::sync::Mutex<()>,
     upstream: Vec<SocketAddr>,
+    /// The bridges the host firewall's accepts were last written for: they change
+    /// with networks, not with every container's ports.
+    fw_bridges: Mutex<Option<Vec<String>>>,
 }
 
 fn sys(e: impl std::fmt::Display) -> ApiError {
@@ -209,6 +212,7 @@ impl Networks {
             }),
             ops: tokio::sync::Mutex::new(()),
             upstream: dns::upstream_from(&resolv),
+            fw_bridges: Mutex::new(None),
         });
         n.load()?;
         n.ensure_predefined().await?;

@@ -1,10 +1,12 @@
 //! The firewall as the networks and sandboxes need it: Berth's nftables table
 //! (masquerade, published-port DNAT, isolation) and its accept chain in the host's
 //! iptables FORWARD (so another daemon's DROP policy does not cut its bridges
-//! off), both rewritten whole from the current state after every change.
+//! off) and in a native nftables firewall that drops by default, all rewritten
+//! whole from the current state: the table after every change, the accepts in
+//! other programs' chains when the bridges change.
 
 use berth_netdriver::nft::{BridgeNet, PortRule, Ruleset};
-use berth_netdriver::{iptables, nft};
+use berth_netdriver::{hostfw, iptables, nft};
 
 use crate::Networks;
 
@@ -59,6 +61,14 @@ impl Networks {
     /// logged: a container keeps running when its rules could not be written.
     pub(crate) async fn apply_rules(&self) {
         let rules = self.ruleset();
+        let bridges: Vec<String> = rules.nets.iter().map(|n| n.bridge.clone()).collect();
+        // The host firewall's accepts follow the bridges only.
+        let host_fw = {
+            let mut last = self.fw_bridges.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = last.as_ref() != Some(&bridges);
+            *last = Some(bridges.clone());
+            changed
+        };
         let (table, chain) = (self.table.clone(), self.chain());
         let res = tokio::task::spawn_blocking(move || {
             // No bridge at all (`--bridge none` and no user networks): nothing
@@ -66,14 +76,21 @@ impl Networks {
             if rules.nets.is_empty() && rules.ports.is_empty() {
                 return remove(&table, &chain);
             }
-            let bridges: Vec<String> = rules.nets.iter().map(|n| n.bridge.clone()).collect();
             nft::apply(&table, &rules)?;
-            iptables::apply(&chain, &bridges)
+            if host_fw {
+                iptables::apply(&chain, &bridges)?;
+                hostfw::apply(&table, &bridges)?;
+            }
+            Ok(())
         })
         .await;
         match res {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "writing the firewall rules"),
+            Ok(Err(e)) => {
+                // Written again at the next change.
+                *self.fw_bridges.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::error!(error = %e, "writing the firewall rules")
+            }
             Err(e) => tracing::error!(error = %e, "writing the firewall rules"),
         }
     }
@@ -96,5 +113,6 @@ impl Networks {
 
 fn remove(table: &str, chain: &str) -> berth_netdriver::Result<()> {
     nft::remove(table)?;
-    iptables::remove(chain)
+    iptables::remove(chain)?;
+    hostfw::remove(table)
 }
