@@ -39,10 +39,11 @@ pub(crate) fn of(hc: &Value) -> Resources {
             .filter(|s| !s.is_empty())
             .map(str::to_string),
         pids_limit: i(&hc["PidsLimit"]),
+        // Out of range for a u16 is refused at create (`go_types`).
         blkio_weight: hc["BlkioWeight"]
             .as_u64()
             .filter(|n| *n > 0)
-            .map(|n| n as u16),
+            .and_then(|n| u16::try_from(n).ok()),
     }
 }
 
@@ -109,8 +110,85 @@ const ULIMITS: &[&str] = &[
     "as",
 ];
 
+/// dockerd decodes `HostConfig` into Go's integer types: a number that does not
+/// fit is refused with Go's words (dockerd 20.10 answers 500; Berth 400, it is
+/// the client's value).
+fn go_types(hc: &Value) -> Result<()> {
+    for (field, ty, max) in [
+        ("BlkioWeight", "uint16", u64::from(u16::MAX)),
+        ("IOMaximumIOps", "uint64", u64::MAX),
+        ("IOMaximumBandwidth", "uint64", u64::MAX),
+    ] {
+        let v = &hc[field];
+        if v.is_number() && !v.as_u64().is_some_and(|n| n <= max) {
+            return Err(ApiError::invalid(format!(
+                "json: cannot unmarshal number {v} into Go struct field HostConfig.HostConfig.{field} of type {ty}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A cpuset list (`0-3,5`), as Go's `ParseUintList` reads it.
+fn cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',') {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// `--cpuset-cpus` and `--cpuset-mems`: well formed, and only what the host has.
+fn cpusets(hc: &Value) -> Result<()> {
+    for (field, what, nodes, online) in [
+        (
+            "CpusetCpus",
+            "cpus",
+            "CPUs",
+            "/sys/devices/system/cpu/online",
+        ),
+        (
+            "CpusetMems",
+            "mems",
+            "memory nodes",
+            "/sys/devices/system/node/online",
+        ),
+    ] {
+        let Some(s) = hc[field].as_str().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let Some(want) = cpu_list(s) else {
+            return Err(ApiError::invalid(format!(
+                "Invalid value {s} for cpuset {what}: invalid format: {s}"
+            )));
+        };
+        let avail = std::fs::read_to_string(online).unwrap_or_default();
+        let avail = avail.trim();
+        if let Some(have) = cpu_list(avail) {
+            if !want.is_subset(&have) {
+                return Err(ApiError::invalid(format!(
+                    "Requested {nodes} are not available - requested {s}, available: {avail}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// dockerd's checks of limits at create and update.
 pub(crate) fn validate(hc: &Value) -> Result<()> {
+    go_types(hc)?;
     let r = of(hc);
     if let Some(m) = r.memory {
         if m < 6 * 1024 * 1024 {
@@ -151,6 +229,26 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
             )));
         }
     }
+    if i(&hc["CpuQuota"]).is_some_and(|q| q > 0 && q < 1000) {
+        return Err(ApiError::invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    if let Some(k) = i(&hc["KernelMemory"]) {
+        if k < 6 * 1024 * 1024 {
+            return Err(ApiError::invalid(
+                "Minimum kernel memory limit allowed is 6MB",
+            ));
+        }
+    }
+    if let Some(sw) = hc["MemorySwappiness"].as_i64() {
+        if sw != -1 && !(0..=100).contains(&sw) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value: {sw}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    cpusets(hc)?;
     if let Some(p) = r.cpu_period {
         if !(1000..=1_000_000).contains(&p) {
             return Err(ApiError::invalid("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"));
@@ -272,5 +370,65 @@ mod tests {
                 .is_err()
         );
         assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
+    }
+
+    fn err(hc: serde_json::Value) -> String {
+        match validate(&hc) {
+            Err(e) => e.message,
+            Ok(()) => panic!("{hc} accepted"),
+        }
+    }
+
+    #[test]
+    fn values_out_of_their_go_type_or_range_get_dockerds_texts() {
+        // 65546 would wrap to 10 in a u16 and pass the range check.
+        assert_eq!(
+            err(json!({"BlkioWeight": 65546})),
+            "json: cannot unmarshal number 65546 into Go struct field HostConfig.HostConfig.BlkioWeight of type uint16"
+        );
+        assert!(err(json!({"BlkioWeight": -1}))
+            .contains("number -1 into Go struct field HostConfig.HostConfig.BlkioWeight"));
+        assert_eq!(of(&json!({"BlkioWeight": 65546})).blkio_weight, None);
+        assert_eq!(
+            err(json!({"BlkioWeight": 5000})),
+            "Range of blkio weight is from 10 to 1000"
+        );
+        assert!(validate(&json!({"BlkioWeight": 500})).is_ok());
+        assert!(err(json!({"IOMaximumIOps": -1})).ends_with("IOMaximumIOps of type uint64"));
+        assert_eq!(
+            err(json!({"MemorySwappiness": 200})),
+            "Invalid value: 200, valid memory swappiness range is 0-100"
+        );
+        assert!(validate(&json!({"MemorySwappiness": -1})).is_ok());
+        assert_eq!(
+            err(json!({"CpuQuota": 500})),
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)"
+        );
+        assert_eq!(
+            err(json!({"KernelMemory": 100})),
+            "Minimum kernel memory limit allowed is 6MB"
+        );
+        assert_eq!(
+            err(json!({"CpusetCpus": "0-"})),
+            "Invalid value 0- for cpuset cpus: invalid format: 0-"
+        );
+        assert_eq!(
+            err(json!({"CpusetMems": "x"})),
+            "Invalid value x for cpuset mems: invalid format: x"
+        );
+        assert!(err(json!({"CpusetCpus": "4096"}))
+            .starts_with("Requested CPUs are not available - requested 4096, available: "));
+        assert!(validate(&json!({"CpusetCpus": "0"})).is_ok());
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_go_does() {
+        assert_eq!(
+            cpu_list("0-2,5").map(|s| s.into_iter().collect::<Vec<_>>()),
+            Some(vec![0, 1, 2, 5])
+        );
+        for bad in ["", "0-", "-1", "3-1", "a", "1,,2"] {
+            assert_eq!(cpu_list(bad), None, "{bad}");
+        }
     }
 }
