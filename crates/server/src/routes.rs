@@ -84,6 +84,12 @@ pub fn container() -> Vec<Route> {
         ),
         r(
             Method::POST,
+            "/containers/{name}/restart",
+            "container.restart",
+            None,
+        ),
+        r(
+            Method::POST,
             "/containers/{id}/rename",
             "container.rename",
             None,

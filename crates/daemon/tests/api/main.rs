@@ -2,6 +2,7 @@
 //! curl and raw HTTP. One binary with modules, to link once.
 
 mod bad_input;
+mod behaviours;
 mod containers;
 mod durability;
 mod events;

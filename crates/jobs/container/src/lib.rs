@@ -471,6 +471,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.wait", lifecycle::wait);
     job!("container.stop", lifecycle::stop);
     job!("container.kill", lifecycle::kill);
+    job!("container.restart", lifecycle::restart);
     job!("container.delete", lifecycle::delete);
     job!("container.rename", lifecycle::rename);
     job!("container.resize", lifecycle::resize);

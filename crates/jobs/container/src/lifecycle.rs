@@ -596,6 +596,10 @@ fn docker_start_error(rec: &Record, code: i32, msg: &str) -> ApiError {
 
 pub(crate) async fn start(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
+    start_entry(job.engine(), &c, &entry).await
+}
+
+async fn start_entry(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) -> Result<Reply> {
     let rec = entry.snapshot();
     if rec.state.running {
         return Ok(Reply::empty(304));
@@ -613,12 +617,12 @@ pub(crate) async fn start(job: Job, c: Arc<Containers>) -> Result<Reply> {
             rec.id
         )));
     }
-    let result = start_inner(job.engine(), &c, &entry, rec.clone()).await;
+    let result = start_inner(engine, c, entry, rec.clone()).await;
     drop(guard);
     // A --rm container that could not start goes away, as with dockerd; its
     // waiters (the CLI waits for "removed") are released.
     if result.is_err() && rec.auto_remove() {
-        if let Err(e) = remove(job.engine(), &c, &entry).await {
+        if let Err(e) = remove(engine, c, entry).await {
             tracing::warn!(container = %rec.id, error = %e.message, "removing a container that failed to start");
         }
     }
@@ -1044,45 +1048,102 @@ async fn wait_exit(entry: &Entry, after: u64, timeout: Option<Duration>) -> bool
 
 pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
-    let rec = entry.snapshot();
     if cancel_restart(&c, &entry) {
         event(&job, &entry.snapshot(), "stop", &[]);
         return Ok(Reply::empty(204));
     }
-    if !rec.state.running {
+    if !entry.snapshot().state.running {
         return Ok(Reply::empty(304));
     }
+    stop_entry(job.engine(), &c, &entry, &StopArgs::of(&job)?).await?;
+    event(&job, &entry.snapshot(), "stop", &[]);
+    Ok(Reply::empty(204))
+}
+
+/// What a stop takes from its job: `signal` and `t`.
+struct StopArgs {
+    signal: Option<Signal>,
+    timeout: Option<i64>,
+}
+
+impl StopArgs {
+    fn of(job: &Job) -> Result<StopArgs> {
+        Ok(StopArgs {
+            signal: match job.args.str("signal").filter(|s| !s.is_empty()) {
+                Some(s) => Some(parse_signal(s)?),
+                None => None,
+            },
+            timeout: job.args.int("t")?,
+        })
+    }
+}
+
+/// Stops a running container as `docker stop` does: the job's signal (else its
+/// StopSignal, else SIGTERM), then SIGKILL after the timeout (`t`, else its
+/// StopTimeout, else 10 s); returns once it has exited. Each signal is a `kill`
+/// event, as dockerd publishes them.
+async fn stop_entry(
+    engine: &Engine,
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    args: &StopArgs,
+) -> Result<()> {
+    let rec = entry.snapshot();
     entry
         .record
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .manually_stopped = true;
-    let sig = match job.args.str("signal").filter(|s| !s.is_empty()) {
-        Some(s) => parse_signal(s)?,
-        None => match rec.config["StopSignal"].as_str() {
-            Some(s) => parse_signal(s)?,
-            None => Signal::SIGTERM,
-        },
+    let sig = match (args.signal, rec.config["StopSignal"].as_str()) {
+        (Some(s), _) => s,
+        (None, Some(s)) => parse_signal(s)?,
+        (None, None) => Signal::SIGTERM,
     };
-    let timeout = job
-        .args
-        .int("t")?
+    let timeout = args
+        .timeout
         .or(rec.config["StopTimeout"].as_i64())
         .unwrap_or(10);
     let exits = entry.watch.borrow().exits;
-    let _ = send_signal(&rec, sig);
+    let kill = |sig: Signal| {
+        let _ = send_signal(&rec, sig);
+        crate::publish(
+            engine.events(),
+            &rec,
+            "kill",
+            &[("signal", (sig as i32).to_string())],
+        );
+    };
+    kill(sig);
     // A frozen process handles no signal: thaw it, as dockerd does.
     if rec.state.paused {
-        let _ = crate::ops::thaw(&c, &entry).await;
+        let _ = crate::ops::thaw(c, entry).await;
     }
     let graceful =
-        timeout >= 0 && wait_exit(&entry, exits, Some(Duration::from_secs(timeout as u64))).await;
+        timeout >= 0 && wait_exit(entry, exits, Some(Duration::from_secs(timeout as u64))).await;
     if !graceful {
-        let _ = send_signal(&rec, Signal::SIGKILL);
-        wait_exit(&entry, exits, None).await;
+        kill(Signal::SIGKILL);
+        wait_exit(entry, exits, None).await;
     }
-    event(&job, &entry.snapshot(), "stop", &[]);
-    Ok(Reply::empty(204))
+    Ok(())
+}
+
+/// `POST /containers/{id}/restart`: stopped as `docker stop` stops it (when it
+/// runs), then started; one `restart` event, as dockerd publishes.
+pub(crate) async fn restart(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    let entry = c.find(job.args.required("name")?)?;
+    let args = StopArgs::of(&job)?;
+    // A pending restart of its policy is replaced by this one.
+    cancel_restart(&c, &entry);
+    if entry.snapshot().state.running {
+        stop_entry(job.engine(), &c, &entry, &args).await?;
+    }
+    let reply = start_entry(job.engine(), &c, &entry).await?;
+    event(&job, &entry.snapshot(), "restart", &[]);
+    Ok(if reply.status == 304 {
+        Reply::empty(204)
+    } else {
+        reply
+    })
 }
 
 pub(crate) async fn kill(job: Job, c: Arc<Containers>) -> Result<Reply> {
@@ -1100,11 +1161,17 @@ pub(crate) async fn kill(job: Job, c: Arc<Containers>) -> Result<Reply> {
             rec.id
         )));
     }
+    let exits = entry.watch.borrow().exits;
     send_signal(&rec, sig)?;
     if rec.state.paused && sig == Signal::SIGKILL {
         let _ = crate::ops::thaw(&c, &entry).await;
     }
     event(&job, &rec, "kill", &[("signal", (sig as i32).to_string())]);
+    // As dockerd: a SIGKILL is answered once the container is dead (its state
+    // then says exited, 137); other signals are only delivered.
+    if sig == Signal::SIGKILL && !wait_exit(&entry, exits, Some(Duration::from_secs(10))).await {
+        tracing::warn!(container = %rec.id, "still running 10 s after SIGKILL");
+    }
     Ok(Reply::empty(204))
 }
 

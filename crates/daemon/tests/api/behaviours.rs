@@ -1,0 +1,166 @@
+//! Behaviours dockerd users and SDKs rely on that docker-py's suite found missing:
+//! `docker restart`, a kill that answers once the container is dead, and the
+//! range checks of `HostConfig` values with dockerd's texts.
+
+use crate::images::busybox;
+use crate::network::inspect;
+use crate::{body_json, daemon, status};
+
+#[test]
+fn restart_stops_and_starts_the_container() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        &b,
+        "sh",
+        "-c",
+        "echo started; exec sleep 600",
+    ]);
+    let before = inspect(&d, "r1");
+    // sh as PID 1 ignores SIGTERM: the restart's stop ends with SIGKILL after -t.
+    d.cli_ok(&["restart", "-t", "1", "r1"]);
+    let after = inspect(&d, "r1");
+    assert_eq!(after["State"]["Running"], true, "{after}");
+    assert_ne!(after["State"]["Pid"], before["State"]["Pid"]);
+    assert_ne!(after["State"]["StartedAt"], before["State"]["StartedAt"]);
+    let logs = d.cli_ok(&["logs", "r1"]);
+    assert_eq!(logs.matches("started").count(), 2, "{logs}");
+    // The CLI sends whole seconds: a second from now includes everything so far.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1;
+    let events = d.cli_ok(&[
+        "events",
+        "--since",
+        "1m",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "container=r1",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    // As dockerd: a kill event per signal (TERM, then KILL), no `stop`.
+    let tail: Vec<&str> = actions.iter().rev().take(5).rev().copied().collect();
+    assert_eq!(
+        tail,
+        ["kill", "kill", "die", "start", "restart"],
+        "{events}"
+    );
+    // A stopped container is just started.
+    d.cli_ok(&["stop", "-t", "0", "r1"]);
+    d.cli_ok(&["restart", "r1"]);
+    assert_eq!(inspect(&d, "r1")["State"]["Running"], true);
+    let o = d.cli(&["restart", "nope"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: nope"));
+    d.cli_ok(&["rm", "-f", "r1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_through_bollard() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "r2", &b, "sleep", "600"]);
+    let pid = inspect(&d, "r2")["State"]["Pid"].clone();
+    let api = d.bollard().await;
+    api.restart_container(
+        "r2",
+        Some(bollard::query_parameters::RestartContainerOptions {
+            t: Some(0),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("restart");
+    let v = inspect(&d, "r2");
+    assert_eq!(v["State"]["Running"], true);
+    assert_ne!(v["State"]["Pid"], pid);
+    d.cli_ok(&["rm", "-f", "r2"]);
+}
+
+#[test]
+fn kill_answers_once_the_container_is_dead() {
+    let d = daemon();
+    let b = busybox(&d);
+    for round in 0..3 {
+        d.cli_ok(&["run", "-d", "--name", "k1", &b, "sleep", "600"]);
+        d.cli_ok(&["kill", "k1"]);
+        // Read at once: no waiting for the state to catch up.
+        let v = inspect(&d, "k1");
+        assert_eq!(v["State"]["Running"], false, "round {round}: {v}");
+        assert_eq!(v["State"]["Status"], "exited");
+        assert_eq!(v["State"]["ExitCode"], 137);
+        d.cli_ok(&["rm", "k1"]);
+    }
+    // Another signal is only delivered: the container may run on.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "k2",
+        &b,
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while :; do sleep 0.1; done",
+    ]);
+    d.cli_ok(&["kill", "-s", "USR1", "k2"]);
+    assert_eq!(inspect(&d, "k2")["State"]["Running"], true);
+    d.cli_ok(&["rm", "-f", "k2"]);
+}
+
+#[test]
+fn host_config_values_out_of_range_are_refused_with_dockerds_texts() {
+    let d = daemon();
+    let b = busybox(&d);
+    let create = |hc: &str| {
+        let body = format!(r#"{{"Image":"{b}","Cmd":["true"],"HostConfig":{hc}}}"#);
+        d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+    };
+    for (hc, text) in [
+        // Wrapped to 10 in a u16 and accepted, before.
+        (
+            r#"{"BlkioWeight":65546}"#,
+            "json: cannot unmarshal number 65546 into Go struct field HostConfig.HostConfig.BlkioWeight of type uint16",
+        ),
+        (r#"{"BlkioWeight":5000}"#, "Range of blkio weight is from 10 to 1000"),
+        (
+            r#"{"MemorySwappiness":200}"#,
+            "Invalid value: 200, valid memory swappiness range is 0-100",
+        ),
+        (r#"{"CpuQuota":500}"#, "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+        (r#"{"KernelMemory":100}"#, "Minimum kernel memory limit allowed is 6MB"),
+        (
+            r#"{"CpusetCpus":"0-"}"#,
+            "Invalid value 0- for cpuset cpus: invalid format: 0-",
+        ),
+        (
+            r#"{"CpusetCpus":"4096"}"#,
+            "Requested CPUs are not available - requested 4096, available: ",
+        ),
+    ] {
+        let r = create(hc);
+        assert_eq!(status(&r), 400, "{hc}: {r}");
+        let msg = body_json(&r)["message"].as_str().unwrap_or("").to_string();
+        assert!(msg.starts_with(text), "{hc}: {msg}");
+    }
+    // Nothing was made of them.
+    assert_eq!(d.cli_ok(&["ps", "-aq"]).trim(), "");
+    // The same checks hold for docker update.
+    d.cli_ok(&["run", "-d", "--name", "u1", &b, "sleep", "600"]);
+    let o = d.cli(&["update", "--cpuset-cpus", "0-", "u1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Invalid value 0- for cpuset cpus"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    d.cli_ok(&["rm", "-f", "u1"]);
+}
