@@ -120,7 +120,7 @@ fn go_types(hc: &Value) -> Result<()> {
         ("IOMaximumBandwidth", "uint64", u64::MAX),
     ] {
         let v = &hc[field];
-        if v.is_number() && !v.as_u64().is_some_and(|n| n <= max) {
+        if v.is_number() && v.as_u64().is_none_or(|n| n > max) {
             return Err(ApiError::invalid(format!(
                 "json: cannot unmarshal number {v} into Go struct field HostConfig.HostConfig.{field} of type {ty}"
             )));
