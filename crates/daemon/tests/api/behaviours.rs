@@ -164,3 +164,32 @@ fn host_config_values_out_of_range_are_refused_with_dockerds_texts() {
     );
     d.cli_ok(&["rm", "-f", "u1"]);
 }
+
+#[test]
+fn open_stdin_without_an_attached_client_stays_open() {
+    let d = daemon();
+    let b = busybox(&d);
+    // `docker run -d -i IMAGE cat`: nobody attached, and cat keeps reading.
+    d.cli_ok(&["run", "-d", "-i", "--name", "cat1", &b, "cat"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(inspect(&d, "cat1")["State"]["Running"], true);
+    assert_eq!(
+        d.cli_ok(&["exec", "cat1", "echo", "exec-ok"]).trim(),
+        "exec-ok"
+    );
+    // Attached with `-i` (StdinOnce), the client's end of input is the container's.
+    let mut c = d.docker();
+    c.args(["run", "-i", "--rm", &b, "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("docker run -i");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"piped\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    d.cli_ok(&["rm", "-f", "cat1"]);
+}

@@ -492,6 +492,11 @@ fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
     let fifo = c.dir(&rec.id).join("stdin.fifo");
     if rec.config["OpenStdin"].as_bool().unwrap_or(false) && fifo.exists() {
         out.extend(["--stdin".into(), fifo.into_os_string()]);
+        // Without StdinOnce, dockerd keeps a container's stdin open whoever
+        // attaches and leaves (`docker run -d -i IMAGE cat` keeps running).
+        if !rec.config["StdinOnce"].as_bool().unwrap_or(false) {
+            out.extend(["--stdin-hold".into(), "1".into()]);
+        }
     }
     if rec.tty() {
         out.extend([

@@ -38,6 +38,9 @@ struct Args {
     exit: PathBuf,
     /// A FIFO the daemon writes the client's stdin into (`docker run -i`).
     stdin: Option<PathBuf>,
+    /// Keep the stdin FIFO open for writing while the container runs, so that it
+    /// never sees its stdin end (`OpenStdin` without `StdinOnce`, as dockerd).
+    stdin_hold: bool,
     /// The container has a terminal (`docker run -t`).
     tty: bool,
     /// A FIFO of `rows cols` lines for terminal resizes.
@@ -56,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
     let mut log = None;
     let mut exit = None;
     let mut stdin = None;
+    let mut stdin_hold = false;
     let mut tty = false;
     let mut resize = None;
     let mut size = None;
@@ -74,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--log" => log = Some(PathBuf::from(v)),
             "--exit" => exit = Some(PathBuf::from(v)),
             "--stdin" => stdin = Some(PathBuf::from(v)),
+            "--stdin-hold" => stdin_hold = v == "1" || v == "true",
             "--tty" => tty = v == "1" || v == "true",
             "--resize" => resize = Some(PathBuf::from(v)),
             "--size" => size = Some(v.replace(['x', ','], " ")),
@@ -92,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
         log: log.ok_or("--log is required")?,
         exit: exit.ok_or("--exit is required")?,
         stdin,
+        stdin_hold,
         tty,
         resize,
         size,
@@ -185,6 +191,18 @@ fn open_stdin(fifo: Option<&std::path::Path>) -> Result<OwnedFd, String> {
     Ok(OwnedFd::from(f))
 }
 
+/// A writer of the stdin FIFO that nothing writes through: while it is open,
+/// readers of the FIFO never see end of file.
+fn hold_open(fifo: &std::path::Path) -> Result<OwnedFd, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(fifo)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("{}: {e}", fifo.display()))
+}
+
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
@@ -236,6 +254,14 @@ fn run(args: Args) -> i32 {
     let stdin = match open_stdin(stdin_fifo) {
         Ok(f) => f,
         Err(e) => return fail(e),
+    };
+    // Opened after the reader above, so a non-blocking open for writing succeeds.
+    let stdin_hold = match (&args.stdin, args.stdin_hold) {
+        (Some(fifo), true) => match hold_open(fifo) {
+            Ok(f) => Some(f),
+            Err(e) => return fail(e),
+        },
+        _ => None,
     };
     let mut runtime = oci::select(args.runc.clone(), &args.id, &args.state_root);
     let io = match &console {
@@ -302,6 +328,7 @@ fn run(args: Args) -> i32 {
         runc: args.runc,
         pid,
         output,
+        stdin_hold,
     };
     // From here on the shim only copies output and waits, for as long as the
     // container lives: a fresh image of itself does that with a fraction of the

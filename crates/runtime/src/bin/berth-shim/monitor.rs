@@ -45,11 +45,15 @@ pub struct Monitor {
     pub runc: Option<PathBuf>,
     pub pid: Pid,
     pub output: Output,
+    /// A writer of the stdin FIFO held for the container's life (`OpenStdin`
+    /// without `StdinOnce`): its stdin then never ends, attached or not.
+    pub stdin_hold: Option<OwnedFd>,
 }
 
 impl Monitor {
     /// Copies, waits, records, deletes. Returns the shim's exit code.
     pub fn run(self) -> i32 {
+        let _hold = self.stdin_hold;
         match self.output {
             Output::Tty {
                 master,
@@ -106,6 +110,10 @@ impl Monitor {
             arg("--runc", r.clone().into());
         }
         let mut keep: Vec<i32> = Vec::new();
+        if let Some(h) = &self.stdin_hold {
+            arg("--stdin-hold-fd", h.as_raw_fd().to_string().into());
+            keep.push(h.as_raw_fd());
+        }
         match &self.output {
             Output::Pipes { out, err } => {
                 arg("--out-fd", out.as_raw_fd().to_string().into());
@@ -195,6 +203,7 @@ impl Monitor {
                     .unwrap_or(1),
             },
             runc: v.get("--runc").map(PathBuf::from),
+            stdin_hold: fd("--stdin-hold-fd"),
             pid: Pid::from_raw(
                 text("--pid")
                     .and_then(|p| p.parse().ok())
