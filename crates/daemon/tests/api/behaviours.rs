@@ -193,3 +193,59 @@ fn open_stdin_without_an_attached_client_stays_open() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
     d.cli_ok(&["rm", "-f", "cat1"]);
 }
+
+#[test]
+fn rmi_of_the_only_tag_of_an_image_a_container_uses_needs_force() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["tag", &b, "solo:1"]);
+    d.cli_ok(&["rmi", &b]);
+    let id = inspect(&d, "solo:1")["Id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let c = d.cli_ok(&["create", "solo:1", "true"]);
+    let o = d.cli(&["rmi", "solo:1"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains(&format!(
+            "conflict: unable to remove repository reference \"solo:1\" (must force) - container {} is using its referenced image {}",
+            &c.trim()[..12],
+            &id[7..19]
+        )),
+        "{e}"
+    );
+    // Nothing was untagged.
+    assert_eq!(inspect(&d, "solo:1")["Id"], id.as_str());
+    // A second tag may go: the image stays named.
+    d.cli_ok(&["tag", "solo:1", "solo:2"]);
+    d.cli_ok(&["rmi", "solo:2"]);
+    d.cli_ok(&["rm", c.trim()]);
+    d.cli_ok(&["rmi", "solo:1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_right_after_a_short_command_starts() {
+    let d = daemon();
+    let b = busybox(&d);
+    let api = d.bollard().await;
+    // docker-py's test_commit: the command may end while the commit pauses it.
+    for i in 0..10 {
+        let id = d.cli_ok(&["run", "-d", &b, "touch", "/test"]);
+        let r = api
+            .commit_container(
+                bollard::query_parameters::CommitContainerOptions {
+                    container: Some(id.trim().to_string()),
+                    repo: Some(format!("committed{i}")),
+                    pause: true,
+                    ..Default::default()
+                },
+                bollard::models::ContainerConfig::default(),
+            )
+            .await;
+        assert!(r.is_ok(), "round {i}: {r:?}");
+        d.cli_ok(&["rm", "-f", id.trim()]);
+        d.cli_ok(&["rmi", &format!("committed{i}")]);
+    }
+}

@@ -129,15 +129,21 @@ pub(crate) async fn commit(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .str("pause")
         .map(|p| p != "0" && p != "false")
         .unwrap_or(true);
-    let frozen = pause && rec.state.running && !rec.state.paused;
     let cg = crate::ops::cgroup(&rec);
-    if frozen {
+    let frozen = if pause && rec.state.running && !rec.state.paused {
         let cg = cg.clone();
-        tokio::task::spawn_blocking(move || cg.freeze(true))
-            .await
-            .map_err(sys)?
-            .map_err(|e| ApiError::system(format!("pausing for commit: {e}")))?;
-    }
+        tokio::task::spawn_blocking(move || match cg.freeze(true) {
+            Ok(()) => Ok(true),
+            // It ended meanwhile (a commit right after a short command's start):
+            // nothing is left running to change its files.
+            Err(_) if !cg.exists() || cg.pids().is_empty() => Ok(false),
+            Err(e) => Err(ApiError::system(format!("pausing for commit: {e}"))),
+        })
+        .await
+        .map_err(sys)??
+    } else {
+        false
+    };
     let graph = c.graph.clone();
     let upper = c.dir(&rec.id).join("upper");
     let layer = tokio::task::spawn_blocking(

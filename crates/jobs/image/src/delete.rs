@@ -78,6 +78,18 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
     let users = images.users(&id);
     match named_ref {
         Some(r) if !force => {
+            // Its only tag (in one repository) would leave a container's image
+            // dangling: refused unless forced, as dockerd does.
+            let refs = graph.refs_of(&id);
+            let tags = refs.iter().filter(|x| x.digest.is_none()).count();
+            let repos: std::collections::BTreeSet<String> = refs.iter().map(|x| x.name()).collect();
+            if let Some((c, _)) = users.first().filter(|_| tags <= 1 && repos.len() == 1) {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    &c[..c.len().min(12)],
+                    short(&id)
+                )));
+            }
             report.untag(graph, &r, &id)?;
             // The repository's last tag gone, its digest references go too (as
             // dockerd does, whatever other repositories still tag the image); the
