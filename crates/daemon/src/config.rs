@@ -101,6 +101,12 @@ pub struct Flags {
     /// "unconfined" or "builtin"
     #[arg(long)]
     pub seccomp_profile: Option<String>,
+    /// Default log driver of containers: json-file, local or none
+    #[arg(long, default_value = "json-file")]
+    pub log_driver: String,
+    /// Default log driver option, KEY=VALUE (repeatable)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -127,6 +133,8 @@ struct FileConfig {
     runtimes: Option<BTreeMap<String, RuntimeEntry>>,
     default_runtime: Option<String>,
     seccomp_profile: Option<String>,
+    log_driver: Option<String>,
+    log_opts: Option<BTreeMap<String, String>>,
 }
 
 /// One `runtimes` entry of daemon.json.
@@ -164,6 +172,8 @@ const FILE_KEYS: &[&str] = &[
     "runtimes",
     "default-runtime",
     "seccomp-profile",
+    "log-driver",
+    "log-opts",
 ];
 
 /// The runtime inside the shim (libcontainer), and runc, which is found on PATH.
@@ -198,6 +208,9 @@ pub struct Config {
     pub default_runtime: String,
     /// `--seccomp-profile`: a path, `unconfined` or `builtin`.
     pub seccomp_profile: Option<String>,
+    /// `--log-driver` and `--log-opt`: containers' default log driver.
+    pub log_driver: String,
+    pub log_opts: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -274,7 +287,35 @@ impl Config {
             }
             runtimes.insert(name, path);
         }
+        let flag_log_opts = flags
+            .log_opts
+            .iter()
+            .map(|o| match o.split_once('=') {
+                Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+                _ => Err(ConfigError::Invalid {
+                    name: "log-opt",
+                    reason: format!("{o} is not of the form key=value"),
+                }),
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let log_opts = match file.log_opts {
+            Some(v) if !flag_log_opts.is_empty() => {
+                conflicts.push(format!(
+                    "log-opts: (from flag: {flag_log_opts:?}, from file: {v:?})"
+                ));
+                flag_log_opts
+            }
+            Some(v) => v,
+            None => flag_log_opts,
+        };
         let cfg = Config {
+            log_driver: pick!(
+                "log-driver",
+                "log_driver",
+                flags.log_driver,
+                file.log_driver
+            ),
+            log_opts,
             seccomp_profile: pick!(
                 "seccomp-profile",
                 "seccomp_profile",

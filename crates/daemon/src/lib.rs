@@ -130,6 +130,11 @@ async fn run(cfg: Config) -> Result<(), String> {
 
     // Job registration, with the subsystems each family needs.
     let system = System::new(SystemConfig {
+        logging_driver: cfg.log_driver.clone(),
+        log_drivers: berth_jobs_container::LogDriver::ALL
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
         id,
         data_root: cfg.data_root.display().to_string(),
         debug: cfg.debug,
@@ -186,8 +191,10 @@ async fn run(cfg: Config) -> Result<(), String> {
         default: cfg.default_runtime.clone(),
         binaries: cfg.runtimes.clone(),
     };
+    let logs = berth_jobs_container::LogConfig::new(&cfg.log_driver, cfg.log_opts.clone())
+        .map_err(|e| format!("failed to initialize logging driver: {}", e.message))?;
     let containers = tokio::task::spawn_blocking(move || {
-        berth_jobs_container::Containers::open(g, &d, &e, shim, runtimes, seccomp)
+        berth_jobs_container::Containers::open(g, &d, &e, shim, runtimes, seccomp, logs)
     })
     .await
     .map_err(|e| format!("opening containers: {e}"))?

@@ -249,3 +249,130 @@ async fn commit_right_after_a_short_command_starts() {
         d.cli_ok(&["rmi", &format!("committed{i}")]);
     }
 }
+
+#[test]
+fn log_drivers_json_file_local_and_none_as_dockerd_has_them() {
+    let d = daemon();
+    let b = busybox(&d);
+    // Every container records its log config, defaults filled in.
+    d.cli_ok(&["create", "--name", "plain", &b, "true"]);
+    assert_eq!(
+        inspect(&d, "plain")["HostConfig"]["LogConfig"],
+        serde_json::json!({"Type": "json-file", "Config": {}})
+    );
+    // json-file's other options are taken.
+    d.cli_ok(&[
+        "create",
+        "--name",
+        "opts",
+        "--log-opt",
+        "labels=a",
+        "--log-opt",
+        "env=X",
+        "--log-opt",
+        "tag={{.Name}}",
+        "--log-opt",
+        "compress=true",
+        "--log-opt",
+        "env-regex=^X",
+        &b,
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&d, "opts")["HostConfig"]["LogConfig"]["Config"]["tag"],
+        "{{.Name}}"
+    );
+    // none: attach still shows the output; docker logs has nothing to read.
+    let out = d.cli_ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        &b,
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(out.trim(), "hi");
+    let o = d.cli(&["logs", "quiet"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("configured logging driver does not support reading"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // (The CLI refuses options for none itself; the API is checked here.)
+    let body = format!(
+        r#"{{"Image":"{b}","HostConfig":{{"LogConfig":{{"Type":"none","Config":{{"max-size":"1m"}}}}}}}}"#
+    );
+    let r = d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+    assert_eq!(status(&r), 400, "{r}");
+    assert_eq!(
+        body_json(&r)["message"],
+        "unknown log opt 'max-size' for none log driver"
+    );
+    // local: read by docker logs.
+    d.cli_ok(&[
+        "run",
+        "--name",
+        "loc",
+        "--log-driver",
+        "local",
+        &b,
+        "echo",
+        "kept",
+    ]);
+    assert_eq!(d.cli_ok(&["logs", "loc"]).trim(), "kept");
+    assert_eq!(
+        inspect(&d, "loc")["HostConfig"]["LogConfig"]["Type"],
+        "local"
+    );
+    d.cli_ok(&["rm", "plain", "opts", "quiet", "loc"]);
+}
+
+#[test]
+fn the_daemons_default_log_driver_and_options() {
+    let d = crate::builder()
+        .arg("--log-driver")
+        .arg("local")
+        .arg("--log-opt")
+        .arg("max-size=5m")
+        .start();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "--name", "dl", &b, "echo", "hello"]);
+    assert_eq!(
+        inspect(&d, "dl")["HostConfig"]["LogConfig"],
+        serde_json::json!({"Type": "local", "Config": {"max-size": "5m"}})
+    );
+    assert_eq!(d.cli_ok(&["logs", "dl"]).trim(), "hello");
+    assert_eq!(
+        d.cli_ok(&["info", "-f", "{{.LoggingDriver}}"]).trim(),
+        "local"
+    );
+    // Another driver named by the container takes none of the defaults' options.
+    d.cli_ok(&[
+        "create",
+        "--name",
+        "js",
+        "--log-driver",
+        "json-file",
+        &b,
+        "true",
+    ]);
+    assert_eq!(
+        inspect(&d, "js")["HostConfig"]["LogConfig"],
+        serde_json::json!({"Type": "json-file", "Config": {}})
+    );
+    d.cli_ok(&["rm", "dl", "js"]);
+    let e = crate::berthd_refuses(&["--log-driver", "syslog"]);
+    assert!(
+        e.contains("failed to initialize logging driver: logger: no log driver named 'syslog' is registered"),
+        "{e}"
+    );
+    let e = crate::berthd_refuses(&["--log-opt", "bogus=1"]);
+    assert!(
+        e.contains("unknown log opt 'bogus' for json-file log driver"),
+        "{e}"
+    );
+}

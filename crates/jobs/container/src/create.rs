@@ -158,38 +158,6 @@ fn merge_health(req: &Value, img: &Value) -> Value {
     out
 }
 
-/// Only the json-file driver exists; its options are dockerd's.
-fn check_log_config(lc: &Value) -> Result<()> {
-    match lc["Type"].as_str().unwrap_or("") {
-        "" | "json-file" => {}
-        other => {
-            return Err(ApiError::invalid(format!(
-                "logger: no log driver named '{other}' is registered"
-            )))
-        }
-    }
-    if let Some(o) = lc["Config"].as_object() {
-        for (k, v) in o {
-            let v = v.as_str().unwrap_or("");
-            match k.as_str() {
-                "max-size" if berth_runtime::logfile::parse_size(v).is_some() => {}
-                "max-file" if v.parse::<u32>().is_ok_and(|n| n >= 1) => {}
-                "max-size" | "max-file" => {
-                    return Err(ApiError::invalid(format!(
-                        "invalid value for log option {k}: {v}"
-                    )))
-                }
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "unknown log opt '{k}' for json-file log driver"
-                    )))
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 pub(crate) use berth_api::ids::random_id;
 
 fn now() -> String {
@@ -230,7 +198,11 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     if host_config["NetworkMode"].as_str().unwrap_or("").is_empty() {
         host_config["NetworkMode"] = json!("bridge");
     }
-    check_log_config(&host_config["LogConfig"])?;
+    // Always recorded, with the daemon's defaults merged in, as dockerd does.
+    host_config["LogConfig"] = c
+        .log_defaults
+        .for_container(&host_config["LogConfig"])?
+        .to_json();
     match host_config["Runtime"].as_str().unwrap_or("") {
         "" => host_config["Runtime"] = json!(c.runtimes.default),
         // Refused now, as dockerd does, not at the start.

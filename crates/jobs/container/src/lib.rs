@@ -13,6 +13,7 @@ mod etc;
 mod exec;
 mod health;
 mod lifecycle;
+mod logconfig;
 mod logs;
 mod model;
 mod mounts;
@@ -97,6 +98,8 @@ pub trait NetworkService: Send + Sync {
 /// The name of the runtime built into the shim (youki's libcontainer).
 pub const BUILTIN_RUNTIME: &str = "berth";
 
+pub use logconfig::{Driver as LogDriver, LogConfig};
+
 /// The OCI runtimes containers can be run with (`HostConfig.Runtime`): the shim's
 /// own, and runc-compatible binaries by name (`--add-runtime`, and `runc` when it
 /// is installed).
@@ -140,6 +143,8 @@ pub struct Containers {
     pub runtimes: Runtimes,
     /// The profile of containers that ask for none (`--seccomp-profile`).
     pub default_seccomp: berth_runtime::spec::Seccomp,
+    /// The log driver and options of containers that name none (`--log-driver`).
+    pub log_defaults: LogConfig,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     /// Serializes name allocation and removal.
     names: Mutex<HashMap<String, String>>,
@@ -159,6 +164,7 @@ impl Containers {
         shim: PathBuf,
         runtimes: Runtimes,
         default_seccomp: berth_runtime::spec::Seccomp,
+        log_defaults: LogConfig,
     ) -> Result<Arc<Containers>> {
         let root = data_root.join("containers");
         std::fs::create_dir_all(&root)
@@ -170,6 +176,7 @@ impl Containers {
             shim,
             runtimes,
             default_seccomp,
+            log_defaults,
             entries: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             execs: exec::Execs::default(),

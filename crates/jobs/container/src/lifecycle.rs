@@ -481,14 +481,8 @@ pub(crate) fn cleanup(c: &Containers, id: &str) {
 /// for those with a terminal.
 fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
-    // json-file rotation (`--log-opt max-size=… max-file=…`), checked at create.
-    let opts = &rec.host_config["LogConfig"]["Config"];
-    if let Some(v) = opts["max-size"].as_str() {
-        out.extend(["--log-max-size".into(), v.into()]);
-    }
-    if let Some(v) = opts["max-file"].as_str() {
-        out.extend(["--log-max-file".into(), v.into()]);
-    }
+    // What the log keeps: the driver's rotation, checked at create.
+    out.extend(crate::LogConfig::of_host_config(&rec.host_config).shim_args());
     let fifo = c.dir(&rec.id).join("stdin.fifo");
     if rec.config["OpenStdin"].as_bool().unwrap_or(false) && fifo.exists() {
         out.extend(["--stdin".into(), fifo.into_os_string()]);

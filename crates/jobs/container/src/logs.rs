@@ -301,6 +301,14 @@ where
 pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
+    if !crate::LogConfig::of_host_config(&rec.host_config)
+        .driver
+        .readable()
+    {
+        return Err(ApiError::not_implemented(
+            "configured logging driver does not support reading",
+        ));
+    }
     let shape = Shape {
         stdout: job.args.bool("stdout"),
         stderr: job.args.bool("stderr"),

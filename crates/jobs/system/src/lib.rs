@@ -41,6 +41,9 @@ pub struct SystemConfig {
     pub default_runtime: String,
     /// `builtin`, `unconfined` or the path of the daemon's default profile.
     pub seccomp_profile: String,
+    /// Containers' default log driver (`LoggingDriver`), and every driver there is.
+    pub logging_driver: String,
+    pub log_drivers: Vec<String>,
 }
 
 /// Shared state of the system jobs.
