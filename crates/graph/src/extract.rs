@@ -501,17 +501,32 @@ fn extract_with<R: Read>(
         stats: Extracted::default(),
     };
     let mut ar = tar::Archive::new(r);
-    for entry in ar
-        .entries()
-        .map_err(|e| Error::Layer(format!("reading tar: {e}")))?
-    {
-        let entry = entry.map_err(|e| Error::Layer(format!("reading tar: {e}")))?;
-        x.entry(entry)?;
+    for entry in ar.entries().map_err(tar_error)? {
+        x.entry(entry.map_err(tar_error)?)?;
     }
     // The end-of-archive blocks and any trailing bytes belong to the layer's digest.
     let mut r = ar.into_inner();
-    io::copy(&mut r, &mut io::sink()).map_err(|e| Error::Layer(format!("reading tar: {e}")))?;
+    io::copy(&mut r, &mut io::sink()).map_err(tar_error)?;
     x.finish()
+}
+
+/// An error reading the archive. The tar crate's own complaints about a broken
+/// archive (with the header's raw bytes in them) become Go's archive/tar words,
+/// which dockerd users know; the reader's errors (decompression, digests) stay.
+fn tar_error(e: io::Error) -> Error {
+    let m = e.to_string();
+    let what =
+        if e.kind() == io::ErrorKind::UnexpectedEof || m.contains("failed to read entire block") {
+            "unexpected EOF".to_string()
+        } else if m.contains("when getting cksum")
+            || m.contains("checksum mismatch")
+            || m.contains("numeric field")
+        {
+            "archive/tar: invalid tar header".to_string()
+        } else {
+            m
+        };
+    Error::Layer(format!("reading tar: {what}"))
 }
 
 #[cfg(test)]

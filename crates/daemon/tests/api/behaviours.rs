@@ -376,3 +376,55 @@ fn the_daemons_default_log_driver_and_options() {
         "{e}"
     );
 }
+
+#[test]
+fn a_broken_archive_to_load_is_an_error_in_the_stream_as_dockerd_sends_it() {
+    let d = daemon();
+    let mut garbage = vec![0u8; 3000];
+    for (i, b) in garbage.iter_mut().enumerate() {
+        *b = (i * 7 + 13) as u8;
+    }
+    for (body, text) in [
+        (
+            garbage,
+            "Error processing tar file(exit status 1): archive/tar: invalid tar header",
+        ),
+        (
+            b"not a tar at all".to_vec(),
+            "Error processing tar file(exit status 1): unexpected EOF",
+        ),
+    ] {
+        let mut req = format!(
+            "POST /images/load?quiet=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend(&body);
+        let r = d.raw(&req);
+        // dockerd answers 200 and says what went wrong in the JSON stream.
+        assert_eq!(status(&r), 200, "{r}");
+        let v = body_json(&r);
+        assert_eq!(v["errorDetail"]["message"], text, "{r}");
+        assert_eq!(v["error"], text);
+    }
+    // The CLI shows it and fails.
+    let mut load = d
+        .docker()
+        .args(["load"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("load");
+    {
+        use std::io::Write;
+        load.stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"short")
+            .expect("feed");
+    }
+    let out = load.wait_with_output().expect("load");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected EOF"));
+}

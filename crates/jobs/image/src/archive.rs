@@ -309,12 +309,22 @@ pub(crate) async fn load(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let body = job.args.take_body();
     let (rx, feeder) = body_channel(body);
     let graph = images.graph.clone();
+    // The answer starts at once, as dockerd's: what goes wrong from here on is an
+    // error message in the stream (docker-py raises ImageLoadError for it).
+    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
     // The archive is unpacked whole first: manifest.json may come after the blobs.
     let loaded = tokio::task::spawn_blocking(move || -> Result<Vec<(Digest, Vec<Reference>)>> {
         let staging = graph.staging().map_err(api_err)?;
         let reader = ChanReader::new(rx);
-        berth_graph::extract::extract(reader, &staging.diff())
-            .map_err(|e| ApiError::invalid(format!("invalid archive: {e}")))?;
+        berth_graph::extract::extract(reader, &staging.diff()).map_err(|e| match e {
+            berth_graph::Error::Layer(m) if m.starts_with("reading tar: ") => {
+                ApiError::invalid(format!(
+                    "Error processing tar file(exit status 1): {}",
+                    &m["reading tar: ".len()..]
+                ))
+            }
+            e => ApiError::invalid(format!("invalid archive: {e}")),
+        })?;
         let root = staging.diff();
         let mut out = Vec::new();
         for (config_path, tags, layers) in describe(&root)? {
@@ -351,7 +361,6 @@ pub(crate) async fn load(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     .map_err(|e| ApiError::system(format!("load: {e}")))?;
     feeder.abort();
     let loaded = loaded?;
-    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
     let _ = quiet;
     for (id, refs) in &loaded {
         if refs.is_empty() {
