@@ -192,10 +192,13 @@ fn open_stdin(fifo: Option<&std::path::Path>) -> Result<OwnedFd, String> {
 }
 
 /// A writer of the stdin FIFO that nothing writes through: while it is open,
-/// readers of the FIFO never see end of file.
+/// readers of the FIFO never see end of file. Opened read-write, which needs no
+/// reader to be there yet (with a terminal, the monitor opens the reading end
+/// later); nothing reads through it either.
 fn hold_open(fifo: &std::path::Path) -> Result<OwnedFd, String> {
     use std::os::unix::fs::OpenOptionsExt;
     OpenOptions::new()
+        .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(fifo)
@@ -255,7 +258,6 @@ fn run(args: Args) -> i32 {
         Ok(f) => f,
         Err(e) => return fail(e),
     };
-    // Opened after the reader above, so a non-blocking open for writing succeeds.
     let stdin_hold = match (&args.stdin, args.stdin_hold) {
         (Some(fifo), true) => match hold_open(fifo) {
             Ok(f) => Some(f),
