@@ -428,3 +428,48 @@ fn a_broken_archive_to_load_is_an_error_in_the_stream_as_dockerd_sends_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected EOF"));
 }
+
+#[test]
+fn detach_keys_detach_the_client_and_leave_the_container_running() {
+    use std::io::{Read, Write};
+    let d = daemon();
+    let b = busybox(&d);
+    // As docker-py's attach tests: an attach socket, the keys typed into it.
+    d.cli_ok(&["run", "-d", "-i", "--name", "att", &b, "cat"]);
+    d.cli_ok(&["run", "-d", "-i", "-t", "--name", "attt", &b, "cat"]);
+    for (name, query, keys) in [
+        ("att", "", &b"\x10\x11"[..]),
+        ("attt", "", &b"\x10\x11"[..]),
+        ("att", "&detachKeys=ctrl-a,x", &b"\x01x"[..]),
+    ] {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            s,
+            "POST /containers/{name}/attach?stream=1&stdin=1&stdout=1{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        )
+        .expect("request");
+        let mut head = [0u8; 1024];
+        let n = s.read(&mut head).expect("101");
+        assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"));
+        s.write_all(b"before\n").expect("input");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.write_all(keys).expect("keys");
+        // The daemon ends the attach: the rest of the stream, then end of file.
+        let mut rest = Vec::new();
+        let r = s.read_to_end(&mut rest);
+        assert!(r.is_ok(), "{name}{query}: not detached: {r:?}");
+        assert_eq!(inspect(&d, name)["State"]["Running"], true, "{name}{query}");
+    }
+    // What came before the keys reached the container; the keys did not.
+    assert_eq!(d.cli_ok(&["logs", "att"]), "before\nbefore\n");
+    // Keys dockerd cannot read.
+    let r = d.raw(b"POST /containers/att/attach?stream=1&stdin=1&detachKeys=ctrl-ab HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(status(&r), 400, "{r}");
+    assert_eq!(
+        body_json(&r)["message"],
+        "Invalid detach keys (ctrl-ab) provided"
+    );
+    d.cli_ok(&["rm", "-f", "att", "attt"]);
+}

@@ -9,6 +9,7 @@
 mod archive;
 mod commit;
 mod create;
+mod detach;
 mod etc;
 mod exec;
 mod health;

@@ -419,6 +419,14 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
+    let keys = crate::detach::parse(
+        job.args
+            .str("detachKeys")
+            .filter(|k| !k.is_empty())
+            .unwrap_or(crate::detach::DEFAULT),
+    )?;
+    // Ends the attach when the client types the detach keys.
+    let detached = job.cancel_token().child_token();
     let io = job.hijack(ct).await?;
     let (mut rd, mut wr) = tokio::io::split(io);
     // The client's input goes into the container's stdin FIFO when it has one
@@ -428,6 +436,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         && rec.config["OpenStdin"].as_bool().unwrap_or(false)
         && fifo.exists();
     let mut started = entry.watch.subscribe();
+    let detach = detached.clone();
     let drain = tokio::spawn(async move {
         // Read and write: opening never waits, and our close is the EOF the
         // container sees when the client's input ends.
@@ -442,14 +451,31 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
             None
         };
         let mut buf = vec![0u8; 32 * 1024];
+        let mut watcher = crate::detach::Watcher::new(keys);
+        let mut input = Vec::with_capacity(buf.len());
         while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {
                 break;
             }
+            input.clear();
+            let done = watcher.feed(&buf[..n], &mut input);
             if let Some(f) = sink.as_mut() {
-                if f.write_all(&buf[..n]).await.is_err() {
+                if f.write_all(&input).await.is_err() {
                     sink = None;
                 }
+            }
+            if done {
+                detach.cancel();
+                // A detach is not the end of the container's input (dockerd
+                // leaves its stdin open): our end stays until it stops.
+                if let Some(f) = sink.take() {
+                    let exits = started.borrow().exits;
+                    tokio::spawn(async move {
+                        let _ = started.wait_for(|st| st.exits > exits || st.removed).await;
+                        drop(f);
+                    });
+                }
+                return;
             }
         }
         // A FIFO loses its buffered data when its last descriptor closes: hold our
@@ -481,7 +507,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     if stream_on && (shape.stdout || shape.stderr) {
         let wr = Arc::new(tokio::sync::Mutex::new(wr));
         let w2 = wr.clone();
-        let res = follow(&entry, &mut tail, shape, job.cancel_token(), move |b| {
+        let res = follow(&entry, &mut tail, shape, detached, move |b| {
             let w = w2.clone();
             async move {
                 w.lock()
