@@ -438,16 +438,19 @@ fn detach_keys_detach_the_client_and_leave_the_container_running() {
     d.cli_ok(&["run", "-d", "-i", "--name", "att", &b, "cat"]);
     d.cli_ok(&["run", "-d", "-i", "-t", "--name", "attt", &b, "cat"]);
     for (name, query, keys) in [
-        ("att", "", &b"\x10\x11"[..]),
+        ("att", "&stdout=1", &b"\x10\x11"[..]),
+        ("attt", "&stdout=1", &b"\x10\x11"[..]),
+        ("att", "&stdout=1&detachKeys=ctrl-a,x", &b"\x01x"[..]),
+        // Input only, as docker-py's attach_socket(stdin) asks: it lasts until
+        // the keys too.
         ("attt", "", &b"\x10\x11"[..]),
-        ("att", "&detachKeys=ctrl-a,x", &b"\x01x"[..]),
     ] {
         let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
         s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .expect("timeout");
         write!(
             s,
-            "POST /containers/{name}/attach?stream=1&stdin=1&stdout=1{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+            "POST /containers/{name}/attach?stream=1&stdin=1{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
         )
         .expect("request");
         let mut head = [0u8; 1024];
@@ -455,6 +458,7 @@ fn detach_keys_detach_the_client_and_leave_the_container_running() {
         assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"));
         s.write_all(b"before\n").expect("input");
         std::thread::sleep(std::time::Duration::from_millis(300));
+        // Still attached: the input went through, nothing ended.
         s.write_all(keys).expect("keys");
         // The daemon ends the attach: the rest of the stream, then end of file.
         let mut rest = Vec::new();

@@ -437,7 +437,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         && fifo.exists();
     let mut started = entry.watch.subscribe();
     let detach = detached.clone();
-    let drain = tokio::spawn(async move {
+    let mut drain = tokio::spawn(async move {
         // Read and write: opening never waits, and our close is the EOF the
         // container sees when the client's input ends.
         let mut sink = if to_stdin {
@@ -525,6 +525,18 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
                 return Err(e);
             }
         }
+    } else if stream_on && to_stdin {
+        // Input only (docker-py's stdin attach socket): the attach lasts until
+        // the client leaves or detaches, or the container ends.
+        let mut rx = entry.watch.subscribe();
+        let exits = rx.borrow().exits;
+        tokio::select! {
+            _ = &mut drain => {}
+            _ = rx.wait_for(|st| st.exits > exits || st.removed) => {}
+            _ = detached.cancelled() => {}
+        }
+        let _ = wr.shutdown().await;
+        drain.abort();
     } else {
         let _ = wr.shutdown().await;
         drain.abort();
