@@ -477,3 +477,28 @@ fn detach_keys_detach_the_client_and_leave_the_container_running() {
     );
     d.cli_ok(&["rm", "-f", "att", "attt"]);
 }
+
+#[test]
+fn rmi_force_of_a_name_untags_it_and_keeps_an_image_a_running_container_uses() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["tag", &b, "extra:1"]);
+    d.cli_ok(&["run", "-d", "--name", "user", &b, "sleep", "600"]);
+    // Another name remains: only this one goes.
+    let out = d.cli_ok(&["rmi", "-f", "extra:1"]);
+    assert_eq!(out.trim(), "Untagged: extra:1");
+    assert_eq!(
+        d.cli(&["image", "inspect", "extra:1"]).status.success(),
+        false
+    );
+    // The last name of an image a running container uses: untagged, image kept.
+    let id = inspect(&d, &b)["Id"].as_str().unwrap_or("").to_string();
+    let out = d.cli_ok(&["rmi", "-f", &b]);
+    assert!(
+        out.contains("Untagged:") && !out.contains("Deleted:"),
+        "{out}"
+    );
+    assert!(d.cli(&["image", "inspect", &id]).status.success());
+    d.cli_ok(&["rm", "-f", "user"]);
+    d.cli_ok(&["rmi", &id]);
+}

@@ -77,13 +77,18 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
         .filter(|r| graph.lookup_ref(r).as_ref() == Some(&id));
     let users = images.users(&id);
     match named_ref {
-        Some(r) if !force => {
+        // A name untags just that name, forced or not; the image goes once nothing
+        // names it and no container uses it (a used one stays, untagged).
+        Some(r) => {
             // Its only tag (in one repository) would leave a container's image
             // dangling: refused unless forced, as dockerd does.
             let refs = graph.refs_of(&id);
             let tags = refs.iter().filter(|x| x.digest.is_none()).count();
             let repos: std::collections::BTreeSet<String> = refs.iter().map(|x| x.name()).collect();
-            if let Some((c, _)) = users.first().filter(|_| tags <= 1 && repos.len() == 1) {
+            if let Some((c, _)) = users
+                .first()
+                .filter(|_| !force && tags <= 1 && repos.len() == 1)
+            {
                 return Err(ApiError::conflict(format!(
                     "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
                     &c[..c.len().min(12)],
@@ -106,7 +111,8 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
                     report.untag(graph, d, &id)?;
                 }
             }
-            if users.is_empty() {
+            // Forced, stopped containers do not keep it; running ones do, quietly.
+            if users.is_empty() || (force && users.iter().all(|(_, running)| !running)) {
                 delete_unreferenced(images, &id, force, &mut report)?;
             }
         }
