@@ -10,6 +10,7 @@
 //! - `cargo xtask bench [--against unix:///other.sock]`: benchmarks (see `bench.rs`).
 
 mod bench;
+mod dockerpy;
 mod fixtures;
 mod packages;
 
@@ -119,7 +120,7 @@ fn test(args: &[String]) -> Result {
         .env("BERTH_TEST_REGISTRY", &reg.addr)
         .env("BERTH_FIXTURES", &out)
         .env("BERTH_TEST_DOCKERD", &dockerd.host);
-    let result = run_tests(t);
+    let result = run_tests(t).and_then(|()| docker_py(&out));
     // Every test daemon has stopped: nothing of Berth's may be left in the host's
     // firewall.
     let mut leftovers = berth_testkit::dockerd::berth_leftovers();
@@ -132,6 +133,33 @@ fn test(args: &[String]) -> Result {
     } else {
         Err(format!("Berth's rules outlived its daemons: {leftovers:?}"))
     }
+}
+
+/// docker-py's integration suite against a test berthd (see `dockerpy`), with
+/// the fixture image under the names the suite pulls.
+fn docker_py(fixtures: &Path) -> Result {
+    let bin = root().join("target/debug/berthd");
+    let d = berth_testkit::TestDaemon::start(&bin);
+    let load = d.cli(&[
+        "load",
+        "-q",
+        "-i",
+        &fixtures.join("busybox.tar").to_string_lossy(),
+    ]);
+    if !load.status.success() {
+        return Err(format!(
+            "loading the fixture: {}",
+            String::from_utf8_lossy(&load.stderr)
+        ));
+    }
+    for name in ["alpine:3.10", "alpine:latest"] {
+        d.cli_ok(&["tag", "busybox:latest", name]);
+    }
+    dockerpy::run(
+        &root().join("target/docker-py"),
+        &root().join("xtask/docker-py"),
+        &d.host(),
+    )
 }
 
 /// Runs `cargo test`, echoing its output, and ends with one summary line over every

@@ -24,6 +24,8 @@ pub const TEST: &[&str] = &[
     "libseccomp-dev",
     "pkg-config",
     "python3",
+    // The docker-py conformance stage's virtualenv.
+    "python3-venv",
     "nftables",
     "iproute2",
     // The second runtime (`--runtime runc`), for the differential tests.
