@@ -6,6 +6,11 @@ use crate::images::busybox;
 use crate::network::inspect;
 use crate::{body_json, daemon, status};
 
+/// `POST /containers/create` with `body` as it is; the raw response.
+fn create_raw(d: &berth_testkit::TestDaemon, body: &str) -> String {
+    d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+}
+
 #[test]
 fn restart_stops_and_starts_the_container() {
     let d = daemon();
@@ -122,7 +127,7 @@ fn host_config_values_out_of_range_are_refused_with_dockerds_texts() {
     let b = busybox(&d);
     let create = |hc: &str| {
         let body = format!(r#"{{"Image":"{b}","Cmd":["true"],"HostConfig":{hc}}}"#);
-        d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+        create_raw(&d, &body)
     };
     for (hc, text) in [
         // Wrapped to 10 in a u16 and accepted, before.
@@ -306,7 +311,7 @@ fn log_drivers_json_file_local_and_none_as_dockerd_has_them() {
     let body = format!(
         r#"{{"Image":"{b}","HostConfig":{{"LogConfig":{{"Type":"none","Config":{{"max-size":"1m"}}}}}}}}"#
     );
-    let r = d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+    let r = create_raw(&d, &body);
     assert_eq!(status(&r), 400, "{r}");
     assert_eq!(
         body_json(&r)["message"],
