@@ -155,11 +155,20 @@ fn docker_py(fixtures: &Path) -> Result {
     for name in ["alpine:3.10", "alpine:latest"] {
         d.cli_ok(&["tag", "busybox:latest", name]);
     }
-    dockerpy::run(
+    let result = dockerpy::run(
         &root().join("target/docker-py"),
         &root().join("xtask/docker-py"),
         &d.host(),
-    )
+    );
+    // What the suite left running goes before the daemon stops.
+    let left = d.cli_ok(&["ps", "-aq"]);
+    let ids: Vec<&str> = left.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        d.cli_ok(&args);
+    }
+    result
 }
 
 /// Runs `cargo test`, echoing its output, and ends with one summary line over every

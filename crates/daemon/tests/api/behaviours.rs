@@ -504,3 +504,37 @@ fn rmi_force_of_a_name_untags_it_and_keeps_an_image_a_running_container_uses() {
     d.cli_ok(&["rm", "-f", "user"]);
     d.cli_ok(&["rmi", &id]);
 }
+
+#[test]
+fn save_names_what_it_saves_as_dockerd() {
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["tag", &b, "keep:one"]);
+    d.cli_ok(&["tag", &b, "keep:two"]);
+    let id = inspect(&d, &b)["Id"].as_str().unwrap_or("").to_string();
+    let tar = d.data_root.parent().expect("dir").join("s.tar");
+    let tar = tar.to_string_lossy().to_string();
+    let load = |d: &berth_testkit::TestDaemon| {
+        d.cli_ok(&["rmi", "-f", &id]);
+        let out = d.cli_ok(&["load", "-i", &tar]);
+        let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    // An ID: the image with no names, as docker-py's Image.save() sends it.
+    d.cli_ok(&["save", "-o", &tar, &id]);
+    assert_eq!(load(&d), [format!("Loaded image ID: {id}")]);
+    // A bare name: every tag of that repository.
+    d.cli_ok(&["tag", &id, "keep:one"]);
+    d.cli_ok(&["tag", &id, "keep:two"]);
+    d.cli_ok(&["tag", &id, "other:x"]);
+    d.cli_ok(&["save", "-o", &tar, "keep"]);
+    assert_eq!(
+        load(&d),
+        ["Loaded image: keep:one", "Loaded image: keep:two"]
+    );
+    // name:tag: that tag.
+    d.cli_ok(&["save", "-o", &tar, "keep:two"]);
+    assert_eq!(load(&d), ["Loaded image: keep:two"]);
+    d.cli_ok(&["rmi", "-f", &id]);
+}

@@ -150,19 +150,36 @@ pub(crate) async fn save(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let items = blocking(move || {
         let mut items: Vec<SaveItem> = Vec::new();
         for n in &names {
-            let id = resolve(&graph, n)?;
-            // A name that is a tag saves that tag; an ID saves every tag of the image.
-            let tags = match Reference::parse_tagged(n)
+            // A bare repository name saves every image tagged in it, as dockerd.
+            let repo = Reference::parse(n)
                 .ok()
-                .filter(|r| graph.lookup_ref(r).as_ref() == Some(&id))
-            {
-                Some(r) => vec![r],
-                None => graph
-                    .refs_of(&id)
+                .filter(|r| r.tag.is_none() && r.digest.is_none())
+                .map(|r| r.name());
+            let in_repo: Vec<(Reference, Digest)> = match &repo {
+                Some(name) => graph
+                    .all_refs()
                     .into_iter()
-                    .filter(|r| r.tag.is_some())
+                    .filter(|(r, _)| r.tag.is_some() && r.name() == *name)
                     .collect(),
+                None => Vec::new(),
             };
+            if !in_repo.is_empty() {
+                for (r, id) in in_repo {
+                    match items.iter_mut().find(|i| i.id == id) {
+                        Some(i) => i.tags.push(r),
+                        None => items.push(SaveItem { id, tags: vec![r] }),
+                    }
+                }
+                continue;
+            }
+            let id = resolve(&graph, n)?;
+            // `name:tag` saves that tag; an ID, a digest or an ID prefix none,
+            // as dockerd.
+            let tags: Vec<Reference> = Reference::parse(n)
+                .ok()
+                .filter(|r| r.tag.is_some() && graph.lookup_ref(r).as_ref() == Some(&id))
+                .into_iter()
+                .collect();
             match items.iter_mut().find(|i| i.id == id) {
                 Some(i) => i.tags.extend(tags),
                 None => items.push(SaveItem { id, tags }),
