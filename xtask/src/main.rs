@@ -152,9 +152,21 @@ fn docker_py(fixtures: &Path) -> Result {
             String::from_utf8_lossy(&load.stderr)
         ));
     }
-    for name in ["alpine:3.10", "alpine:latest"] {
-        d.cli_ok(&["tag", "busybox:latest", name]);
-    }
+    // The suite's alpine:3.10, as far as its tests look: busybox with alpine's
+    // postgres user and /var/opt (exec as a user by name, exec in a workdir).
+    d.cli_ok(&[
+        "run",
+        "--name",
+        "mkalpine",
+        "busybox:latest",
+        "sh",
+        "-c",
+        "echo postgres:x:70:70::/var/lib/postgresql:/bin/sh >> /etc/passwd && \
+         echo postgres:x:70: >> /etc/group && mkdir -p /var/opt",
+    ]);
+    d.cli_ok(&["commit", "mkalpine", "alpine:3.10"]);
+    d.cli_ok(&["rm", "mkalpine"]);
+    d.cli_ok(&["tag", "alpine:3.10", "alpine:latest"]);
     let result = dockerpy::run(
         &root().join("target/docker-py"),
         &root().join("xtask/docker-py"),

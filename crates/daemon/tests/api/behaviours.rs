@@ -538,3 +538,36 @@ fn save_names_what_it_saves_as_dockerd() {
     assert_eq!(load(&d), ["Loaded image: keep:two"]);
     d.cli_ok(&["rmi", "-f", &id]);
 }
+
+#[test]
+fn exec_output_is_framed_as_the_start_request_asks() {
+    use std::io::{Read, Write};
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "ex", &b, "sleep", "600"]);
+    let exec = |tty_create: bool, tty_start: bool| -> Vec<u8> {
+        let body = format!(
+            r#"{{"Cmd":["printf","framed"],"Tty":{tty_create},"AttachStdout":true,"AttachStderr":true}}"#
+        );
+        let r = d.raw(format!("POST /containers/ex/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        let id = body_json(&r)["Id"].as_str().expect("exec id").to_string();
+        let body = format!(r#"{{"Detach":false,"Tty":{tty_start}}}"#);
+        let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "POST /exec/{id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("start");
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let at = all.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+        all[at..].to_vec()
+    };
+    // A terminal, started without one (docker-py's default): stdout frames, as dockerd.
+    assert_eq!(exec(true, false), b"\x01\x00\x00\x00\x00\x00\x00\x06framed");
+    // Started with one (the CLI's `exec -t`): raw.
+    assert_eq!(exec(true, true), b"framed");
+    assert_eq!(
+        exec(false, false),
+        b"\x01\x00\x00\x00\x00\x00\x00\x06framed"
+    );
+    d.cli_ok(&["rm", "-f", "ex"]);
+}

@@ -493,10 +493,14 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         .filter(|(h, w)| *h > 0 && *w > 0);
     // Attached: the connection is taken over before the process starts, so an
     // error from here on goes into the stream, as with dockerd.
+    // The start request's Tty, not the exec's, decides the framing, as dockerd
+    // does: an exec with a terminal started without one (docker-py's default)
+    // gets its terminal's output as stdout frames.
+    let raw = req["Tty"].as_bool().unwrap_or(false);
     let io = if detached {
         None
     } else {
-        let ct = if e.tty || job.args.version < ApiVersion::new(1, 42) {
+        let ct = if raw || job.args.version < ApiVersion::new(1, 42) {
             "application/vnd.docker.raw-stream"
         } else {
             "application/vnd.docker.multiplexed-stream"
@@ -512,7 +516,7 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
             finish(&e, 126);
             return match io {
                 Some(io) => {
-                    write_error(io, e.tty, &msg).await;
+                    write_error(io, raw, &msg).await;
                     Ok(Reply::empty(200))
                 }
                 None => Err(ApiError::system(msg)),
@@ -557,7 +561,7 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         return Ok(Reply::empty(200));
     };
     // The CLI asks for the exit code as soon as the stream ends: record it first.
-    pump(io, &e, p.stdin, p.stdout, p.stderr, reaper).await;
+    pump(io, raw, p.stdin, p.stdout, p.stderr, reaper).await;
     Ok(Reply::empty(200))
 }
 
@@ -582,10 +586,11 @@ async fn write_error(io: berth_engine::BoxedIo, tty: bool, msg: &str) {
     let _ = wr.shutdown().await;
 }
 
-/// Moves bytes between the client and the process until its output ends.
+/// Moves bytes between the client and the process until its output ends; with
+/// `tty` the output goes raw, otherwise in stdout/stderr frames.
 async fn pump(
     io: berth_engine::BoxedIo,
-    e: &Exec,
+    tty: bool,
     stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -593,7 +598,6 @@ async fn pump(
 ) {
     let (mut rd, wr) = tokio::io::split(io);
     let wr = Arc::new(tokio::sync::Mutex::new(wr));
-    let tty = e.tty;
     let input = tokio::spawn(async move {
         let mut sink = stdin.and_then(|fd| tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok());
         let mut buf = vec![0u8; 32 * 1024];
