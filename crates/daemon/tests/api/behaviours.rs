@@ -571,3 +571,45 @@ fn exec_output_is_framed_as_the_start_request_asks() {
     );
     d.cli_ok(&["rm", "-f", "ex"]);
 }
+
+#[test]
+fn exec_detach_keys_end_the_session_and_leave_the_process() {
+    use std::io::{Read, Write};
+    let d = daemon();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "exd", &b, "sleep", "600"]);
+    for (keys_field, keys) in [
+        ("", &b"\x10\x11"[..]),
+        (r#","detachKeys":"ctrl-a""#, &b"\x01"[..]),
+    ] {
+        let body = format!(
+            r#"{{"Cmd":["sh","-c","cat; echo ended > /tmp/gone"],"Tty":true,"AttachStdin":true,"AttachStdout":true{keys_field}}}"#
+        );
+        let r = d.raw(format!("POST /containers/exd/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        let id = body_json(&r)["Id"].as_str().expect("exec id").to_string();
+        let body = r#"{"Detach":false,"Tty":true}"#;
+        let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        write!(s, "POST /exec/{id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).expect("start");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.write_all(keys).expect("keys");
+        let mut rest = Vec::new();
+        assert!(
+            s.read_to_end(&mut rest).is_ok(),
+            "{keys_field}: not detached"
+        );
+        // The process runs on, its input still open.
+        let v: serde_json::Value = serde_json::from_str(
+            &d.get(&format!("/exec/{id}/json"))
+                .split_once("\r\n\r\n")
+                .map(|x| x.1.to_string())
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(v["Running"], true, "{keys_field}: {v}");
+    }
+    let o = d.cli(&["exec", "--detach-keys", "ctrl-", "exd", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid detach keys (ctrl-) provided"));
+    d.cli_ok(&["rm", "-f", "exd"]);
+}

@@ -147,10 +147,18 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         stdin: req["AttachStdin"].as_bool().unwrap_or(false),
         stdout: req["AttachStdout"].as_bool().unwrap_or(false),
         stderr: req["AttachStderr"].as_bool().unwrap_or(false),
-        detach_keys: req["DetachKeys"].as_str().unwrap_or("").to_string(),
+        // Go decodes field names without regard to case: docker-py sends `detachKeys`.
+        detach_keys: req["DetachKeys"]
+            .as_str()
+            .or(req["detachKeys"].as_str())
+            .unwrap_or("")
+            .to_string(),
         console_size,
         state: watch::channel(ExecState::default()).0,
     });
+    if !e.detach_keys.is_empty() {
+        crate::detach::parse(&e.detach_keys)?;
+    }
     if !e.workdir.is_empty() && !e.workdir.starts_with('/') {
         return Err(ApiError::invalid(format!(
             "the working directory '{}' is invalid, it needs to be an absolute path",
@@ -561,7 +569,17 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         return Ok(Reply::empty(200));
     };
     // The CLI asks for the exit code as soon as the stream ends: record it first.
-    pump(io, raw, p.stdin, p.stdout, p.stderr, reaper).await;
+    // The detach keys end the client's session, not the process (input only).
+    let keys = match p.stdin.is_some() {
+        true => Some(crate::detach::parse(if e.detach_keys.is_empty() {
+            crate::detach::DEFAULT
+        } else {
+            &e.detach_keys
+        })?),
+        false => None,
+    };
+    let done = e.state.subscribe();
+    pump(io, raw, keys, done, p.stdin, p.stdout, p.stderr, reaper).await;
     Ok(Reply::empty(200))
 }
 
@@ -586,11 +604,15 @@ async fn write_error(io: berth_engine::BoxedIo, tty: bool, msg: &str) {
     let _ = wr.shutdown().await;
 }
 
-/// Moves bytes between the client and the process until its output ends; with
-/// `tty` the output goes raw, otherwise in stdout/stderr frames.
+/// Moves bytes between the client and the process until its output ends (or
+/// the client types the detach keys); with `tty` the output goes raw, otherwise
+/// in stdout/stderr frames.
+#[allow(clippy::too_many_arguments)]
 async fn pump(
     io: berth_engine::BoxedIo,
     tty: bool,
+    keys: Option<Vec<u8>>,
+    mut done: watch::Receiver<ExecState>,
     stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -598,17 +620,36 @@ async fn pump(
 ) {
     let (mut rd, wr) = tokio::io::split(io);
     let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let detached = tokio_util::sync::CancellationToken::new();
+    let detach = detached.clone();
     let input = tokio::spawn(async move {
         let mut sink = stdin.and_then(|fd| tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok());
+        let mut watcher = keys.map(crate::detach::Watcher::new);
         let mut buf = vec![0u8; 32 * 1024];
+        let mut pass = Vec::with_capacity(buf.len());
         while let Ok(n) = rd.read(&mut buf).await {
             if n == 0 {
                 break;
             }
+            pass.clear();
+            let ended = match watcher.as_mut() {
+                Some(w) => w.feed(&buf[..n], &mut pass),
+                None => {
+                    pass.extend_from_slice(&buf[..n]);
+                    false
+                }
+            };
             if let Some(f) = sink.as_mut() {
-                if f.write_all(&buf[..n]).await.is_err() {
+                if f.write_all(&pass).await.is_err() {
                     sink = None;
                 }
+            }
+            if ended {
+                detach.cancel();
+                drop(rd);
+                // A detach is not the end of the process's input: held until it ends.
+                let _ = done.wait_for(|s| s.exit_code.is_some()).await;
+                return;
             }
         }
         // Closing our end is the end of input the process sees.
@@ -642,13 +683,27 @@ async fn pump(
             }
         }
     };
-    tokio::join!(
+    let (out, err) = (
         copy(stdout, StdStream::Stdout),
-        copy(stderr, StdStream::Stderr)
+        copy(stderr, StdStream::Stderr),
     );
-    let _ = exited.await;
-    let _ = wr.lock().await.shutdown().await;
-    input.abort();
+    // The copies go on draining the process's output after a detach.
+    let copies = tokio::spawn(async move {
+        tokio::join!(out, err);
+    });
+    tokio::select! {
+        _ = copies => {
+            let _ = exited.await;
+            let _ = wr.lock().await.shutdown().await;
+            input.abort();
+        }
+        _ = detached.cancelled() => {
+            // A copy blocked on a client that reads nothing holds the writer.
+            if let Ok(mut w) = tokio::time::timeout(Duration::from_secs(2), wr.lock()).await {
+                let _ = w.shutdown().await;
+            }
+        }
+    }
 }
 
 /// Runs `cmd` in a running container without an API exec session (health
