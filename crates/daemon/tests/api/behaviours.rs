@@ -6,9 +6,9 @@ use crate::images::busybox;
 use crate::network::inspect;
 use crate::{body_json, daemon, status};
 
-/// `POST /containers/create` with `body` as it is; the raw response.
-fn create_raw(d: &berth_testkit::TestDaemon, body: &str) -> String {
-    d.raw(format!("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+/// `POST path` with the JSON `body` as it is; the raw response.
+fn post_json(d: &berth_testkit::TestDaemon, path: &str, body: &str) -> String {
+    d.raw(format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn host_config_values_out_of_range_are_refused_with_dockerds_texts() {
     let b = busybox(&d);
     let create = |hc: &str| {
         let body = format!(r#"{{"Image":"{b}","Cmd":["true"],"HostConfig":{hc}}}"#);
-        create_raw(&d, &body)
+        post_json(&d, "/containers/create", &body)
     };
     for (hc, text) in [
         // Wrapped to 10 in a u16 and accepted, before.
@@ -311,7 +311,7 @@ fn log_drivers_json_file_local_and_none_as_dockerd_has_them() {
     let body = format!(
         r#"{{"Image":"{b}","HostConfig":{{"LogConfig":{{"Type":"none","Config":{{"max-size":"1m"}}}}}}}}"#
     );
-    let r = create_raw(&d, &body);
+    let r = post_json(&d, "/containers/create", &body);
     assert_eq!(status(&r), 400, "{r}");
     assert_eq!(
         body_json(&r)["message"],
@@ -549,7 +549,7 @@ fn exec_output_is_framed_as_the_start_request_asks() {
         let body = format!(
             r#"{{"Cmd":["printf","framed"],"Tty":{tty_create},"AttachStdout":true,"AttachStderr":true}}"#
         );
-        let r = d.raw(format!("POST /containers/ex/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        let r = post_json(&d, "/containers/ex/exec", &body);
         let id = body_json(&r)["Id"].as_str().expect("exec id").to_string();
         let body = format!(r#"{{"Detach":false,"Tty":{tty_start}}}"#);
         let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
@@ -585,7 +585,7 @@ fn exec_detach_keys_end_the_session_and_leave_the_process() {
         let body = format!(
             r#"{{"Cmd":["sh","-c","cat; echo ended > /tmp/gone"],"Tty":true,"AttachStdin":true,"AttachStdout":true{keys_field}}}"#
         );
-        let r = d.raw(format!("POST /containers/exd/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        let r = post_json(&d, "/containers/exd/exec", &body);
         let id = body_json(&r)["Id"].as_str().expect("exec id").to_string();
         let body = r#"{"Detach":false,"Tty":true}"#;
         let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
