@@ -408,6 +408,12 @@ fn without_live_restore_a_shutdown_stops_containers() {
         "sleep",
         "1000",
     ]);
+    // One that keeps restarting: at shutdown it is between runs or starting,
+    // and no restart may begin once the daemon is going away.
+    d.cli_ok(&[
+        "run", "-d", "--name", "flapping", "--restart", "always", &b, "sleep", "0.1",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
     let pid = d
         .cli_ok(&["inspect", "-f", "{{.State.Pid}}", "plain"])
         .trim()
@@ -426,7 +432,12 @@ fn without_live_restore_a_shutdown_stops_containers() {
         state("always").starts_with("running"),
         "restart policy on boot"
     );
-    d.cli_ok(&["rm", "-f", "plain", "always"]);
+    let flapping = state("flapping");
+    assert!(
+        flapping.starts_with("running") || flapping.starts_with("restarting"),
+        "a restarting container restarts on boot: {flapping}"
+    );
+    d.cli_ok(&["rm", "-f", "plain", "always", "flapping"]);
 }
 
 /// A pseudo-random number below `n`, different in every call.

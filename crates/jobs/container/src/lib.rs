@@ -152,6 +152,9 @@ pub struct Containers {
     execs: exec::Execs,
     net: std::sync::OnceLock<Arc<dyn NetworkService>>,
     vols: std::sync::OnceLock<Arc<dyn VolumeService>>,
+    /// Set when a shutdown without live restore begins: from then on no restart
+    /// policy starts a container again (it would outlive the daemon).
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl Containers {
@@ -183,6 +186,7 @@ impl Containers {
             execs: exec::Execs::default(),
             net: std::sync::OnceLock::new(),
             vols: std::sync::OnceLock::new(),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         });
         c.load();
         Ok(c)
@@ -314,7 +318,13 @@ impl Containers {
 
     /// Stops running containers for a daemon shutdown without live restore.
     pub async fn stop_all(self: &Arc<Self>) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         lifecycle::stop_all(self).await
+    }
+
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn insert(&self, rec: Record) -> Arc<Entry> {

@@ -761,7 +761,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
         n.teardown(id.clone()).await;
     }
     unmount_volumes(c, &entry.snapshot());
-    let restart = should_restart(&entry.snapshot(), rec_exit.exit_code);
+    let restart = !c.shutting_down() && should_restart(&entry.snapshot(), rec_exit.exit_code);
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         r.network_settings = Value::Null;
@@ -829,11 +829,15 @@ fn volume_events(engine: &Engine, rec: &Record, action: &str) {
 pub(crate) async fn stop_all(c: &Arc<Containers>) {
     let mut waits = Vec::new();
     for entry in c.all() {
-        let rec = entry.snapshot();
-        if !rec.state.running {
-            continue;
-        }
+        drop_pending_restart(c, &entry);
         waits.push(async move {
+            // A restart already past its back-off holds the lock while it starts
+            // the container: wait for it, then stop what it started.
+            let _guard = entry.op.lock().await;
+            let rec = entry.snapshot();
+            if !rec.state.running {
+                return;
+            }
             let sig = rec.config["StopSignal"]
                 .as_str()
                 .and_then(|s| parse_signal(s).ok())
@@ -909,7 +913,7 @@ fn schedule_restart(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>, re
             _ = cancel.cancelled() => return,
         }
         let _guard = entry.op.lock().await;
-        if entry.watch.borrow().removed {
+        if entry.watch.borrow().removed || c.shutting_down() {
             return;
         }
         let rec = {
@@ -933,6 +937,30 @@ fn schedule_restart(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>, re
             entry.watch.send_modify(|s| s.status = "exited".into());
         }
     });
+}
+
+/// A shutdown's end of a pending restart: the container is left exited but not
+/// stopped by the user, so its policy starts it when the daemon comes back.
+fn drop_pending_restart(c: &Containers, entry: &Entry) {
+    let pending = entry
+        .restart
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .cancel
+        .take();
+    let Some(t) = pending else { return };
+    t.cancel();
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        if !r.state.restarting {
+            return;
+        }
+        r.state.restarting = false;
+        r.state.status = "exited".into();
+        r.clone()
+    };
+    let _ = c.save(&rec);
+    entry.watch.send_modify(|s| s.status = "exited".into());
 }
 
 /// Cancels a pending restart; true if there was one.
