@@ -43,6 +43,12 @@ pub struct ImageConfig {
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// The container a commit or build step was made from, and its config (for
+    /// a build step, the classic builder's cache key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<serde_json::Value>,
     #[serde(default)]
     pub rootfs: RootFs,
     #[serde(default)]

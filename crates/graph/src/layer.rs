@@ -99,3 +99,107 @@ pub fn reader(diff: &std::path::Path, split: &std::path::Path) -> Result<Reassem
     Reassembler::open(split, diff)
         .map_err(|e| Error::Layer(format!("layer {}: {e}", diff.display())))
 }
+
+fn opaque(p: &std::path::Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    // Safety: a valid path, attribute name and buffer of the given size.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1 && buf[0] == b'y'
+}
+
+fn whiteout_header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(0);
+    h.set_mode(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
+}
+
+/// Writes an overlay upper directory as a layer tar: overlay whiteouts become
+/// `.wh.` entries again, and `skip` (paths relative to the upper, such as the
+/// mount points a container runtime creates) are left out, with directories
+/// that held nothing else. A missing upper is an empty layer.
+pub fn diff_tar<W: std::io::Write>(
+    upper: &std::path::Path,
+    skip: &[&str],
+    w: W,
+) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use std::path::Path;
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    /// Appends `dir`'s entries; true if anything was written.
+    fn walk<W: std::io::Write>(
+        b: &mut tar::Builder<W>,
+        root: &Path,
+        dir: &Path,
+        skip: &[&str],
+    ) -> io::Result<bool> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        let mut wrote = false;
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
+            if skip.iter().any(|s| Path::new(s) == rel) {
+                continue;
+            }
+            let md = std::fs::symlink_metadata(&p)?;
+            if md.file_type().is_char_device() && md.rdev() == 0 {
+                let name = rel.with_file_name(format!(".wh.{}", e.file_name().to_string_lossy()));
+                b.append_data(&mut whiteout_header(), name, std::io::empty())?;
+                wrote = true;
+                continue;
+            }
+            if !md.is_dir() {
+                b.append_path_with_name(&p, &rel)?;
+                wrote = true;
+                continue;
+            }
+            // A directory that only holds skipped paths is there for them alone.
+            let holds_skipped = skip.iter().any(|s| Path::new(s).starts_with(&rel));
+            let opq = opaque(&p);
+            if holds_skipped && !opq && !has_content(root, &p, skip)? {
+                continue;
+            }
+            b.append_path_with_name(&p, &rel)?;
+            if opq {
+                b.append_data(&mut whiteout_header(), rel.join(".wh..wh..opq"), std::io::empty())?;
+            }
+            walk(b, root, &p, skip)?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+    fn has_content(root: &Path, dir: &Path, skip: &[&str]) -> io::Result<bool> {
+        for e in std::fs::read_dir(dir)?.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            if skip.iter().any(|s| Path::new(s) == rel) {
+                continue;
+            }
+            let on_skip_path = skip.iter().any(|s| Path::new(s).starts_with(rel));
+            if !e.file_type()?.is_dir() || !on_skip_path || has_content(root, &p, skip)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+    if upper.is_dir() {
+        walk(&mut b, upper, upper, skip)?;
+    }
+    b.into_inner()?.flush()
+}

@@ -39,6 +39,10 @@ pub struct BlobSum {
 struct ImageMeta {
     #[serde(default)]
     last_tag_time: Option<String>,
+    /// The image this one was made from on this host (commit, build step);
+    /// pulled and loaded images have none, as under dockerd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<Digest>,
 }
 
 /// An image as the stores hold it.
@@ -49,6 +53,8 @@ pub struct ImageRecord {
     pub config: ImageConfig,
     pub chain_ids: Vec<Digest>,
     pub last_tag_time: Option<String>,
+    /// The local parent image (see [`Graph::set_parent`]).
+    pub parent: Option<Digest>,
 }
 
 #[derive(Default)]
@@ -202,6 +208,7 @@ impl Graph {
                     config,
                     chain_ids: chains,
                     last_tag_time: meta.last_tag_time,
+                    parent: meta.parent,
                 },
             );
         }
@@ -350,6 +357,7 @@ impl Graph {
             config,
             chain_ids: chains,
             last_tag_time: None,
+            parent: None,
         };
         self.state().images.insert(id.clone(), rec);
         Ok(id)
@@ -403,21 +411,56 @@ impl Graph {
 
     fn touch_tag_time(&self, id: &Digest, st: &mut State) {
         let t = now_rfc3339();
-        if let Some(rec) = st.images.get_mut(id) {
-            rec.last_tag_time = Some(t.clone());
+        let Some(rec) = st.images.get_mut(id) else {
+            return;
+        };
+        rec.last_tag_time = Some(t);
+        if let Err(e) = self.save_meta(rec) {
+            tracing::warn!(error = %e, "writing image metadata");
         }
+    }
+
+    fn save_meta(&self, rec: &ImageRecord) -> Result<(), Error> {
         let path = self
             .root
             .join("images")
-            .join(format!("{}.meta.json", id.hex()));
+            .join(format!("{}.meta.json", rec.id.hex()));
         let meta = ImageMeta {
-            last_tag_time: Some(t),
+            last_tag_time: rec.last_tag_time.clone(),
+            parent: rec.parent.clone(),
         };
-        if let Ok(b) = serde_json::to_vec(&meta) {
-            if let Err(e) = berth_atomicfile::write(&path, &b) {
-                tracing::warn!(error = %e, "writing image metadata");
-            }
+        let b = serde_json::to_vec(&meta).map_err(|e| Error::Config(e.to_string()))?;
+        berth_atomicfile::write(&path, &b).map_err(io_err(&path))
+    }
+
+    /// Records that image `id` was made from `parent` on this host: `docker
+    /// history` walks these links, `docker images` hides untagged parents and
+    /// the builder finds its cache among a parent's children.
+    pub fn set_parent(&self, id: &Digest, parent: &Digest) -> Result<(), Error> {
+        let mut st = self.state();
+        if !st.images.contains_key(parent) {
+            return Err(Error::NoSuchImage(parent.to_string()));
         }
+        let rec = st
+            .images
+            .get_mut(id)
+            .ok_or_else(|| Error::NoSuchImage(id.to_string()))?;
+        if rec.parent.as_ref() == Some(parent) {
+            return Ok(());
+        }
+        rec.parent = Some(parent.clone());
+        let rec = rec.clone();
+        self.save_meta(&rec)
+    }
+
+    /// The images whose recorded parent is `id`.
+    pub fn children(&self, id: &Digest) -> Vec<ImageRecord> {
+        self.state()
+            .images
+            .values()
+            .filter(|i| i.parent.as_ref() == Some(id))
+            .cloned()
+            .collect()
     }
 
     /// Points `reference` at image `id`. Returns the image it pointed at before.

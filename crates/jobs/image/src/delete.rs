@@ -38,16 +38,34 @@ fn short(id: &Digest) -> &str {
     id.short()
 }
 
-/// Deletes an image no reference names any more, unless a container uses it.
-fn delete_unreferenced(
-    images: &Images,
-    id: &Digest,
+/// How a deletion treats an image's local parents and its own children.
+#[derive(Clone, Copy)]
+struct Mode {
     force: bool,
-    report: &mut Report,
-) -> Result<()> {
+    /// The image lost its last name through this request: an image that other
+    /// images were built on stays, untagged, without an error (dockerd's quiet
+    /// conflicts).
+    quiet: bool,
+    /// Untagged parents left without children go too (`noprune` unset).
+    prune: bool,
+}
+
+/// Deletes an image no reference names any more, unless a container uses it or
+/// other images were made from it; then its untagged parents, as dockerd does.
+fn delete_unreferenced(images: &Images, id: &Digest, mode: Mode, report: &mut Report) -> Result<()> {
     if !images.graph.refs_of(id).is_empty() {
         return Ok(());
     }
+    if !images.graph.children(id).is_empty() {
+        if mode.quiet {
+            return Ok(());
+        }
+        return Err(ApiError::conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+            short(id)
+        )));
+    }
+    let force = mode.force;
     if let Some((c, running)) = images.users(id).first() {
         let state = if *running { "running" } else { "stopped" };
         if *running || !force {
@@ -58,16 +76,23 @@ fn delete_unreferenced(
             )));
         }
     }
+    let parent = images.graph.image(id).and_then(|r| r.parent);
     let layers = images.graph.delete_image(id).map_err(api_err)?;
     report.rows.push(json!({ "Deleted": id.as_str() }));
     report.deleted.push(id.clone());
     for l in layers {
         report.rows.push(json!({ "Deleted": l.as_str() }));
     }
-    Ok(())
+    match parent {
+        Some(p) if mode.prune && images.graph.image(&p).is_some() && images.users(&p).is_empty() => {
+            let quiet = Mode { force: false, quiet: true, prune: true };
+            delete_unreferenced(images, &p, quiet, report)
+        }
+        _ => Ok(()),
+    }
 }
 
-fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
+fn image_delete(images: &Images, name: &str, force: bool, prune: bool) -> Result<Report> {
     let graph = &images.graph;
     let id = resolve(graph, name)?;
     let mut report = Report::default();
@@ -113,7 +138,8 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
             }
             // Forced, stopped containers do not keep it; running ones do, quietly.
             if users.is_empty() || (force && users.iter().all(|(_, running)| !running)) {
-                delete_unreferenced(images, &id, force, &mut report)?;
+                let mode = Mode { force, quiet: true, prune };
+                delete_unreferenced(images, &id, mode, &mut report)?;
             }
         }
         _ => {
@@ -146,11 +172,19 @@ fn image_delete(images: &Images, name: &str, force: bool) -> Result<Report> {
                     &c[..c.len().min(12)]
                 )));
             }
+            if refs.is_empty() && !graph.children(&id).is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                    short(&id)
+                )));
+            }
+            let quiet = !refs.is_empty();
             for r in refs {
                 report.untag(graph, &r, &id)?;
             }
             if users.is_empty() {
-                delete_unreferenced(images, &id, force, &mut report)?;
+                let mode = Mode { force, quiet, prune };
+                delete_unreferenced(images, &id, mode, &mut report)?;
             }
         }
     }
@@ -169,8 +203,9 @@ fn publish(job: &Job, report: &Report) {
 pub(crate) async fn delete(job: Job, images: Arc<Images>) -> Result<Reply> {
     let name = job.args.required("name")?.to_string();
     let force = job.args.bool("force");
+    let prune = !job.args.bool("noprune");
     let i = images.clone();
-    let report = blocking(move || image_delete(&i, &name, force)).await?;
+    let report = blocking(move || image_delete(&i, &name, force, prune)).await?;
     publish(&job, &report);
     Ok(Reply::json(&report.rows))
 }
@@ -189,6 +224,10 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
         let mut report = Report::default();
         let before = graph.layers_size();
         for rec in graph.images() {
+            // Leaves only: deleting one prunes the untagged parents it was built on.
+            if graph.image(&rec.id).is_none() || !graph.children(&rec.id).is_empty() {
+                continue;
+            }
             let refs = graph.refs_of(&rec.id);
             let tagged = refs.iter().any(|r| r.tag.is_some());
             let labels = rec.config.labels();
@@ -209,7 +248,8 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
             for r in refs {
                 report.untag(graph, &r, &rec.id)?;
             }
-            delete_unreferenced(&i, &rec.id, false, &mut report)?;
+            let mode = Mode { force: false, quiet: true, prune: true };
+            delete_unreferenced(&i, &rec.id, mode, &mut report)?;
         }
         Ok((report, before.saturating_sub(graph.layers_size())))
     })

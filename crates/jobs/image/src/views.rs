@@ -29,7 +29,7 @@ fn tags_and_digests(graph: &Graph, rec: &ImageRecord) -> (Vec<String>, Vec<Strin
 }
 
 /// The image's container defaults in the API's `Config` shape.
-fn config_view(rec: &ImageRecord, v: ApiVersion) -> Value {
+fn config_view(config: Option<&Value>, v: ApiVersion) -> Value {
     let mut base = json!({
         "Hostname": "", "Domainname": "", "User": "", "AttachStdin": false, "AttachStdout": false,
         "AttachStderr": false, "Tty": false, "OpenStdin": false, "StdinOnce": false, "Env": null,
@@ -54,7 +54,7 @@ fn config_view(rec: &ImageRecord, v: ApiVersion) -> Value {
             }
         }
     }
-    if let (Some(o), Some(Value::Object(c))) = (base.as_object_mut(), rec.config.config.as_ref()) {
+    if let (Some(o), Some(Value::Object(c))) = (base.as_object_mut(), config) {
         for (k, val) in c {
             o.insert(k.clone(), val.clone());
         }
@@ -93,12 +93,12 @@ pub(crate) fn inspect_view(
         "Id": rec.id.as_str(),
         "RepoTags": tags,
         "RepoDigests": digests,
-        "Parent": "",
+        "Parent": rec.parent.as_ref().map(|p| p.as_str()).unwrap_or(""),
         "Comment": rec.config.comment.clone().unwrap_or_default(),
         "Created": rec.config.created.clone().unwrap_or_else(|| NONE_TIME.to_string()),
         "DockerVersion": rec.config.docker_version.clone().unwrap_or_default(),
         "Author": rec.config.author.clone().unwrap_or_default(),
-        "Config": config_view(rec, v),
+        "Config": config_view(rec.config.config.as_ref(), v),
         "Architecture": rec.config.architecture,
         "Os": rec.config.os,
         "Size": size,
@@ -112,8 +112,14 @@ pub(crate) fn inspect_view(
         }
         if v < ApiVersion::new(1, 44) {
             o.insert("VirtualSize".into(), json!(size));
-            o.insert("Container".into(), json!(""));
-            o.insert("ContainerConfig".into(), config_view(rec, v));
+            o.insert(
+                "Container".into(),
+                json!(rec.config.container.clone().unwrap_or_default()),
+            );
+            o.insert(
+                "ContainerConfig".into(),
+                config_view(rec.config.container_config.as_ref(), v),
+            );
         }
     }
     out
@@ -169,6 +175,7 @@ pub(crate) async fn list(job: Job, images: Arc<Images>) -> Result<Reply> {
         "until",
     ])?;
     let v = job.args.version;
+    let all = job.args.bool("all");
     let graph = images.graph.clone();
     let list = blocking(move || {
         let before = filters
@@ -207,7 +214,9 @@ pub(crate) async fn list(job: Job, images: Arc<Images>) -> Result<Reply> {
                 && since
                     .as_ref()
                     .is_none_or(|s| created > s.config.created_unix());
-            if !keep {
+            // Untagged images others were made from (a build's steps) show only
+            // with `all`, as under dockerd.
+            if !keep || (dangling && !all && !graph.children(&rec.id).is_empty()) {
                 continue;
             }
             let size = graph.image_size(&rec);
@@ -228,7 +237,7 @@ pub(crate) async fn list(job: Job, images: Arc<Images>) -> Result<Reply> {
                 "Created": created,
                 "Id": rec.id.as_str(),
                 "Labels": if labels.is_empty() { Value::Null } else { json!(labels) },
-                "ParentId": "",
+                "ParentId": rec.parent.as_ref().map(|p| p.as_str()).unwrap_or(""),
                 "RepoDigests": digests,
                 "RepoTags": tags,
                 "SharedSize": -1,
@@ -255,7 +264,6 @@ pub(crate) async fn history(job: Job, images: Arc<Images>) -> Result<Reply> {
         let rec = graph
             .image(&id)
             .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
-        let (tags, _) = tags_and_digests(&graph, &rec);
         let mut layer = 0usize;
         let mut rows = Vec::new();
         let history = if rec.config.history.is_empty() {
@@ -298,9 +306,16 @@ pub(crate) async fn history(job: Job, images: Arc<Images>) -> Result<Reply> {
             }));
         }
         rows.reverse();
-        if let Some(top) = rows.first_mut().and_then(Value::as_object_mut) {
-            top.insert("Id".into(), json!(rec.id.as_str()));
-            top.insert(
+        // The newest rows are the image and its local parents, in turn (dockerd
+        // names as many rows as it has parents on this host).
+        let mut at = Some(rec);
+        for row in rows.iter_mut() {
+            let (Some(img), Some(o)) = (at.take(), row.as_object_mut()) else {
+                break;
+            };
+            let (tags, _) = tags_and_digests(&graph, &img);
+            o.insert("Id".into(), json!(img.id.as_str()));
+            o.insert(
                 "Tags".into(),
                 if tags.is_empty() {
                     Value::Null
@@ -308,6 +323,7 @@ pub(crate) async fn history(job: Job, images: Arc<Images>) -> Result<Reply> {
                     json!(tags)
                 },
             );
+            at = img.parent.as_ref().and_then(|p| graph.image(p));
         }
         Ok(rows)
     })
