@@ -201,6 +201,14 @@ async fn run(cfg: Config) -> Result<(), String> {
     .map_err(|e| format!("opening containers: {}", e.message))?;
     berth_jobs_container::register(&engine, containers.clone());
 
+    // Builds: what a killed daemon's builds left mounted or unpacked goes first.
+    let (g, d) = (graph.clone(), cfg.data_root.clone());
+    let builder = tokio::task::spawn_blocking(move || berth_jobs_build::Builder::open(g, &d))
+        .await
+        .map_err(|e| format!("opening the builder: {e}"))?
+        .map_err(|e| format!("opening the builder: {e}"))?;
+    berth_jobs_build::register(&engine, builder);
+
     // Volumes.
     let vol_root = cfg.data_root.join("volumes");
     let volumes = tokio::task::spawn_blocking(move || berth_volume::Volumes::open(&vol_root))

@@ -229,10 +229,19 @@ pub fn volume() -> Vec<Route> {
     ]
 }
 
+/// The build family (the classic builder).
+pub fn build() -> Vec<Route> {
+    vec![
+        r(Method::POST, "/build", "build", BodyMode::Stream),
+        r(Method::POST, "/build/prune", "build.prune", BodyMode::None),
+    ]
+}
+
 /// Every route Berth serves, fixed paths before patterns.
 pub fn all() -> Vec<Route> {
     let mut v = system();
     v.extend(image());
+    v.extend(build());
     v.extend(container());
     v.extend(network());
     v.extend(volume());

@@ -48,8 +48,10 @@ pub(crate) fn merge(req: &Value, img: &Value) -> Map<String, Value> {
     let req_env = strings(&req["Env"]).unwrap_or_default();
     let req_entry = strings(&req["Entrypoint"]).filter(|v| !v.is_empty());
     let req_cmd = strings(&req["Cmd"]).filter(|v| !v.is_empty());
-    // A new entrypoint drops the image's Cmd, as dockerd does.
+    // A new entrypoint drops the image's Cmd, as dockerd does; `[""]`
+    // (`--entrypoint ""`, the builder's RUN) clears the image's entrypoint.
     let (entry, cmd) = match (req_entry, req_cmd) {
+        (Some(e), c) if e.len() == 1 && e[0].is_empty() => (None, c),
         (Some(e), c) => (Some(e), c),
         (None, Some(c)) => (
             strings(&img["Entrypoint"]).filter(|v| !v.is_empty()),
@@ -479,6 +481,10 @@ mod tests {
             "a new entrypoint drops the image's cmd"
         );
         assert_eq!(c["Entrypoint"], json!(["/init"]));
+        let img2 = json!({"Entrypoint": ["/init"], "Cmd": ["x"]});
+        let c = merge(&json!({"Image": "x", "Entrypoint": [""], "Cmd": ["sh"]}), &img2);
+        assert_eq!(c["Entrypoint"], Value::Null, "[\"\"] clears the image's entrypoint");
+        assert_eq!(c["Cmd"], json!(["sh"]));
         let c = merge(
             &json!({"Image": "x", "Cmd": ["echo", "hi"], "Labels": {"b": "2"}, "WorkingDir": "/w"}),
             &img,

@@ -506,6 +506,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.archive_put", archive::put);
     job!("container.export", archive::export);
     job!("container.commit", commit::commit);
+    job!("container.commit_build", commit::commit_build);
     job!("container.pause", ops::pause);
     job!("container.unpause", ops::unpause);
     job!("container.top", ops::top);
