@@ -62,6 +62,9 @@ pub struct Dispatched {
     /// Resolves with the job's reply (for a quick job, by running it).
     pub reply: BoxFuture<std::result::Result<Reply, oneshot::error::RecvError>>,
     pub guard: DropGuard,
+    /// The job's cancellation (what the guard cancels), for a server that learns
+    /// its client went away before the response ends.
+    pub cancel: CancellationToken,
 }
 
 impl Default for Engine {
@@ -204,6 +207,7 @@ impl Engine {
         Ok(Dispatched {
             id,
             reply,
+            cancel: cancel.clone(),
             guard: cancel.drop_guard(),
         })
     }

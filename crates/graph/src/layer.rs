@@ -132,11 +132,7 @@ fn whiteout_header() -> tar::Header {
 /// `.wh.` entries again, and `skip` (paths relative to the upper, such as the
 /// mount points a container runtime creates) are left out, with directories
 /// that held nothing else. A missing upper is an empty layer.
-pub fn diff_tar<W: std::io::Write>(
-    upper: &std::path::Path,
-    skip: &[&str],
-    w: W,
-) -> io::Result<()> {
+pub fn diff_tar<W: std::io::Write>(upper: &std::path::Path, skip: &[&str], w: W) -> io::Result<()> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     use std::path::Path;
     let mut b = tar::Builder::new(w);
@@ -177,7 +173,11 @@ pub fn diff_tar<W: std::io::Write>(
             }
             b.append_path_with_name(&p, &rel)?;
             if opq {
-                b.append_data(&mut whiteout_header(), rel.join(".wh..wh..opq"), std::io::empty())?;
+                b.append_data(
+                    &mut whiteout_header(),
+                    rel.join(".wh..wh..opq"),
+                    std::io::empty(),
+                )?;
             }
             walk(b, root, &p, skip)?;
             wrote = true;

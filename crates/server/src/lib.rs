@@ -9,6 +9,7 @@
 //! hyper 1 with hyper-util serves each connection on its own task with upgrades
 //! enabled, so attach and exec can take the connection over (`101 UPGRADED`).
 
+mod peer;
 mod response;
 mod router;
 pub mod routes;

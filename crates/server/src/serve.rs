@@ -161,14 +161,17 @@ impl Server {
 
     fn serve_connection(
         &self,
-        io: Box<dyn Conn>,
+        (io, fd): (Box<dyn Conn>, Option<std::os::fd::OwnedFd>),
         shutdown: &CancellationToken,
         conns: &TaskTracker,
     ) {
         let server = self.clone();
+        let gone = crate::peer::watch(fd);
+        let gone2 = gone.clone();
         let svc = service_fn(move |req| {
             let server = server.clone();
-            async move { Ok::<_, Infallible>(server.handle(req).await) }
+            let gone = gone2.clone();
+            async move { Ok::<_, Infallible>(server.handle_on(req, Some(gone)).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .max_buf_size(HEAD_LIMIT)
@@ -185,6 +188,7 @@ impl Server {
                     conn.await
                 }
             };
+            gone.cancel();
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
@@ -193,9 +197,19 @@ impl Server {
 
     /// Handles one request; never fails: errors become Docker's JSON error responses.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ResBody> {
+        self.handle_on(req, None).await
+    }
+
+    /// As [`Server::handle`]; `gone` is cancelled when the client's connection
+    /// closes, which cancels a job still answering (a build whose client left).
+    async fn handle_on(
+        &self,
+        req: Request<Incoming>,
+        gone: Option<CancellationToken>,
+    ) -> Response<ResBody> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut res = match self.dispatch(req).await {
+        let mut res = match self.dispatch(req, gone).await {
             Ok(res) => res,
             Err(e) => {
                 if e.status_code() >= 500 {
@@ -209,7 +223,11 @@ impl Server {
         res
     }
 
-    async fn dispatch(&self, mut req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    async fn dispatch(
+        &self,
+        mut req: Request<Incoming>,
+        gone: Option<CancellationToken>,
+    ) -> Result<Response<ResBody>, ApiError> {
         let path = percent_decode(req.uri().path())?;
         let matched = self.inner.router.resolve(req.method(), &path)?;
         let mut args = Args::new(matched.version);
@@ -266,6 +284,19 @@ impl Server {
                 matched.route.job
             ))
         })?;
+        // A plain (not hijacked) answer: the client's leaving ends the job, as
+        // Go's server ends a request's context. A hijacked connection's client
+        // may half-close and still read, so it is left to the job.
+        let hijacked = matches!(reply.body, berth_engine::ReplyBody::Hijack { .. });
+        if let (Some(gone), false) = (gone, wants_upgrade || hijacked) {
+            let job = d.cancel.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = gone.cancelled() => job.cancel(),
+                    _ = job.cancelled() => {}
+                }
+            });
+        }
         Ok(to_response(reply, d.guard, hijack))
     }
 }
@@ -309,13 +340,20 @@ fn percent_decode(path: &str) -> Result<String, ApiError> {
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
-async fn accept(l: &Listener) -> std::io::Result<Box<dyn Conn>> {
+/// An accepted connection and a duplicate of its socket (to notice its end).
+async fn accept(l: &Listener) -> std::io::Result<(Box<dyn Conn>, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::AsFd;
     Ok(match l {
-        Listener::Unix(u) => Box::new(u.accept().await?.0),
+        Listener::Unix(u) => {
+            let s = u.accept().await?.0;
+            let fd = s.as_fd().try_clone_to_owned().ok();
+            (Box::new(s), fd)
+        }
         Listener::Tcp(t) => {
             let (s, _) = t.accept().await?;
             let _ = s.set_nodelay(true);
-            Box::new(s)
+            let fd = s.as_fd().try_clone_to_owned().ok();
+            (Box::new(s), fd)
         }
     })
 }

@@ -411,7 +411,15 @@ fn without_live_restore_a_shutdown_stops_containers() {
     // One that keeps restarting: at shutdown it is between runs or starting,
     // and no restart may begin once the daemon is going away.
     d.cli_ok(&[
-        "run", "-d", "--name", "flapping", "--restart", "always", &b, "sleep", "0.1",
+        "run",
+        "-d",
+        "--name",
+        "flapping",
+        "--restart",
+        "always",
+        &b,
+        "sleep",
+        "0.1",
     ]);
     std::thread::sleep(std::time::Duration::from_millis(700));
     let pid = d

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod behaviours;
+mod build;
 mod containers;
 mod durability;
 mod events;

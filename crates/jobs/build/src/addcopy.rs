@@ -45,7 +45,9 @@ async fn download(url: &str, dir: &std::path::Path) -> Result<Source> {
         .headers()
         .get("last-modified")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok());
+        .and_then(|v| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()
+        });
     let path_name = url
         .split(['?', '#'])
         .next()
@@ -57,7 +59,11 @@ async fn download(url: &str, dir: &std::path::Path) -> Result<Source> {
     let name = disposition
         .filter(|n| !n.is_empty() && !n.contains('/'))
         .unwrap_or(path_name);
-    let name = if name.is_empty() { "download".to_string() } else { name };
+    let name = if name.is_empty() {
+        "download".to_string()
+    } else {
+        name
+    };
     let body = resp
         .bytes()
         .await
@@ -66,9 +72,20 @@ async fn download(url: &str, dir: &std::path::Path) -> Result<Source> {
     std::fs::write(&path, &body)?;
     if let Some(t) = modified {
         let ts = nix::sys::time::TimeSpec::new(t.unix_timestamp(), 0);
-        let _ = nix::sys::stat::utimensat(None, &path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink);
+        let _ = nix::sys::stat::utimensat(
+            None,
+            &path,
+            &ts,
+            &ts,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        );
     }
-    Ok(Source { path, name, is_dir: false, downloaded: true })
+    Ok(Source {
+        path,
+        name,
+        is_dir: false,
+        downloaded: true,
+    })
 }
 
 pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<()> {
@@ -84,7 +101,11 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
         .map(|s| process_word(s, &env, b.escape))
         .collect::<Result<Vec<_>, _>>()?;
     let dest = process_word(&spec.dest, &env, b.escape)?;
-    let chown = spec.chown.as_ref().map(|c| process_word(c, &env, b.escape)).transpose()?;
+    let chown = spec
+        .chown
+        .as_ref()
+        .map(|c| process_word(c, &env, b.escape))
+        .transpose()?;
     let work = images::scratch_dir(&b.work)?;
     // Another stage's or image's filesystem, mounted for reading.
     let mut from_mount: Option<Mounted> = None;
@@ -107,7 +128,9 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
     for s in &srcs {
         if is_url(s) {
             if !spec.add || spec.from.is_some() {
-                return Err(failed(BuildError::Invalid("source can't be a URL for COPY".into())));
+                return Err(failed(BuildError::Invalid(
+                    "source can't be a URL for COPY".into(),
+                )));
             }
             let dl = work.join("download").join(sources.len().to_string());
             std::fs::create_dir_all(&dl)?;
@@ -118,23 +141,39 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
         sources.extend(blocking(move || copy::find(&r, &s)).await.map_err(failed)?);
     }
     if sources.is_empty() {
-        return Err(failed(BuildError::Invalid("no source files were specified".into())));
+        return Err(failed(BuildError::Invalid(
+            "no source files were specified".into(),
+        )));
     }
     let s2 = sources.clone();
     let hash = blocking(move || copy::source_hash(&s2)).await?;
-    let chown_comment = chown.as_ref().map(|c| format!("--chown={c} ")).unwrap_or_default();
+    // No space after the owner: dockerd writes it so, and caches compare it.
+    let chown_comment = chown
+        .as_ref()
+        .map(|c| format!("--chown={c}"))
+        .unwrap_or_default();
     let key = b.comment_string_key(st, &format!("{what} {chown_comment}{hash} in {dest} "));
     if b.probe(st, &key).await? {
         return Ok(());
     }
-    let wd = st.config.get("WorkingDir").and_then(Value::as_str).unwrap_or("").to_string();
+    let wd = st
+        .config
+        .get("WorkingDir")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let dest_abs = if dest.starts_with('/') {
         dest.clone()
     } else {
         format!("{}/{dest}", wd.trim_end_matches('/'))
     };
     let keep_owner = spec.from.is_some() && chown.is_none();
-    let (g, parent, config, author) = (b.graph.clone(), st.image.clone(), b.commit_config(st), st.maintainer.clone());
+    let (g, parent, config, author) = (
+        b.graph.clone(),
+        st.image.clone(),
+        b.commit_config(st),
+        st.maintainer.clone(),
+    );
     let unpack = spec.add;
     let img = blocking(move || {
         let m = Mounted::new(&g, parent.as_ref().map(|p| &p.id), work.join("layer"))?;
@@ -143,13 +182,28 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
             None if keep_owner => None,
             None => Some(Owner { uid: 0, gid: 0 }),
         };
-        let plan = Plan { sources, dest: dest_abs, owner, unpack };
+        let plan = Plan {
+            sources,
+            dest: dest_abs,
+            owner,
+            unpack,
+        };
         copy::perform(&m.root, &plan)?;
         let layer = m.into_layer(&g)?;
         drop(from_mount);
         let _ = std::fs::remove_dir_all(&work);
-        let id = images::commit(&g, images::Commit { parent: parent.as_ref(), config: &config, key: &key, author: &author, layer })?;
-        g.image(&id).ok_or_else(|| BuildError::System("committed image vanished".into()))
+        let id = images::commit(
+            &g,
+            images::Commit {
+                parent: parent.as_ref(),
+                config: &config,
+                key: &key,
+                author: &author,
+                layer,
+            },
+        )?;
+        g.image(&id)
+            .ok_or_else(|| BuildError::System("committed image vanished".into()))
     })
     .await
     .map_err(failed)?;
@@ -161,7 +215,13 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
 /// made in a mounted empty filesystem becomes the first layer.
 pub async fn mkdir_commit(b: &mut Build<'_>, st: &mut State, dir: &str, key: &Value) -> Result<()> {
     let work = images::scratch_dir(&b.work)?;
-    let (g, config, author, key, dir) = (b.graph.clone(), b.commit_config(st), st.maintainer.clone(), key.clone(), dir.to_string());
+    let (g, config, author, key, dir) = (
+        b.graph.clone(),
+        b.commit_config(st),
+        st.maintainer.clone(),
+        key.clone(),
+        dir.to_string(),
+    );
     let img = blocking(move || {
         let m = Mounted::new(&g, None, work.join("layer"))?;
         let mut done = String::new();
@@ -175,8 +235,18 @@ pub async fn mkdir_commit(b: &mut Build<'_>, st: &mut State, dir: &str, key: &Va
         }
         let layer = m.into_layer(&g)?;
         let _ = std::fs::remove_dir_all(&work);
-        let id = images::commit(&g, images::Commit { parent: None, config: &config, key: &key, author: &author, layer })?;
-        g.image(&id).ok_or_else(|| BuildError::System("committed image vanished".into()))
+        let id = images::commit(
+            &g,
+            images::Commit {
+                parent: None,
+                config: &config,
+                key: &key,
+                author: &author,
+                layer,
+            },
+        )?;
+        g.image(&id)
+            .ok_or_else(|| BuildError::System("committed image vanished".into()))
     })
     .await?;
     st.image = Some(img);

@@ -58,7 +58,12 @@ impl Calls {
         a
     }
 
-    async fn json(&self, job: &str, params: &[(&str, &str)], body: Option<&Value>) -> Result<Value> {
+    async fn json(
+        &self,
+        job: &str,
+        params: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let reply = self.engine.call(job, Self::args(params, body)).await?;
         let (status, data) = body_of(reply).await?;
         if status >= 400 {
@@ -70,8 +75,7 @@ impl Calls {
         // A streamed answer (wait) ends with its result.
         let last = data
             .split(|&b| b == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .last()
+            .rfind(|l| !l.iter().all(u8::is_ascii_whitespace))
             .unwrap_or(&[]);
         serde_json::from_slice(last).map_err(|e| BuildError::System(format!("{job}: {e}")))
     }
@@ -86,8 +90,16 @@ impl Calls {
 
     /// Attaches to stdout and stderr before the start, so nothing is missed.
     pub async fn attach(&self, id: &str) -> Result<tokio::io::DuplexStream> {
-        let params = [("name", id), ("stream", "1"), ("stdout", "1"), ("stderr", "1")];
-        let reply = self.engine.call("container.attach", Self::args(&params, None)).await?;
+        let params = [
+            ("name", id),
+            ("stream", "1"),
+            ("stdout", "1"),
+            ("stderr", "1"),
+        ];
+        let reply = self
+            .engine
+            .call("container.attach", Self::args(&params, None))
+            .await?;
         match reply.body {
             ReplyBody::Hijack { io, .. } => {
                 let (ours, theirs) = tokio::io::duplex(64 * 1024);
@@ -96,14 +108,21 @@ impl Calls {
                 Ok(ours)
             }
             other => {
-                let (status, data) = body_of(Reply { status: reply.status, headers: Vec::new(), body: other }).await?;
+                let (status, data) = body_of(Reply {
+                    status: reply.status,
+                    headers: Vec::new(),
+                    body: other,
+                })
+                .await?;
                 Err(reply_error(status, &data))
             }
         }
     }
 
     pub async fn start(&self, id: &str) -> Result<()> {
-        self.json("container.start", &[("name", id)], None).await.map(|_| ())
+        self.json("container.start", &[("name", id)], None)
+            .await
+            .map(|_| ())
     }
 
     pub async fn wait(&self, id: &str) -> Result<i64> {
@@ -116,9 +135,13 @@ impl Calls {
     }
 
     pub async fn remove(&self, id: &str) -> Result<()> {
-        self.json("container.delete", &[("name", id), ("force", "1"), ("v", "1")], None)
-            .await
-            .map(|_| ())
+        self.json(
+            "container.delete",
+            &[("name", id), ("force", "1"), ("v", "1")],
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Makes directory `dir` (and its missing parents, root-owned 0755) in a
@@ -131,7 +154,10 @@ impl Calls {
             let p = format!("/{}", comps[..have].join("/"));
             let r = self
                 .engine
-                .call("container.archive_head", Self::args(&[("name", id), ("path", &p)], None))
+                .call(
+                    "container.archive_head",
+                    Self::args(&[("name", id), ("path", &p)], None),
+                )
                 .await?;
             if r.status < 300 {
                 break;
@@ -154,7 +180,11 @@ impl Calls {
             h.set_gid(0);
             h.set_mtime(now);
             h.set_size(0);
-            t.append_data(&mut h, format!("{}/", comps[have..i].join("/")), std::io::empty())?;
+            t.append_data(
+                &mut h,
+                format!("{}/", comps[have..i].join("/")),
+                std::io::empty(),
+            )?;
         }
         let tar = t.into_inner()?;
         let at = format!("/{}", comps[..have].join("/"));
@@ -168,7 +198,9 @@ impl Calls {
     }
 
     pub async fn commit(&self, id: &str, body: &Value) -> Result<String> {
-        let v = self.json("container.commit_build", &[("container", id)], Some(body)).await?;
+        let v = self
+            .json("container.commit_build", &[("container", id)], Some(body))
+            .await?;
         v["Id"]
             .as_str()
             .map(str::to_string)
@@ -182,7 +214,10 @@ impl Calls {
         if !platform.is_empty() {
             params.push(("platform", platform));
         }
-        let reply = self.engine.call("image.create", Self::args(&params, None)).await?;
+        let reply = self
+            .engine
+            .call("image.create", Self::args(&params, None))
+            .await?;
         if reply.status >= 400 {
             let (status, data) = body_of(reply).await?;
             return Err(reply_error(status, &data));
@@ -226,9 +261,21 @@ fn split_name(name: &str) -> (String, String) {
 mod tests {
     #[test]
     fn names_split_for_pulls() {
-        assert_eq!(super::split_name("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(super::split_name("127.0.0.1:5000/a/b:1"), ("127.0.0.1:5000/a/b".into(), "1".into()));
-        assert_eq!(super::split_name("127.0.0.1:5000/a"), ("127.0.0.1:5000/a".into(), "latest".into()));
-        assert_eq!(super::split_name("a@sha256:ab"), ("a".into(), "sha256:ab".into()));
+        assert_eq!(
+            super::split_name("busybox"),
+            ("busybox".into(), "latest".into())
+        );
+        assert_eq!(
+            super::split_name("127.0.0.1:5000/a/b:1"),
+            ("127.0.0.1:5000/a/b".into(), "1".into())
+        );
+        assert_eq!(
+            super::split_name("127.0.0.1:5000/a"),
+            ("127.0.0.1:5000/a".into(), "latest".into())
+        );
+        assert_eq!(
+            super::split_name("a@sha256:ab"),
+            ("a".into(), "sha256:ab".into())
+        );
     }
 }

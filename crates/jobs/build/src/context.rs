@@ -59,7 +59,13 @@ pub fn is_tar(head: &[u8]) -> bool {
     let computed: u32 = h
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     sum == computed
 }
@@ -102,7 +108,9 @@ pub fn take_dockerfile(ctx: &Path, name: &str) -> Result<String, BuildError> {
             "the Dockerfile ({rel}) cannot be empty"
         )));
     }
-    let text = String::from_utf8_lossy(&raw).trim_start_matches('\u{feff}').to_string();
+    let text = String::from_utf8_lossy(&raw)
+        .trim_start_matches('\u{feff}')
+        .to_string();
     let ignore = ctx.join(".dockerignore");
     if let Ok(patterns) = std::fs::read_to_string(&ignore) {
         let m = Matcher::new(&read_patterns(&patterns)).map_err(BuildError::Invalid)?;
@@ -157,11 +165,26 @@ pub fn clone_git(remote: &str, dir: &Path) -> Result<(), BuildError> {
     git(&["init", "-q", &c], dir)?;
     git(&["remote", "add", "origin", &url], &checkout)?;
     let r = if git_ref.is_empty() { "HEAD" } else { git_ref };
-    git(&["fetch", "-q", "--depth", "1", "origin", "--", r], &checkout)?;
+    git(
+        &["fetch", "-q", "--depth", "1", "origin", "--", r],
+        &checkout,
+    )?;
     git(&["checkout", "-q", "FETCH_HEAD"], &checkout)?;
-    git(&["submodule", "update", "-q", "--init", "--recursive", "--depth", "1"], &checkout)?;
+    git(
+        &[
+            "submodule",
+            "update",
+            "-q",
+            "--init",
+            "--recursive",
+            "--depth",
+            "1",
+        ],
+        &checkout,
+    )?;
     let _ = std::fs::remove_dir_all(checkout.join(".git"));
-    let src = crate::scope::resolve(&checkout, subdir).map_err(|e| BuildError::Context(e.to_string()))?;
+    let src =
+        crate::scope::resolve(&checkout, subdir).map_err(|e| BuildError::Context(e.to_string()))?;
     if !src.is_dir() {
         return Err(BuildError::Context(format!(
             "subdirectory {subdir} not found in {url}"

@@ -81,7 +81,9 @@ fn has_wildcards(s: &str) -> bool {
 }
 
 fn walk_rel(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -135,7 +137,16 @@ fn hash_entry(h: &mut Sha256, root: &Path, p: &Path) -> std::io::Result<()> {
     let rel = p.strip_prefix(root).unwrap_or(p);
     // A tarsum of the headers without times, and the content.
     h.update(rel.as_os_str().as_encoded_bytes());
-    h.update(format!("\0{:o}\0{}\0{}\0{}\0", md.mode(), md.uid(), md.gid(), md.len()).as_bytes());
+    h.update(
+        format!(
+            "\0{:o}\0{}\0{}\0{}\0",
+            md.mode(),
+            md.uid(),
+            md.gid(),
+            md.len()
+        )
+        .as_bytes(),
+    );
     if md.file_type().is_symlink() {
         h.update(std::fs::read_link(p)?.as_os_str().as_encoded_bytes());
     } else if md.is_file() {
@@ -162,12 +173,20 @@ fn hash_entry(h: &mut Sha256, root: &Path, p: &Path) -> std::io::Result<()> {
 pub fn source_hash(sources: &[Source]) -> Result<String> {
     let one = |s: &Source| -> Result<String> {
         let mut h = Sha256::new();
-        let root = if s.is_dir { s.path.clone() } else { s.path.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let root = if s.is_dir {
+            s.path.clone()
+        } else {
+            s.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
         hash_entry(&mut h, &root, &s.path)?;
         Ok(hex::encode(h.finalize()))
     };
     match sources {
-        [s] => Ok(format!("{}:{}", if s.is_dir { "dir" } else { "file" }, one(s)?)),
+        [s] => Ok(format!(
+            "{}:{}",
+            if s.is_dir { "dir" } else { "file" },
+            one(s)?
+        )),
         many => {
             let mut h = Sha256::new();
             for s in many {
@@ -206,13 +225,17 @@ pub fn parse_chown(rootfs: &Path, chown: &str) -> Result<Owner> {
     let uid = match user.parse() {
         Ok(n) => n,
         Err(_) => lookup(&passwd, user, 2).ok_or_else(|| {
-            fail(format!("can't find uid for user {user}: no such user: {user}"))
+            fail(format!(
+                "can't find uid for user {user}: no such user: {user}"
+            ))
         })?,
     };
     let gid = match group.parse() {
         Ok(n) => n,
         Err(_) => lookup(&groupf, group, 2).ok_or_else(|| {
-            fail(format!("can't find gid for group {group}: no such group: {group}"))
+            fail(format!(
+                "can't find gid for group {group}: no such group: {group}"
+            ))
         })?,
     };
     Ok(Owner { uid, gid })
@@ -227,7 +250,11 @@ fn mkdir_all(root: &Path, rel: &str, owner: Owner) -> Result<PathBuf> {
         let p = scope::resolve(root, &done)?;
         match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => continue,
-            Ok(_) => return Err(fail(format!("cannot create directory {done}: not a directory"))),
+            Ok(_) => {
+                return Err(fail(format!(
+                    "cannot create directory {done}: not a directory"
+                )))
+            }
             Err(_) => {
                 std::fs::create_dir(&p)?;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
@@ -252,7 +279,9 @@ fn copy_times(src: &std::fs::Metadata, dst: &Path) {
 /// Copies one entry (a directory's content recursively) to `dst`.
 fn copy_entry(src: &Path, dst: &Path, owner: Option<Owner>) -> Result<()> {
     let md = std::fs::symlink_metadata(src)?;
-    let (uid, gid) = owner.map(|o| (o.uid, o.gid)).unwrap_or((md.uid(), md.gid()));
+    let (uid, gid) = owner
+        .map(|o| (o.uid, o.gid))
+        .unwrap_or((md.uid(), md.gid()));
     let ft = md.file_type();
     if let Ok(old) = std::fs::symlink_metadata(dst) {
         if !(old.is_dir() && ft.is_dir()) {
@@ -299,14 +328,20 @@ fn copy_entry(src: &Path, dst: &Path, owner: Option<Owner>) -> Result<()> {
 
 /// Whether the file at `p` is an archive ADD unpacks.
 fn is_archive(p: &Path) -> bool {
-    let Ok(f) = std::fs::File::open(p) else { return false };
+    let Ok(f) = std::fs::File::open(p) else {
+        return false;
+    };
     let mut head = Vec::with_capacity(512);
     if f.take(512).read_to_end(&mut head).is_err() {
         return false;
     }
     if crate::context::is_compressed(&head) {
-        let Ok(f) = std::fs::File::open(p) else { return false };
-        let Ok(mut r) = crate::context::decompress(f) else { return false };
+        let Ok(f) = std::fs::File::open(p) else {
+            return false;
+        };
+        let Ok(mut r) = crate::context::decompress(f) else {
+            return false;
+        };
         let mut h = vec![0u8; 512];
         return r.read_exact(&mut h).is_ok() && crate::context::is_tar(&h);
     }
@@ -406,7 +441,9 @@ mod tests {
         std::fs::write(r.join("a.txt"), "A").expect("w");
         let h2 = source_hash(&find(r, "a.txt").expect("a")).expect("hash");
         assert!(h1.starts_with("file:") && h1 != h2);
-        assert!(source_hash(&find(r, "dir").expect("d")).expect("h").starts_with("dir:"));
+        assert!(source_hash(&find(r, "dir").expect("d"))
+            .expect("h")
+            .starts_with("dir:"));
     }
 
     #[test]
@@ -431,7 +468,10 @@ mod tests {
         // A symlink in the image cannot send the copy out of it.
         perform(&root, &plan("f", "/escape/tmp/")).expect("confined");
         assert!(root.join("tmp/f").exists());
-        let two = Plan { sources: find(&ctx, "*").expect("two"), ..plan("f", "/x") };
+        let two = Plan {
+            sources: find(&ctx, "*").expect("two"),
+            ..plan("f", "/x")
+        };
         assert!(perform(&root, &two).is_err());
     }
 }

@@ -4,7 +4,9 @@
 //! checks them, and the arguments left unexpanded (expansion needs the
 //! environment of the step, see [`crate::lex`]).
 
-use parse_dockerfile::{Command, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source};
+use parse_dockerfile::{
+    Command, Flag, HealthcheckArguments, Instruction, JsonOrStringArray, Source,
+};
 
 use crate::lex::split_words;
 
@@ -39,7 +41,11 @@ pub struct CopySpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
-    From { image: String, name: Option<String>, platform: Option<String> },
+    From {
+        image: String,
+        name: Option<String>,
+        platform: Option<String>,
+    },
     Run(Cmd),
     Cmd(Cmd),
     Entrypoint(Cmd),
@@ -57,6 +63,9 @@ pub enum Kind {
     Healthcheck(Health),
     Maintainer(String),
     Shell(Vec<String>),
+    /// Parsed, but only BuildKit can run it: the error comes when the step is
+    /// reached, as with dockerd.
+    Refused(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +93,12 @@ pub struct Dockerfile {
 impl Dockerfile {
     /// Steps as dockerd counts them: meta ARGs, FROMs and instructions.
     pub fn steps(&self) -> usize {
-        self.meta_args.len() + self.stages.iter().map(|s| 1 + s.instrs.len()).sum::<usize>()
+        self.meta_args.len()
+            + self
+                .stages
+                .iter()
+                .map(|s| 1 + s.instrs.len())
+                .sum::<usize>()
     }
 }
 
@@ -119,7 +133,12 @@ fn parse_error(e: parse_dockerfile::Error) -> String {
         Some(i) => msg[..i].to_string(),
         None => msg,
     };
-    format!("dockerfile parse error on line {}: {msg}", e.line())
+    // dockerd's words: `unknown instruction: FOO`.
+    let msg = match msg.strip_prefix("unknown instruction '") {
+        Some(rest) => format!("unknown instruction: {}", rest.trim_end_matches('\'')),
+        None => msg,
+    };
+    format!("dockerfile parse error line {}: {msg}", e.line())
 }
 
 fn flag_value(f: &Flag<'_>) -> Option<String> {
@@ -140,7 +159,10 @@ fn command(c: &Command<'_>, escape: char) -> Cmd {
 
 /// Parses `text`. Errors are dockerd's texts, for a 400 answer.
 pub fn parse(text: &str) -> Result<Dockerfile, String> {
-    let instructions = text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#'));
+    let instructions = text
+        .lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with('#'));
     if !instructions {
         return Err("file with no instructions".into());
     }
@@ -171,7 +193,11 @@ pub fn parse(text: &str) -> Result<Dockerfile, String> {
     if stages.is_empty() && meta_args.is_empty() {
         return Err("file with no instructions".into());
     }
-    Ok(Dockerfile { escape, meta_args, stages })
+    Ok(Dockerfile {
+        escape,
+        meta_args,
+        stages,
+    })
 }
 
 /// Parses one ONBUILD trigger (`RUN echo hi`).
@@ -226,7 +252,7 @@ fn name_values(what: &str, rest: &str, escape: char) -> Result<Vec<(String, Stri
     words
         .iter()
         .map(|w| match w.split_once('=') {
-            Some((k, _)) if k.is_empty() => Err(format!("{what} names can not be blank")),
+            Some(("", _)) => Err(format!("{what} names can not be blank")),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => Err(format!(
                 "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
@@ -247,7 +273,7 @@ fn copy_spec(
     options: &[Flag<'_>],
     src: &[Source<'_>],
     dest: &str,
-) -> Result<CopySpec, String> {
+) -> Result<Kind, String> {
     let mut spec = CopySpec {
         add,
         srcs: Vec::new(),
@@ -255,11 +281,12 @@ fn copy_spec(
         chown: None,
         from: None,
     };
+    let mut refused = None;
     for f in options {
         match (&*f.name.value, add) {
             ("chown", _) => spec.chown = flag_value(f),
             ("from", false) => spec.from = flag_value(f),
-            ("chmod", _) => return Err(needs_buildkit("chmod")),
+            ("chmod", _) => refused = Some(needs_buildkit("chmod")),
             // Accepted and without effect in the classic builder, as in dockerd.
             ("link", _) | ("checksum", true) | ("keep-git-dir", true) => {}
             (name, _) => return Err(format!("Unknown flag: {name}")),
@@ -268,7 +295,7 @@ fn copy_spec(
     for s in src {
         match s {
             Source::Path(p) => spec.srcs.push(p.value.to_string()),
-            Source::HereDoc(_) => return Err(format!("heredocs require BuildKit. {BUILDKIT}")),
+            Source::HereDoc(_) => refused = Some(format!("heredocs require BuildKit. {BUILDKIT}")),
             _ => return Err("unsupported source".into()),
         }
     }
@@ -278,7 +305,10 @@ fn copy_spec(
             if add { "ADD" } else { "COPY" }
         ));
     }
-    Ok(spec)
+    Ok(match refused {
+        Some(m) => Kind::Refused(m),
+        None => Kind::Copy(spec),
+    })
 }
 
 fn convert(ins: &Instruction<'_>, original: String, escape: char) -> Result<Instr, String> {
@@ -308,16 +338,20 @@ fn convert(ins: &Instruction<'_>, original: String, escape: char) -> Result<Inst
                 }
                 None => None,
             };
-            Kind::From { image: i.image.value.to_string(), name, platform }
+            Kind::From {
+                image: i.image.value.to_string(),
+                name,
+                platform,
+            }
         }
         Instruction::Run(i) => {
             if let Some(f) = i.options.first() {
-                return Err(needs_buildkit(&f.name.value));
+                Kind::Refused(needs_buildkit(&f.name.value))
+            } else if !i.here_docs.is_empty() {
+                Kind::Refused(format!("heredocs require BuildKit. {BUILDKIT}"))
+            } else {
+                Kind::Run(command(&i.arguments, escape))
             }
-            if !i.here_docs.is_empty() {
-                return Err(format!("heredocs require BuildKit. {BUILDKIT}"));
-            }
-            Kind::Run(command(&i.arguments, escape))
         }
         Instruction::Cmd(i) => Kind::Cmd(command(&i.arguments, escape)),
         Instruction::Entrypoint(i) => Kind::Entrypoint(command(&i.arguments, escape)),
@@ -350,8 +384,8 @@ fn convert(ins: &Instruction<'_>, original: String, escape: char) -> Result<Inst
         }
         Instruction::User(i) => Kind::User(i.arguments.value.to_string()),
         Instruction::Workdir(i) => Kind::Workdir(i.arguments.value.to_string()),
-        Instruction::Copy(i) => Kind::Copy(copy_spec(false, &i.options, &i.src, &i.dest.value)?),
-        Instruction::Add(i) => Kind::Copy(copy_spec(true, &i.options, &i.src, &i.dest.value)?),
+        Instruction::Copy(i) => copy_spec(false, &i.options, &i.src, &i.dest.value)?,
+        Instruction::Add(i) => copy_spec(true, &i.options, &i.src, &i.dest.value)?,
         Instruction::Onbuild(i) => {
             match &*i.instruction {
                 Instruction::Onbuild(_) => {
@@ -399,7 +433,9 @@ fn convert(ins: &Instruction<'_>, original: String, escape: char) -> Result<Inst
                 }
             }
             match &i.arguments {
-                HealthcheckArguments::Cmd { arguments, .. } => h.cmd = Some(command(arguments, escape)),
+                HealthcheckArguments::Cmd { arguments, .. } => {
+                    h.cmd = Some(command(arguments, escape))
+                }
                 HealthcheckArguments::None { .. } => {
                     if !i.options.is_empty() {
                         return Err("HEALTHCHECK NONE takes no arguments".into());
@@ -445,15 +481,23 @@ mod tests {
         assert_eq!(df.stages.len(), 2);
         assert_eq!(df.stages[0].name.as_deref(), Some("build"));
         assert_eq!(df.stages[0].instrs[0].original, "RUN echo a &&   echo b");
-        assert_eq!(df.stages[0].instrs[0].kind, Kind::Run(Cmd::Shell("echo a &&   echo b".into())));
+        assert_eq!(
+            df.stages[0].instrs[0].kind,
+            Kind::Run(Cmd::Shell("echo a &&   echo b".into()))
+        );
         assert_eq!(df.stages[1].from.original, "from build");
-        assert_eq!(df.stages[1].instrs[0].kind, Kind::Cmd(Cmd::Exec(vec!["sh".into()])));
+        assert_eq!(
+            df.stages[1].instrs[0].kind,
+            Kind::Cmd(Cmd::Exec(vec!["sh".into()]))
+        );
         assert_eq!(df.steps(), 5);
     }
 
     #[test]
     fn env_and_label_forms() {
-        let k = kinds("FROM a\nENV a=b c=\"d e\" \\\n    f=g\nENV legacy some value\nLABEL \"x y\"=z\n");
+        let k = kinds(
+            "FROM a\nENV a=b c=\"d e\" \\\n    f=g\nENV legacy some value\nLABEL \"x y\"=z\n",
+        );
         assert_eq!(
             k[1],
             Kind::Env(vec![
@@ -462,32 +506,55 @@ mod tests {
                 ("f".into(), "g".into())
             ])
         );
-        assert_eq!(k[2], Kind::Env(vec![("legacy".into(), "some value".into())]));
+        assert_eq!(
+            k[2],
+            Kind::Env(vec![("legacy".into(), "some value".into())])
+        );
         assert_eq!(k[3], Kind::Label(vec![("\"x y\"".into(), "z".into())]));
-        assert!(parse("FROM a\nENV a=b c\n").expect_err("no =").contains("can't find = in \"c\""));
+        assert!(parse("FROM a\nENV a=b c\n")
+            .expect_err("no =")
+            .contains("can't find = in \"c\""));
     }
 
     #[test]
     fn escape_directive() {
         let df = parse("# escape=`\nFROM a\nRUN dir c:\\ `\n  && echo x\n").expect("parse");
         assert_eq!(df.escape, '`');
-        assert_eq!(df.stages[0].instrs[0].kind, Kind::Run(Cmd::Shell("dir c:\\   && echo x".into())));
+        assert_eq!(
+            df.stages[0].instrs[0].kind,
+            Kind::Run(Cmd::Shell("dir c:\\   && echo x".into()))
+        );
     }
 
     #[test]
     fn buildkit_only_syntax_is_refused() {
-        let e = parse("FROM a\nRUN --mount=type=cache,target=/x true\n").expect_err("mount");
-        assert!(e.starts_with("the --mount option requires BuildKit."), "{e}");
-        let e = parse("FROM a\nCOPY --chmod=755 a /b\n").expect_err("chmod");
-        assert!(e.starts_with("the --chmod option requires BuildKit."), "{e}");
-        let e = parse("FROM a\nRUN <<EOF\necho\nEOF\n").expect_err("heredoc");
+        let refused = |t: &str| match &kinds(t)[1] {
+            Kind::Refused(m) => m.clone(),
+            k => panic!("{k:?}"),
+        };
+        let e = refused("FROM a\nRUN --mount=type=cache,target=/x true\n");
+        assert!(
+            e.starts_with("the --mount option requires BuildKit."),
+            "{e}"
+        );
+        let e = refused("FROM a\nCOPY --chmod=755 a /b\n");
+        assert!(
+            e.starts_with("the --chmod option requires BuildKit."),
+            "{e}"
+        );
+        let e = refused("FROM a\nRUN <<EOF\necho\nEOF\n");
         assert!(e.starts_with("heredocs require BuildKit."), "{e}");
-        assert_eq!(parse("FROM a\nCOPY --parents a /b\n").expect_err("x"), "Unknown flag: parents");
+        assert_eq!(
+            parse("FROM a\nCOPY --parents a /b\n").expect_err("x"),
+            "Unknown flag: parents"
+        );
     }
 
     #[test]
     fn copy_add_and_onbuild() {
-        let k = kinds("FROM a\nCOPY --from=0 --chown=u:g a b /c/\nADD --link x y\nONBUILD RUN echo hi\n");
+        let k = kinds(
+            "FROM a\nCOPY --from=0 --chown=u:g a b /c/\nADD --link x y\nONBUILD RUN echo hi\n",
+        );
         assert_eq!(
             k[1],
             Kind::Copy(CopySpec {
@@ -507,8 +574,13 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert_eq!(parse("# only a comment\n").expect_err("empty"), "file with no instructions");
-        assert!(parse("FROM a\nFOO bar\n").expect_err("unknown").starts_with("dockerfile parse error on line 2"));
+        assert_eq!(
+            parse("# only a comment\n").expect_err("empty"),
+            "file with no instructions"
+        );
+        assert!(parse("FROM a\nFOO bar\n")
+            .expect_err("unknown")
+            .starts_with("dockerfile parse error line 2: unknown instruction: FOO"));
         assert!(parse("FROM a AS 1x\n").is_err());
         assert!(parse("FROM a\nVOLUME []\n").is_err());
     }

@@ -15,7 +15,9 @@ pub fn quote(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -25,7 +27,10 @@ pub fn quote(s: &str) -> String {
 
 /// `%q` of a `[]string`.
 pub fn quote_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" "))
+    format!(
+        "[{}]",
+        v.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// `%v` of a `[]string`.
@@ -47,7 +52,9 @@ pub fn parse_duration(s: &str) -> Option<i64> {
         let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -100,7 +107,10 @@ mod tests {
 
     #[test]
     fn go_formats() {
-        assert_eq!(quote_list(&["sh".into(), "-c".into(), "echo \"hi\"".into()]), r#"["sh" "-c" "echo \"hi\""]"#);
+        assert_eq!(
+            quote_list(&["sh".into(), "-c".into(), "echo \"hi\"".into()]),
+            r#"["sh" "-c" "echo \"hi\""]"#
+        );
         assert_eq!(list(&["/a".into(), "/b".into()]), "[/a /b]");
         assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration("500ms"), Some(500_000_000));

@@ -108,7 +108,10 @@ impl Matcher {
                     Some(p) => (true, p),
                     None => (false, p.as_str()),
                 };
-                Ok(Pattern { re: to_regex(p)?, exclusion })
+                Ok(Pattern {
+                    re: to_regex(p)?,
+                    exclusion,
+                })
             })
             .collect::<Result<_, String>>()?;
         Ok(Matcher { patterns })
@@ -118,10 +121,7 @@ impl Matcher {
     /// directory matches, the last pattern that says anything winning.
     pub fn excluded(&self, path: &str) -> bool {
         let path = crate::scope::clean_rel(path);
-        let parents: Vec<&str> = path
-            .match_indices('/')
-            .map(|(i, _)| &path[..i])
-            .collect();
+        let parents: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {

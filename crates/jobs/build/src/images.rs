@@ -17,9 +17,7 @@ fn cache_view(c: &Value) -> Value {
         _ => Value::Null,
     };
     let keys = |k: &str| match &c[k] {
-        Value::Object(m) if !m.is_empty() => {
-            Value::Array(m.keys().map(|k| json!(k)).collect())
-        }
+        Value::Object(m) if !m.is_empty() => Value::Array(m.keys().map(|k| json!(k)).collect()),
         _ => Value::Null,
     };
     let labels = match &c["Labels"] {
@@ -56,7 +54,11 @@ pub fn lookup(
     let want = cache_view(key);
     let candidates = match parent {
         Some(p) => graph.children(p),
-        None => graph.images().into_iter().filter(|i| i.parent.is_none()).collect(),
+        None => graph
+            .images()
+            .into_iter()
+            .filter(|i| i.parent.is_none())
+            .collect(),
     };
     candidates
         .into_iter()
@@ -75,7 +77,9 @@ pub fn lookup(
 pub fn cache_sources(graph: &Graph, names: &[String]) -> std::collections::BTreeSet<Digest> {
     let mut out = std::collections::BTreeSet::new();
     for n in names {
-        let Ok(mut id) = graph.resolve(n) else { continue };
+        let Ok(mut id) = graph.resolve(n) else {
+            continue;
+        };
         while out.insert(id.clone()) {
             match graph.image(&id).and_then(|i| i.parent) {
                 Some(p) => id = p,
@@ -112,7 +116,9 @@ pub struct Commit<'a> {
 /// Stores the step's image (blocking).
 pub fn commit(graph: &Graph, c: Commit<'_>) -> Result<Digest> {
     let mut img: Value = match c.parent {
-        Some(p) => serde_json::from_slice(&p.config_raw).map_err(|e| BuildError::System(e.to_string()))?,
+        Some(p) => {
+            serde_json::from_slice(&p.config_raw).map_err(|e| BuildError::System(e.to_string()))?
+        }
         None => json!({
             "architecture": host_arch(),
             "os": "linux",
@@ -120,11 +126,19 @@ pub fn commit(graph: &Graph, c: Commit<'_>) -> Result<Digest> {
             "history": [],
         }),
     };
-    let mut diff_ids: Vec<Digest> = c.parent.map(|p| p.config.rootfs.diff_ids.clone()).unwrap_or_default();
+    let mut diff_ids: Vec<Digest> = c
+        .parent
+        .map(|p| p.config.rootfs.diff_ids.clone())
+        .unwrap_or_default();
     let t = now();
     let created_by = c.key["Cmd"]
         .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("")).collect::<Vec<_>>().join(" "))
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default();
     let mut h = json!({ "created": t, "created_by": created_by });
     if !c.author.is_empty() {
@@ -137,7 +151,10 @@ pub fn commit(graph: &Graph, c: Commit<'_>) -> Result<Digest> {
     if let Some(l) = c.layer {
         let parent_chain = chain_ids(&diff_ids).last().cloned();
         diff_ids.push(l.diff_id.clone());
-        let chain = chain_ids(&diff_ids).last().cloned().unwrap_or_else(|| l.diff_id.clone());
+        let chain = chain_ids(&diff_ids)
+            .last()
+            .cloned()
+            .unwrap_or_else(|| l.diff_id.clone());
         graph.commit_layer(
             l.staging,
             LayerMeta {
@@ -192,7 +209,11 @@ impl Mounted {
             None => Vec::new(),
         };
         let root = dir.join("merged");
-        let mut m = Mounted { root: root.clone(), dir: dir.clone(), mounted: false };
+        let mut m = Mounted {
+            root: root.clone(),
+            dir: dir.clone(),
+            mounted: false,
+        };
         berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &root)?;
         m.mounted = true;
         Ok(m)
@@ -214,7 +235,12 @@ impl Mounted {
         if diff_id.as_str() == EMPTY_TAR {
             return Ok(None);
         }
-        Ok(Some(NewLayer { staging, diff_id, size: x.size, tar_size }))
+        Ok(Some(NewLayer {
+            staging,
+            diff_id,
+            size: x.size,
+            tar_size,
+        }))
     }
 }
 

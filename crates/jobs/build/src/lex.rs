@@ -276,7 +276,9 @@ impl<'a> Lexer<'a> {
         }
         if ch == ':' {
             null_is_unset = true;
-            ch = self.next().ok_or_else(|| err("syntax error: missing '}'"))?;
+            ch = self
+                .next()
+                .ok_or_else(|| err("syntax error: missing '}'"))?;
             chs.push(ch);
         }
         match ch {
@@ -289,16 +291,28 @@ impl<'a> Lexer<'a> {
                 let value = self.env.get(&name);
                 let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
                 match ch {
-                    '-' => Ok(if unset { word } else { value.unwrap_or_default() }),
+                    '-' => Ok(if unset {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
                     '+' => Ok(if unset { String::new() } else { word }),
                     '?' => match value {
                         None => Err(err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be unset" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be unset"
+                            } else {
+                                &word
+                            }
                         ))),
                         Some(v) if null_is_unset && v.is_empty() => Err(err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be empty" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be empty"
+                            } else {
+                                &word
+                            }
                         ))),
                         Some(v) => Ok(v),
                     },
@@ -501,10 +515,16 @@ mod tests {
     use super::*;
 
     fn env() -> Vec<String> {
-        ["A=apple", "E=", "P=/usr/local/bin:/usr/bin", "F=file.tar.gz", "S=a b  c"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "A=apple",
+            "E=",
+            "P=/usr/local/bin:/usr/bin",
+            "F=file.tar.gz",
+            "S=a b  c",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     fn w(s: &str) -> String {
@@ -537,8 +557,14 @@ mod tests {
         assert_eq!(w("\"a\\\"b\""), "a\"b");
         assert_eq!(w("a\\ b"), "a b");
         assert_eq!(w("'a'\"b\"c"), "abc");
-        assert_eq!(e("'abc"), "unexpected end of statement while looking for matching single-quote");
-        assert_eq!(e("\"abc"), "unexpected end of statement while looking for matching double-quote");
+        assert_eq!(
+            e("'abc"),
+            "unexpected end of statement while looking for matching single-quote"
+        );
+        assert_eq!(
+            e("\"abc"),
+            "unexpected end of statement while looking for matching double-quote"
+        );
     }
 
     #[test]
@@ -599,7 +625,10 @@ mod tests {
     #[test]
     fn other_escape_character() {
         assert_eq!(process_word("a`$A", &env(), '`').expect("word"), "a$A");
-        assert_eq!(process_word("C:\\dir", &env(), '`').expect("word"), "C:\\dir");
+        assert_eq!(
+            process_word("C:\\dir", &env(), '`').expect("word"),
+            "C:\\dir"
+        );
     }
 
     #[test]

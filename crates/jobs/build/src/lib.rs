@@ -64,7 +64,9 @@ impl Builder {
 
 /// Unmounts every mount below `dir`, deepest first.
 fn unmount_under(dir: &Path) {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
     let prefix = dir.to_string_lossy().to_string();
     let mut points: Vec<String> = info
         .lines()
@@ -121,9 +123,12 @@ async fn receive_context(job: &mut Job, opts: &Options, ctx: &Path) -> Result<St
         .map_err(|e| ApiError::system(e.to_string()))??;
     } else if opts.remote.starts_with("http://") || opts.remote.starts_with("https://") {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let resp = reqwest::get(&opts.remote)
-            .await
-            .map_err(|e| ApiError::invalid(format!("error downloading remote context {}: {e}", opts.remote)))?;
+        let resp = reqwest::get(&opts.remote).await.map_err(|e| {
+            ApiError::invalid(format!(
+                "error downloading remote context {}: {e}",
+                opts.remote
+            ))
+        })?;
         if !resp.status().is_success() {
             return Err(ApiError::invalid(format!(
                 "error downloading remote context {}: {}",
@@ -142,7 +147,8 @@ async fn receive_context(job: &mut Job, opts: &Options, ctx: &Path) -> Result<St
             .map_err(|e| ApiError::invalid(format!("error downloading remote context: {e}")))?;
         if text_plain || !(context::is_compressed(&body) || context::is_tar(&body)) {
             // A Dockerfile alone; `dockerfile` does not apply.
-            std::fs::write(ctx.join("Dockerfile"), &body).map_err(|e| ApiError::system(e.to_string()))?;
+            std::fs::write(ctx.join("Dockerfile"), &body)
+                .map_err(|e| ApiError::system(e.to_string()))?;
             dockerfile = "Dockerfile".into();
         } else {
             let c = ctx.to_path_buf();
@@ -169,7 +175,18 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
     let text = tokio::task::spawn_blocking(move || context::take_dockerfile(&c, &dockerfile))
         .await
         .map_err(|e| ApiError::system(e.to_string()))??;
-    let df = dockerfile::parse(&text).map_err(ApiError::invalid)?;
+    let df = dockerfile::parse(&text).map_err(|e| {
+        if e == "file with no instructions" {
+            let name = if opts.dockerfile.is_empty() {
+                "Dockerfile"
+            } else {
+                &opts.dockerfile
+            };
+            ApiError::invalid(format!("failed to parse {name}: {e}"))
+        } else {
+            ApiError::invalid(e)
+        }
+    })?;
     let target = if opts.target.is_empty() {
         df.stages.len().saturating_sub(1)
     } else {
@@ -177,18 +194,34 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
         df.stages
             .iter()
             .position(|s| s.name.as_deref() == Some(t.as_str()))
-            .ok_or_else(|| ApiError::invalid(format!("target stage \"{}\" could not be found", opts.target)))?
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "failed to reach build target {} in Dockerfile",
+                    opts.target
+                ))
+            })?
     };
     if df.stages.is_empty() {
-        return Err(ApiError::invalid("No image was generated. Is your Dockerfile empty?"));
+        return Err(ApiError::invalid(
+            "No image was generated. Is your Dockerfile empty?",
+        ));
     }
     let total = df.meta_args.len()
-        + df.stages[..=target].iter().map(|s| 1 + s.instrs.len()).sum::<usize>()
+        + df.stages[..=target]
+            .iter()
+            .map(|s| 1 + s.instrs.len())
+            .sum::<usize>()
         + usize::from(!opts.labels.is_empty());
-    let out = Out::new(job.stream("application/json", StreamKind::JsonMessages)?, opts.quiet);
+    let out = Out::new(
+        job.stream("application/json", StreamKind::JsonMessages)?,
+        opts.quiet,
+    );
     let tmp = Arc::new(Mutex::new(Vec::new()));
-    let calls = calls::Calls { engine: job.engine().clone() };
-    let cache_from = (!opts.cache_from.is_empty()).then(|| images::cache_sources(&b.graph, &opts.cache_from));
+    let calls = calls::Calls {
+        engine: job.engine().clone(),
+    };
+    let cache_from =
+        (!opts.cache_from.is_empty()).then(|| images::cache_sources(&b.graph, &opts.cache_from));
     let work = dir.join("work");
     std::fs::create_dir_all(&work).map_err(|e| ApiError::system(e.to_string()))?;
     let mut st = stage::Build {
@@ -206,17 +239,20 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
         step: 0,
         total,
         cache_from,
+        cancel: job.cancel_token(),
     };
-    let cancel = job.cancel_token();
-    let result = tokio::select! {
-        r = finish(&mut st, &df, target) => r,
-        _ = cancel.cancelled() => Err(BuildError::Cancelled),
-    };
+    // Cancellation (the client left) is seen between steps and while a RUN
+    // runs: nothing the build asked of other jobs is left half-done.
+    let result = finish(&mut st, &df, target).await;
     drop(st);
     if let Err(e) = &result {
         // What the build made and did not keep goes; on a failed RUN the
         // container stays unless forcerm (dockerd's rule), a cancel removes all.
-        let left: Vec<String> = tmp.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        let left: Vec<String> = tmp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         for cid in left {
             calls.kill(&cid).await;
             let _ = calls.remove(&cid).await;
@@ -228,10 +264,16 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
     Ok(Reply::empty(200))
 }
 
-async fn finish(st: &mut stage::Build<'_>, df: &dockerfile::Dockerfile, target: usize) -> std::result::Result<(), BuildError> {
+async fn finish(
+    st: &mut stage::Build<'_>,
+    df: &dockerfile::Dockerfile,
+    target: usize,
+) -> std::result::Result<(), BuildError> {
     let img = st.run(df, target).await?;
     let Some(img) = img else {
-        return Err(BuildError::Invalid("No image was generated. Is your Dockerfile empty?".into()));
+        return Err(BuildError::Invalid(
+            "No image was generated. Is your Dockerfile empty?".into(),
+        ));
     };
     let unused = st.unused_args();
     if !unused.is_empty() {
@@ -254,7 +296,9 @@ async fn finish(st: &mut stage::Build<'_>, df: &dockerfile::Dockerfile, target: 
             img.id.as_str(),
             [("name".to_string(), r.familiar())].into(),
         );
-        st.out.text(format!("Successfully tagged {}\n", r.familiar())).await?;
+        st.out
+            .text(format!("Successfully tagged {}\n", r.familiar()))
+            .await?;
     }
     st.out.id_only(img.id.as_str()).await
 }
@@ -267,5 +311,7 @@ fn images_dir(b: &Builder) -> Result<PathBuf> {
 /// (removed by image prune), so there is nothing to reclaim, as with dockerd
 /// without BuildKit.
 async fn prune(_job: Job) -> Result<Reply> {
-    Ok(Reply::json(&json!({ "CachesDeleted": null, "SpaceReclaimed": 0 })))
+    Ok(Reply::json(
+        &json!({ "CachesDeleted": null, "SpaceReclaimed": 0 }),
+    ))
 }

@@ -31,14 +31,17 @@ pub struct Options {
 fn json_param<T: serde::de::DeserializeOwned + Default>(args: &Args, name: &str) -> Result<T> {
     match args.str(name).filter(|s| !s.is_empty()) {
         None => Ok(T::default()),
-        Some(s) => serde_json::from_str(s)
-            .map_err(|e| BuildError::Invalid(format!("invalid {name}: {e}"))),
+        Some(s) => {
+            serde_json::from_str(s).map_err(|e| BuildError::Invalid(format!("invalid {name}: {e}")))
+        }
     }
 }
 
 /// An integer as dockerd's form parser reads it: garbage is 0.
 fn int(args: &Args, name: &str) -> i64 {
-    args.str(name).and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    args.str(name)
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 impl Options {
@@ -60,14 +63,21 @@ impl Options {
                 "squash is only supported with experimental mode".into(),
             ));
         }
-        if let Some(i) = args.str("isolation").filter(|i| !i.is_empty() && *i != "default") {
+        if let Some(i) = args
+            .str("isolation")
+            .filter(|i| !i.is_empty() && *i != "default")
+        {
             return Err(BuildError::Invalid(format!(
                 "Isolation {i} is not supported on linux"
             )));
         }
-        if args.str("securityopt").is_some_and(|s| !s.is_empty() && s != "null" && s != "[]") {
+        if args
+            .str("securityopt")
+            .is_some_and(|s| !s.is_empty() && s != "null" && s != "[]")
+        {
             return Err(BuildError::Invalid(
-                "The daemon on this platform does not support setting security options on build".into(),
+                "The daemon on this platform does not support setting security options on build"
+                    .into(),
             ));
         }
         if args.str("session").is_some_and(|s| !s.is_empty()) {
@@ -83,7 +93,9 @@ impl Options {
             let r = berth_graph::Reference::parse_tagged(t)
                 .map_err(|e| BuildError::Invalid(e.to_string()))?;
             if r.digest.is_some() {
-                return Err(BuildError::Invalid("build tag cannot contain a digest".into()));
+                return Err(BuildError::Invalid(
+                    "build tag cannot contain a digest".into(),
+                ));
             }
             let name = r.familiar();
             if !tags.contains(&name) {
@@ -102,7 +114,11 @@ impl Options {
         let network = args.str("networkmode").unwrap_or("");
         hc.insert(
             "NetworkMode".into(),
-            json!(if network.is_empty() || network == "default" { "default" } else { network }),
+            json!(if network.is_empty() || network == "default" {
+                "default"
+            } else {
+                network
+            }),
         );
         for (param, field) in [
             ("memory", "Memory"),
@@ -128,7 +144,12 @@ impl Options {
                 hc.insert(field.into(), json!(v));
             }
         }
-        let extra: Vec<String> = args.all("extrahosts").iter().filter(|h| !h.is_empty()).cloned().collect();
+        let extra: Vec<String> = args
+            .all("extrahosts")
+            .iter()
+            .filter(|h| !h.is_empty())
+            .cloned()
+            .collect();
         if !extra.is_empty() {
             hc.insert("ExtraHosts".into(), json!(extra));
         }
@@ -187,8 +208,12 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let bad = |k: &str, v: &str| Options::parse(&Args::new(ApiVersion::MAX).param(k, v)).is_err();
-        assert!(bad("t", "x@sha256:0123456789012345678901234567890123456789012345678901234567890123"));
+        let bad =
+            |k: &str, v: &str| Options::parse(&Args::new(ApiVersion::MAX).param(k, v)).is_err();
+        assert!(bad(
+            "t",
+            "x@sha256:0123456789012345678901234567890123456789012345678901234567890123"
+        ));
         assert!(bad("shmsize", "big"));
         assert!(bad("version", "3"));
         assert!(bad("platform", "foobar"));

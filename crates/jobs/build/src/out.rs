@@ -39,7 +39,8 @@ impl Out {
         if self.quiet {
             return Ok(());
         }
-        self.send(json!({ "stream": format!("\u{1b}[91m{s}\u{1b}[0m") })).await
+        self.send(json!({ "stream": format!("\u{1b}[91m{s}\u{1b}[0m") }))
+            .await
     }
 
     pub async fn aux(&self, id: &str) -> Result<()> {

@@ -1,14 +1,55 @@
 //! Platform strings (`os[/arch[/variant]]`) as containerd's parser judges them.
 
 const OSES: &[&str] = &[
-    "aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js",
-    "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "wasip1", "windows", "zos",
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "wasip1",
+    "windows",
+    "zos",
 ];
 const ARCHES: &[&str] = &[
-    "386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "ppc64", "ppc64le",
-    "loong64", "mips", "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc",
-    "riscv", "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm", "x86_64", "aarch64",
-    "armhf", "armel", "i386",
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+    "x86_64",
+    "aarch64",
+    "armhf",
+    "armel",
+    "i386",
 ];
 
 /// Checks `p`; the error is containerd's text.
@@ -17,7 +58,11 @@ pub fn check(p: &str) -> Result<(), String> {
     let bad = || format!("{p:?}: unknown operating system or architecture: invalid argument");
     match parts.as_slice() {
         [one] if OSES.contains(&one.as_str()) || ARCHES.contains(&one.as_str()) => Ok(()),
-        [os, arch] | [os, arch, _] if OSES.contains(&os.as_str()) && ARCHES.contains(&arch.as_str()) => Ok(()),
+        [os, arch] | [os, arch, _]
+            if OSES.contains(&os.as_str()) && ARCHES.contains(&arch.as_str()) =>
+        {
+            Ok(())
+        }
         _ => Err(bad()),
     }
 }

@@ -57,7 +57,10 @@ pub async fn run(b: &mut Build<'_>, st: &mut State, c: &Cmd) -> Result<()> {
     create.insert("AttachStderr".into(), json!(true));
     create.insert("OpenStdin".into(), json!(false));
     create.insert("Tty".into(), json!(false));
-    create.insert("HostConfig".into(), Value::Object(b.opts.host_config.clone()));
+    create.insert(
+        "HostConfig".into(),
+        Value::Object(b.opts.host_config.clone()),
+    );
     let cid = b.create(&Value::Object(create)).await?;
     let io = b.calls.attach(&cid).await?;
     if let Err(e) = b.calls.start(&cid).await {
@@ -66,7 +69,14 @@ pub async fn run(b: &mut Build<'_>, st: &mut State, c: &Cmd) -> Result<()> {
         }
         return Err(e);
     }
-    stream_output(b, io).await?;
+    let cancel = b.cancel.clone();
+    tokio::select! {
+        r = stream_output(b, io) => r?,
+        _ = cancel.cancelled() => {
+            b.calls.kill(&cid).await;
+            return Err(BuildError::Cancelled);
+        }
+    }
     let code = b.calls.wait(&cid).await?;
     if code != 0 {
         if b.opts.force_rm {
@@ -110,8 +120,17 @@ async fn stream_output(b: &Build<'_>, mut io: tokio::io::DuplexStream) -> Result
 /// root) in a container and committed, as dockerd does.
 pub async fn workdir(b: &mut Build<'_>, st: &mut State, w: &str) -> Result<()> {
     let w = process_word(w, &st.expand_env(), b.escape)?;
-    let cur = st.config.get("WorkingDir").and_then(Value::as_str).unwrap_or("").to_string();
-    let joined = if w.starts_with('/') { w.clone() } else { format!("{cur}/{w}") };
+    let cur = st
+        .config
+        .get("WorkingDir")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let joined = if w.starts_with('/') {
+        w.clone()
+    } else {
+        format!("{cur}/{w}")
+    };
     let dir = format!("/{}", crate::scope::clean_rel(&joined));
     st.config.insert("WorkingDir".into(), json!(dir));
     let key = b.comment_string_key(st, &format!("WORKDIR {dir}"));
@@ -123,7 +142,10 @@ pub async fn workdir(b: &mut Build<'_>, st: &mut State, w: &str) -> Result<()> {
     };
     let mut create = key.as_object().cloned().unwrap_or_default();
     create.insert("Image".into(), json!(parent.id.as_str()));
-    create.insert("HostConfig".into(), Value::Object(b.opts.host_config.clone()));
+    create.insert(
+        "HostConfig".into(),
+        Value::Object(b.opts.host_config.clone()),
+    );
     let cid = b.create(&Value::Object(create)).await?;
     b.calls.mkdir(&cid, &dir).await?;
     b.commit_container(st, &cid, &key).await
@@ -134,7 +156,9 @@ fn duration_flag(name: &str, v: &Option<String>) -> Result<i64> {
     let ns = crate::gofmt::parse_duration(s)
         .ok_or_else(|| BuildError::Invalid(format!("time: invalid duration {:?}", s)))?;
     if ns != 0 && ns < 1_000_000 {
-        return Err(BuildError::Invalid(format!("Interval {name:?} cannot be less than 1ms")));
+        return Err(BuildError::Invalid(format!(
+            "Interval {name:?} cannot be less than 1ms"
+        )));
     }
     Ok(ns)
 }
@@ -146,15 +170,17 @@ pub fn healthcheck(st: &State, h: &Health) -> Result<Value> {
     };
     let test: Vec<String> = match cmd {
         Cmd::Shell(line) => vec!["CMD-SHELL".into(), line.clone()],
-        Cmd::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+        Cmd::Exec(v) => std::iter::once("CMD".to_string())
+            .chain(v.iter().cloned())
+            .collect(),
     };
     let _ = st;
     let retries = match &h.retries {
         None => 0,
         Some(r) => {
-            let n: i64 = r
-                .parse()
-                .map_err(|_| BuildError::Invalid(format!("strconv.ParseInt: parsing {r:?}: invalid syntax")))?;
+            let n: i64 = r.parse().map_err(|_| {
+                BuildError::Invalid(format!("strconv.ParseInt: parsing {r:?}: invalid syntax"))
+            })?;
             if n < 0 {
                 return Err(BuildError::Invalid("--retries cannot be negative".into()));
             }

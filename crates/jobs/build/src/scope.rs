@@ -93,7 +93,10 @@ mod tests {
         symlink("/etc", r.join("abs")).expect("link");
         symlink("../../../../etc", r.join("a/b/up")).expect("link");
         symlink("b", r.join("a/rel")).expect("link");
-        assert_eq!(resolve(r, "/abs/passwd").expect("abs"), r.join("etc/passwd"));
+        assert_eq!(
+            resolve(r, "/abs/passwd").expect("abs"),
+            r.join("etc/passwd")
+        );
         assert_eq!(resolve(r, "a/b/up/x").expect("up"), r.join("etc/x"));
         assert_eq!(resolve(r, "../../x").expect("dotdot"), r.join("x"));
         assert_eq!(resolve(r, "a/rel/c").expect("rel"), r.join("a/b/c"));

@@ -23,8 +23,16 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// Build args every build knows without an ARG; they never warn and stay out
 /// of the cache key unless declared.
 pub const BUILTIN_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// One stage's state between steps.
@@ -44,7 +52,7 @@ impl State {
     }
 
     pub fn env(&self) -> Vec<String> {
-        str_list(&self.config["Env"])
+        str_list(self.config.get("Env").unwrap_or(&Value::Null))
     }
 
     pub fn shell(&self) -> Vec<String> {
@@ -59,7 +67,10 @@ impl State {
     /// The declared args with values that no ENV overrides, `k=v`.
     pub fn arg_env(&self) -> Vec<String> {
         let env = self.env();
-        let set: BTreeSet<&str> = env.iter().map(|e| e.split('=').next().unwrap_or("")).collect();
+        let set: BTreeSet<&str> = env
+            .iter()
+            .map(|e| e.split('=').next().unwrap_or(""))
+            .collect();
         self.args
             .iter()
             .filter(|(k, _)| !set.contains(k.as_str()))
@@ -87,7 +98,11 @@ impl State {
 
 pub fn str_list(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -113,6 +128,7 @@ pub struct Build<'a> {
     pub step: usize,
     pub total: usize,
     pub cache_from: Option<BTreeSet<Digest>>,
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 fn short(id: &str) -> String {
@@ -121,9 +137,15 @@ fn short(id: &str) -> String {
 
 impl Build<'_> {
     async fn print_step(&mut self, i: &Instr) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(BuildError::Cancelled);
+        }
         self.step += 1;
         self.out
-            .text(format!("Step {}/{} : {}\n", self.step, self.total, i.original))
+            .text(format!(
+                "Step {}/{} : {}\n",
+                self.step, self.total, i.original
+            ))
             .await
     }
 
@@ -141,7 +163,10 @@ impl Build<'_> {
             let Kind::Arg(list) = &a.kind else { continue };
             for (k, dflt) in list {
                 let env = self.meta_env();
-                let d = dflt.as_ref().map(|v| process_word(v, &env, self.escape)).transpose()?;
+                let d = dflt
+                    .as_ref()
+                    .map(|v| process_word(v, &env, self.escape))
+                    .transpose()?;
                 let v = self.arg_value(k, d);
                 self.used_args.insert(k.clone());
                 self.meta.push((k.clone(), v));
@@ -153,7 +178,12 @@ impl Build<'_> {
             for i in stage.instrs.iter().chain(extra.as_ref()) {
                 self.print_step(i).await?;
                 self.dispatch(&mut st, i).await?;
-                self.out.text(format!(" ---> {}\n", short(st.image_id().map(|d| d.as_str()).unwrap_or("")))).await?;
+                self.out
+                    .text(format!(
+                        " ---> {}\n",
+                        short(st.image_id().map(|d| d.as_str()).unwrap_or(""))
+                    ))
+                    .await?;
             }
             if let Some(img) = &st.image {
                 self.out.aux(img.id.as_str()).await?;
@@ -161,7 +191,10 @@ impl Build<'_> {
             for (k, _) in &st.args {
                 self.used_args.insert(k.clone());
             }
-            self.done.push(Done { name: stage.name.clone(), image: st.image });
+            self.done.push(Done {
+                name: stage.name.clone(),
+                image: st.image,
+            });
         }
         Ok(self.done.last().and_then(|d| d.image.clone()))
     }
@@ -175,9 +208,16 @@ impl Build<'_> {
             .collect();
         let original = format!(
             "LABEL {}",
-            pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
-        Instr { original, kind: Kind::Label(pairs) }
+        Instr {
+            original,
+            kind: Kind::Label(pairs),
+        }
     }
 
     fn meta_env(&self) -> Vec<String> {
@@ -190,7 +230,11 @@ impl Build<'_> {
     /// The image of a previous stage named (or numbered) `name`.
     pub fn stage_image(&self, name: &str) -> Option<Option<ImageRecord>> {
         let lower = name.to_ascii_lowercase();
-        if let Some(d) = self.done.iter().find(|d| d.name.as_deref() == Some(lower.as_str())) {
+        if let Some(d) = self
+            .done
+            .iter()
+            .find(|d| d.name.as_deref() == Some(lower.as_str()))
+        {
             return Some(d.image.clone());
         }
         lower
@@ -208,22 +252,37 @@ impl Build<'_> {
         if let Some(img) = local.filter(|_| !self.opts.pull) {
             return Ok(img);
         }
-        let plat = if platform.is_empty() { self.opts.platform.as_str() } else { platform };
-        self.calls.pull(name, plat, self.out).await?;
+        let plat = if platform.is_empty() {
+            self.opts.platform.as_str()
+        } else {
+            platform
+        };
+        // A pull is cancelled with its call (it keeps nothing half-made).
+        tokio::select! {
+            r = self.calls.pull(name, plat, self.out) => r?,
+            _ = self.cancel.cancelled() => return Err(BuildError::Cancelled),
+        }
         let g = self.graph.clone();
         let n = name.to_string();
         blocking(move || {
             g.resolve(&n)
                 .ok()
                 .and_then(|id| g.image(&id))
-                .ok_or_else(|| BuildError::Api(berth_api::ApiError::not_found(format!("No such image: {n}"))))
+                .ok_or_else(|| {
+                    BuildError::Api(berth_api::ApiError::not_found(format!(
+                        "No such image: {n}"
+                    )))
+                })
         })
         .await
     }
 
     async fn from(&mut self, i: &Instr) -> Result<State> {
         self.print_step(i).await?;
-        let Kind::From { image, platform, .. } = &i.kind else {
+        let Kind::From {
+            image, platform, ..
+        } = &i.kind
+        else {
             return Err(BuildError::Invalid("a stage must start with FROM".into()));
         };
         let env = self.meta_env();
@@ -265,7 +324,12 @@ impl Build<'_> {
             env.push(DEFAULT_PATH.into());
             st.config.insert("Env".into(), json!(env));
         }
-        self.out.text(format!(" ---> {}\n", short(st.image_id().map(|d| d.as_str()).unwrap_or("")))).await?;
+        self.out
+            .text(format!(
+                " ---> {}\n",
+                short(st.image_id().map(|d| d.as_str()).unwrap_or(""))
+            ))
+            .await?;
         if !triggers.is_empty() {
             self.out
                 .text(format!(
@@ -311,9 +375,11 @@ impl Build<'_> {
             return Ok(false);
         }
         let g = self.graph.clone();
-        let (parent, key2, allowed) = (st.image_id().cloned(), key.clone(), self.cache_from.clone());
+        let (parent, key2, allowed) =
+            (st.image_id().cloned(), key.clone(), self.cache_from.clone());
         let hit = blocking(move || {
-            Ok(images::lookup(&g, parent.as_ref(), &key2, allowed.as_ref()).and_then(|id| g.image(&id)))
+            Ok(images::lookup(&g, parent.as_ref(), &key2, allowed.as_ref())
+                .and_then(|id| g.image(&id)))
         })
         .await?;
         match hit {
@@ -334,7 +400,10 @@ impl Build<'_> {
         let mut c = st.config.clone();
         c.insert(
             "Image".into(),
-            json!(st.image_id().map(|d| d.as_str().to_string()).unwrap_or_default()),
+            json!(st
+                .image_id()
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_default()),
         );
         c
     }
@@ -346,10 +415,24 @@ impl Build<'_> {
             return Ok(());
         }
         let Some(parent) = st.image.clone() else {
-            let (g, config, author) = (self.graph.clone(), self.commit_config(st), st.maintainer.clone());
+            let (g, config, author) = (
+                self.graph.clone(),
+                self.commit_config(st),
+                st.maintainer.clone(),
+            );
             let id = blocking(move || {
-                let id = images::commit(&g, images::Commit { parent: None, config: &config, key: &key, author: &author, layer: None })?;
-                g.image(&id).ok_or_else(|| BuildError::System("committed image vanished".into()))
+                let id = images::commit(
+                    &g,
+                    images::Commit {
+                        parent: None,
+                        config: &config,
+                        key: &key,
+                        author: &author,
+                        layer: None,
+                    },
+                )?;
+                g.image(&id)
+                    .ok_or_else(|| BuildError::System("committed image vanished".into()))
             })
             .await?;
             st.image = Some(id);
@@ -357,15 +440,23 @@ impl Build<'_> {
         };
         let mut create = key.as_object().cloned().unwrap_or_default();
         create.insert("Image".into(), json!(parent.id.as_str()));
-        create.insert("HostConfig".into(), Value::Object(self.opts.host_config.clone()));
+        create.insert(
+            "HostConfig".into(),
+            Value::Object(self.opts.host_config.clone()),
+        );
         let cid = self.create(&Value::Object(create)).await?;
         self.commit_container(st, &cid, &key).await
     }
 
     pub async fn create(&mut self, config: &Value) -> Result<String> {
         let cid = self.calls.create(config).await?;
-        self.tmp.lock().unwrap_or_else(|p| p.into_inner()).push(cid.clone());
-        self.out.text(format!(" ---> Running in {}\n", short(&cid))).await?;
+        self.tmp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cid.clone());
+        self.out
+            .text(format!(" ---> Running in {}\n", short(&cid)))
+            .await?;
         Ok(cid)
     }
 
@@ -384,7 +475,8 @@ impl Build<'_> {
         let g = self.graph.clone();
         let img = blocking(move || {
             let d = Digest::parse(&id).map_err(|e| BuildError::System(e.to_string()))?;
-            g.image(&d).ok_or_else(|| BuildError::System("committed image vanished".into()))
+            g.image(&d)
+                .ok_or_else(|| BuildError::System("committed image vanished".into()))
         })
         .await?;
         st.image = Some(img);
@@ -393,14 +485,23 @@ impl Build<'_> {
 
     /// A container the build leaves behind on purpose (`rm=0`, a failed RUN).
     pub fn keep(&mut self, cid: &str) {
-        self.tmp.lock().unwrap_or_else(|p| p.into_inner()).retain(|c| c != cid);
+        self.tmp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| c != cid);
     }
 
     pub async fn remove(&mut self, cid: &str) -> Result<()> {
         self.calls.remove(cid).await?;
-        self.tmp.lock().unwrap_or_else(|p| p.into_inner()).retain(|c| c != cid);
+        self.tmp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| c != cid);
         self.out
-            .text(format!(" ---> Removed intermediate container {}\n", short(cid)))
+            .text(format!(
+                " ---> Removed intermediate container {}\n",
+                short(cid)
+            ))
             .await
     }
 
@@ -408,6 +509,7 @@ impl Build<'_> {
         let esc = self.escape;
         match &i.kind {
             Kind::From { .. } => Err(BuildError::Invalid("unexpected FROM".into())),
+            Kind::Refused(m) => Err(BuildError::Invalid(m.clone())),
             Kind::Env(pairs) => {
                 let mut msg = String::from("ENV");
                 for (k, v) in pairs {
@@ -422,7 +524,11 @@ impl Build<'_> {
             }
             Kind::Label(pairs) => {
                 let mut msg = String::from("LABEL");
-                let mut labels = st.config.get("Labels").and_then(|l| l.as_object().cloned()).unwrap_or_default();
+                let mut labels = st
+                    .config
+                    .get("Labels")
+                    .and_then(|l| l.as_object().cloned())
+                    .unwrap_or_default();
                 for (k, v) in pairs {
                     let env = st.expand_env();
                     let k = process_word(k, &env, esc)?;
@@ -438,9 +544,15 @@ impl Build<'_> {
                 let mut parts = Vec::new();
                 for (k, dflt) in list {
                     let env = st.expand_env();
-                    let d = dflt.as_ref().map(|v| process_word(v, &env, esc)).transpose()?;
+                    let d = dflt
+                        .as_ref()
+                        .map(|v| process_word(v, &env, esc))
+                        .transpose()?;
                     let inherited = d.clone().or_else(|| {
-                        self.meta.iter().find(|(m, _)| m == k).and_then(|(_, v)| v.clone())
+                        self.meta
+                            .iter()
+                            .find(|(m, _)| m == k)
+                            .and_then(|(_, v)| v.clone())
                     });
                     let v = self.arg_value(k, inherited);
                     parts.push(match &d {
@@ -455,29 +567,40 @@ impl Build<'_> {
                 self.commit_meta(st, key).await
             }
             Kind::Expose(words) => {
-                let mut ports = st.config.get("ExposedPorts").and_then(|p| p.as_object().cloned()).unwrap_or_default();
+                let mut ports = st
+                    .config
+                    .get("ExposedPorts")
+                    .and_then(|p| p.as_object().cloned())
+                    .unwrap_or_default();
                 let mut listed = Vec::new();
                 for w in words {
                     for p in process_words(w, &st.expand_env(), esc)? {
                         for port in expand_ports(&p)? {
-                            listed.push(port.clone());
                             ports.insert(port, json!({}));
                         }
+                        listed.push(p);
                     }
                 }
+                // The words as written, sorted (dockerd's history text).
                 listed.sort();
-                listed.dedup();
-                st.config.insert("ExposedPorts".into(), Value::Object(ports));
+                st.config
+                    .insert("ExposedPorts".into(), Value::Object(ports));
                 let key = self.comment_key(st, &format!("EXPOSE {}", listed.join(" ")));
                 self.commit_meta(st, key).await
             }
             Kind::Volume(vols) => {
-                let mut v = st.config.get("Volumes").and_then(|p| p.as_object().cloned()).unwrap_or_default();
+                let mut v = st
+                    .config
+                    .get("Volumes")
+                    .and_then(|p| p.as_object().cloned())
+                    .unwrap_or_default();
                 let mut list = Vec::new();
                 for w in vols {
                     let p = process_word(w, &st.expand_env(), esc)?;
                     if p.trim().is_empty() {
-                        return Err(BuildError::Invalid("VOLUME specified can not be an empty string".into()));
+                        return Err(BuildError::Invalid(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     v.insert(p.clone(), json!({}));
                     list.push(p);
@@ -529,7 +652,8 @@ impl Build<'_> {
                 if !st.cmd_set {
                     st.config.insert("Cmd".into(), Value::Null);
                 }
-                let key = self.comment_key(st, &format!("ENTRYPOINT {}", crate::gofmt::quote_list(&ep)));
+                let key =
+                    self.comment_key(st, &format!("ENTRYPOINT {}", crate::gofmt::quote_list(&ep)));
                 self.commit_meta(st, key).await
             }
             Kind::Healthcheck(h) => {
@@ -577,7 +701,10 @@ fn expand_ports(p: &str) -> Result<Vec<String>> {
     }
     let bad = || BuildError::Invalid(format!("invalid containerPort: {ports}"));
     let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?),
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
         None => {
             let n = ports.parse::<u16>().map_err(|_| bad())?;
             (n, n)

@@ -68,7 +68,9 @@ impl<R: Read> TarTail<R> {
 fn header_size(h: &[u8; 512]) -> u64 {
     let f = &h[124..136];
     if f[0] & 0x80 != 0 {
-        return f[1..].iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        return f[1..]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
     }
     let s: String = f
         .iter()
@@ -147,10 +149,16 @@ mod tests {
     fn missing_end_blocks_and_padding_are_supplied() {
         let t = tar_of(&[("a", b"hello"), ("Dockerfile", b"FROM x\n")]);
         let without_end = &t[..t.len() - 1024];
-        assert_eq!(names(without_end).expect("no end blocks"), ["a=hello", "Dockerfile=FROM x\n"]);
+        assert_eq!(
+            names(without_end).expect("no end blocks"),
+            ["a=hello", "Dockerfile=FROM x\n"]
+        );
         // Cut right after the last file's data: no padding either.
         let cut = 512 + 512 + 512 + 7;
-        assert_eq!(names(&t[..cut]).expect("no padding"), ["a=hello", "Dockerfile=FROM x\n"]);
+        assert_eq!(
+            names(&t[..cut]).expect("no padding"),
+            ["a=hello", "Dockerfile=FROM x\n"]
+        );
     }
 
     #[test]

@@ -482,8 +482,15 @@ mod tests {
         );
         assert_eq!(c["Entrypoint"], json!(["/init"]));
         let img2 = json!({"Entrypoint": ["/init"], "Cmd": ["x"]});
-        let c = merge(&json!({"Image": "x", "Entrypoint": [""], "Cmd": ["sh"]}), &img2);
-        assert_eq!(c["Entrypoint"], Value::Null, "[\"\"] clears the image's entrypoint");
+        let c = merge(
+            &json!({"Image": "x", "Entrypoint": [""], "Cmd": ["sh"]}),
+            &img2,
+        );
+        assert_eq!(
+            c["Entrypoint"],
+            Value::Null,
+            "[\"\"] clears the image's entrypoint"
+        );
         assert_eq!(c["Cmd"], json!(["sh"]));
         let c = merge(
             &json!({"Image": "x", "Cmd": ["echo", "hi"], "Labels": {"b": "2"}, "WorkingDir": "/w"}),

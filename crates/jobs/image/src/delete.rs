@@ -52,7 +52,12 @@ struct Mode {
 
 /// Deletes an image no reference names any more, unless a container uses it or
 /// other images were made from it; then its untagged parents, as dockerd does.
-fn delete_unreferenced(images: &Images, id: &Digest, mode: Mode, report: &mut Report) -> Result<()> {
+fn delete_unreferenced(
+    images: &Images,
+    id: &Digest,
+    mode: Mode,
+    report: &mut Report,
+) -> Result<()> {
     if !images.graph.refs_of(id).is_empty() {
         return Ok(());
     }
@@ -84,8 +89,14 @@ fn delete_unreferenced(images: &Images, id: &Digest, mode: Mode, report: &mut Re
         report.rows.push(json!({ "Deleted": l.as_str() }));
     }
     match parent {
-        Some(p) if mode.prune && images.graph.image(&p).is_some() && images.users(&p).is_empty() => {
-            let quiet = Mode { force: false, quiet: true, prune: true };
+        Some(p)
+            if mode.prune && images.graph.image(&p).is_some() && images.users(&p).is_empty() =>
+        {
+            let quiet = Mode {
+                force: false,
+                quiet: true,
+                prune: true,
+            };
             delete_unreferenced(images, &p, quiet, report)
         }
         _ => Ok(()),
@@ -138,7 +149,11 @@ fn image_delete(images: &Images, name: &str, force: bool, prune: bool) -> Result
             }
             // Forced, stopped containers do not keep it; running ones do, quietly.
             if users.is_empty() || (force && users.iter().all(|(_, running)| !running)) {
-                let mode = Mode { force, quiet: true, prune };
+                let mode = Mode {
+                    force,
+                    quiet: true,
+                    prune,
+                };
                 delete_unreferenced(images, &id, mode, &mut report)?;
             }
         }
@@ -183,7 +198,11 @@ fn image_delete(images: &Images, name: &str, force: bool, prune: bool) -> Result
                 report.untag(graph, &r, &id)?;
             }
             if users.is_empty() {
-                let mode = Mode { force, quiet, prune };
+                let mode = Mode {
+                    force,
+                    quiet,
+                    prune,
+                };
                 delete_unreferenced(images, &id, mode, &mut report)?;
             }
         }
@@ -248,7 +267,11 @@ pub(crate) async fn prune(job: Job, images: Arc<Images>) -> Result<Reply> {
             for r in refs {
                 report.untag(graph, &r, &rec.id)?;
             }
-            let mode = Mode { force: false, quiet: true, prune: true };
+            let mode = Mode {
+                force: false,
+                quiet: true,
+                prune: true,
+            };
             delete_unreferenced(&i, &rec.id, mode, &mut report)?;
         }
         Ok((report, before.saturating_sub(graph.layers_size())))
