@@ -880,3 +880,43 @@ fn remote_contexts_urls_and_git_and_add_from_a_url() {
     );
     assert_eq!(run("fromgit", "/f"), "from-git");
 }
+
+#[test]
+fn compose_builds_with_the_classic_builder() {
+    berth_testkit::compose().expect("docker compose (BERTH_COMPOSE): run through cargo xtask test");
+    let d = crate::daemon();
+    let b = busybox(&d);
+    let proj = context(&[
+        ("Dockerfile", &format!("FROM {b}\nARG GREETING=hi\nRUN echo $GREETING > /g\nCMD [\"cat\", \"/g\"]\n")),
+        (
+            "compose.yaml",
+            "services:\n  app:\n    build:\n      context: .\n      args:\n        GREETING: from-compose\n    image: composed:1\n",
+        ),
+    ]);
+    let compose = |args: &[&str]| {
+        let mut c = d.docker();
+        c.current_dir(proj.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .arg("compose")
+            .args(["-p", &format!("cb{}", std::process::id())])
+            .args(args);
+        let o = c.output().expect("docker compose");
+        assert!(
+            o.status.success(),
+            "compose {args:?}: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    compose(&["build"]);
+    // Compose sends a gzip body and its own label.
+    let img = inspect(&d, "composed:1");
+    assert_eq!(
+        img["Config"]["Labels"]["com.docker.compose.image.builder"],
+        "classic"
+    );
+    let out = compose(&["up", "--build", "--abort-on-container-exit"]);
+    assert!(out.contains("from-compose"), "{out}");
+    compose(&["down"]);
+}

@@ -208,16 +208,23 @@ impl Calls {
     }
 
     /// Pulls `name`, the pull's progress going into the build's stream.
-    pub async fn pull(&self, name: &str, platform: &str, out: &Out) -> Result<()> {
+    pub async fn pull(
+        &self,
+        name: &str,
+        platform: &str,
+        auth: Option<String>,
+        out: &Out,
+    ) -> Result<()> {
         let (from, tag) = split_name(name);
         let mut params = vec![("fromImage", from.as_str()), ("tag", tag.as_str())];
         if !platform.is_empty() {
             params.push(("platform", platform));
         }
-        let reply = self
-            .engine
-            .call("image.create", Self::args(&params, None))
-            .await?;
+        let mut args = Self::args(&params, None);
+        if let Some(a) = auth {
+            args.push_header("X-Registry-Auth", &a);
+        }
+        let reply = self.engine.call("image.create", args).await?;
         if reply.status >= 400 {
             let (status, data) = body_of(reply).await?;
             return Err(reply_error(status, &data));

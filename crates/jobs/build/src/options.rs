@@ -26,6 +26,8 @@ pub struct Options {
     pub remote: String,
     /// What every RUN container's HostConfig gets.
     pub host_config: Map<String, Value>,
+    /// `X-Registry-Config`: registry → credentials, for the pulls of FROM.
+    pub registry_config: BTreeMap<String, Value>,
 }
 
 fn json_param<T: serde::de::DeserializeOwned + Default>(args: &Args, name: &str) -> Result<T> {
@@ -44,7 +46,51 @@ fn int(args: &Args, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// The header's map; an unreadable one counts as none (dockerd ignores it too).
+fn registry_config(h: Option<&str>) -> BTreeMap<String, Value> {
+    use base64::Engine as _;
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return BTreeMap::new();
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim()))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h.trim()))
+        .unwrap_or_default();
+    serde_json::from_slice(&raw).unwrap_or_default()
+}
+
 impl Options {
+    /// The `X-Registry-Auth` value for pulling `image`, from `X-Registry-Config`.
+    pub fn auth_for(&self, image: &str) -> Option<String> {
+        use base64::Engine as _;
+        let first = image.split('/').next().unwrap_or("");
+        let host = if image.contains('/')
+            && (first.contains('.') || first.contains(':') || first == "localhost")
+        {
+            first.to_string()
+        } else {
+            "docker.io".to_string()
+        };
+        let keys: Vec<String> = if host == "docker.io" {
+            vec![
+                "https://index.docker.io/v1/".into(),
+                "docker.io".into(),
+                "index.docker.io".into(),
+            ]
+        } else {
+            vec![
+                host.clone(),
+                format!("https://{host}"),
+                format!("http://{host}"),
+            ]
+        };
+        keys.iter()
+            .find_map(|k| self.registry_config.get(k))
+            .and_then(|v| serde_json::to_vec(v).ok())
+            .map(|b| base64::engine::general_purpose::URL_SAFE.encode(b))
+    }
+
     pub fn parse(args: &Args) -> Result<Options> {
         if let Some(v) = args.str("version").filter(|v| !v.is_empty()) {
             if v != "1" && v != "2" {
@@ -178,6 +224,7 @@ impl Options {
             platform,
             remote: args.str("remote").unwrap_or("").to_string(),
             host_config: hc,
+            registry_config: registry_config(args.header("X-Registry-Config")),
         })
     }
 }
@@ -204,6 +251,27 @@ mod tests {
         assert_eq!(o.tags, ["x:latest", "y:1"]);
         assert_eq!(o.build_args.get("B"), Some(&None));
         assert!(!o.host_config.contains_key("Memory"));
+    }
+
+    #[test]
+    fn registry_credentials_follow_the_image() {
+        use base64::Engine as _;
+        let cfg = r#"{"127.0.0.1:5000":{"username":"u","password":"p"},"https://index.docker.io/v1/":{"username":"hub"}}"#;
+        let mut a = Args::new(ApiVersion::MAX);
+        a.push_header(
+            "X-Registry-Config",
+            &base64::engine::general_purpose::URL_SAFE.encode(cfg),
+        );
+        let o = Options::parse(&a).expect("parse");
+        let dec = |s: Option<String>| {
+            let b = base64::engine::general_purpose::URL_SAFE
+                .decode(s.expect("auth"))
+                .expect("b64");
+            serde_json::from_slice::<Value>(&b).expect("json")
+        };
+        assert_eq!(dec(o.auth_for("127.0.0.1:5000/a/b:1"))["username"], "u");
+        assert_eq!(dec(o.auth_for("busybox"))["username"], "hub");
+        assert!(o.auth_for("quay.io/x").is_none());
     }
 
     #[test]

@@ -259,7 +259,7 @@ impl Build<'_> {
         };
         // A pull is cancelled with its call (it keeps nothing half-made).
         tokio::select! {
-            r = self.calls.pull(name, plat, self.out) => r?,
+            r = self.calls.pull(name, plat, self.opts.auth_for(name), self.out) => r?,
             _ = self.cancel.cancelled() => return Err(BuildError::Cancelled),
         }
         let g = self.graph.clone();
