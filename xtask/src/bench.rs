@@ -785,6 +785,19 @@ pub fn bench(args: &[String]) -> Result {
             let _ = docker(h, &["rm", "-f", "bench-logs"]);
         }
     }
+    if wanted("build") {
+        for (name, what, samples) in crate::benchbuild::rows(&hosts, bb, runs)? {
+            let mut it = samples.into_iter();
+            let b = Sample {
+                values: it.next().unwrap_or_default(),
+            };
+            let a = it.next().map(|values| Sample { values });
+            row(&mut rows, name, what.into(), "s", (b, a));
+        }
+        for h in &hosts {
+            let _ = docker(h, &["rmi", "bench-build:1"]);
+        }
+    }
     if wanted("memory") {
         // Idle: after a few quiet seconds, not right after the last workload.
         std::thread::sleep(Duration::from_secs(12));

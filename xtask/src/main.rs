@@ -10,6 +10,8 @@
 //! - `cargo xtask bench [--against unix:///other.sock]`: benchmarks (see `bench.rs`).
 
 mod bench;
+mod benchbuild;
+mod compose;
 mod dockerpy;
 mod fixtures;
 mod packages;
@@ -103,6 +105,7 @@ fn test(args: &[String]) -> Result {
     packages::ensure(packages::TEST)?;
     let out = root().join("target/fixtures");
     let built = fixtures::build_all(&out)?;
+    let compose = compose::ensure(&root().join("target"))?;
     let reg = berth_testkit::registry::Registry::start(&root().join("target"))?;
     eprintln!("test registry on {}", reg.addr);
     fixtures::push_all(&built, &reg.addr)?;
@@ -119,7 +122,8 @@ fn test(args: &[String]) -> Result {
         .args(args)
         .env("BERTH_TEST_REGISTRY", &reg.addr)
         .env("BERTH_FIXTURES", &out)
-        .env("BERTH_TEST_DOCKERD", &dockerd.host);
+        .env("BERTH_TEST_DOCKERD", &dockerd.host)
+        .env("BERTH_COMPOSE", &compose);
     let result = run_tests(t).and_then(|()| docker_py(&out));
     // Every test daemon has stopped: nothing of Berth's may be left in the host's
     // firewall.

@@ -24,6 +24,13 @@ pub fn docker_cli() -> PathBuf {
 }
 
 /// The test registry (`127.0.0.1:PORT`) started by `cargo xtask test`, if any.
+/// The docker compose v2 binary `cargo xtask test` fetched (`BERTH_COMPOSE`).
+pub fn compose() -> Option<PathBuf> {
+    std::env::var_os("BERTH_COMPOSE")
+        .map(PathBuf::from)
+        .filter(|p| p.exists())
+}
+
 pub fn registry() -> Option<String> {
     std::env::var("BERTH_TEST_REGISTRY")
         .ok()
@@ -253,6 +260,15 @@ impl TestDaemon {
     /// Any command with the environment the docker CLI needs for this daemon.
     pub fn docker_env(&self, mut c: Command) -> Command {
         let cfg = self.dir.as_ref().expect("dir").path().join("docker-config");
+        // docker compose, when `cargo xtask test` provides it, as a CLI plugin.
+        if let Some(bin) = compose() {
+            let plugins = cfg.join("cli-plugins");
+            let link = plugins.join("docker-compose");
+            if !link.exists() {
+                let _ = std::fs::create_dir_all(&plugins);
+                let _ = std::os::unix::fs::symlink(bin, &link);
+            }
+        }
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", cfg)
             .env_remove("DOCKER_CONTEXT")
