@@ -902,6 +902,9 @@ fn pid_ipc_uts_modes_and_group_add() {
         .collect();
     assert!(groups.contains(&"1") && groups.contains(&"4321"), "{init}");
     d.cli_ok(&["rm", "-f", "groups"]);
+    // The primary group is among the supplementary ones, as under dockerd.
+    let root = d.cli_ok(&["run", "--rm", &b, "id"]);
+    assert!(root.trim_end().ends_with("groups=0(root)"), "{root}");
     let (code, e) = stderr_of(
         &d,
         &["run", "--rm", "--group-add", "nosuchgroup", &b, "true"],

@@ -75,12 +75,20 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
                 })?,
         };
     }
-    let extra = groups
-        .iter()
-        .filter(|f| f.len() >= 4 && !uname.is_empty() && f[3].split(',').any(|m| m == uname))
-        .filter_map(|f| f[2].parse().ok())
-        .filter(|g| *g != gid)
-        .collect();
+    // The primary group is a supplementary group too, then, unless a group was
+    // named, the groups that list the user: what `id` shows under dockerd.
+    let mut extra = vec![gid];
+    if g.is_none() {
+        for m in groups
+            .iter()
+            .filter(|f| f.len() >= 4 && !uname.is_empty() && f[3].split(',').any(|m| m == uname))
+            .filter_map(|f| f[2].parse::<u32>().ok())
+        {
+            if !extra.contains(&m) {
+                extra.push(m);
+            }
+        }
+    }
     Ok((uid, gid, extra))
 }
 
@@ -1408,15 +1416,18 @@ mod tests {
             "root:x:0:\nwww:x:33:\nstaff:x:50:www\n",
         )
         .expect("group");
-        assert_eq!(resolve_user(&d, "").expect("root"), (0, 0, vec![]));
-        assert_eq!(resolve_user(&d, "www").expect("www"), (33, 33, vec![50]));
+        assert_eq!(resolve_user(&d, "").expect("root"), (0, 0, vec![0]));
+        assert_eq!(
+            resolve_user(&d, "www").expect("www"),
+            (33, 33, vec![33, 50])
+        );
         assert_eq!(
             resolve_user(&d, "1000:1000").expect("numeric"),
-            (1000, 1000, vec![])
+            (1000, 1000, vec![1000])
         );
         assert_eq!(
             resolve_user(&d, "www:staff").expect("group"),
-            (33, 50, vec![])
+            (33, 50, vec![50])
         );
         let e = resolve_user(&d, "nobody").expect_err("missing");
         assert_eq!(
