@@ -170,7 +170,9 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
     let dir = images_dir(&b)?;
     let _cleanup = WorkDir(dir.clone());
     let ctx = dir.join("context");
+    let t0 = std::time::Instant::now();
     let dockerfile = receive_context(&mut job, &opts, &ctx).await?;
+    tracing::debug!(elapsed = ?t0.elapsed(), "context received");
     let c = ctx.clone();
     let text = tokio::task::spawn_blocking(move || context::take_dockerfile(&c, &dockerfile))
         .await
@@ -212,6 +214,7 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
             .map(|s| 1 + s.instrs.len())
             .sum::<usize>()
         + usize::from(!opts.labels.is_empty());
+    tracing::debug!(elapsed = ?t0.elapsed(), "Dockerfile parsed");
     let out = Out::new(
         job.stream("application/json", StreamKind::JsonMessages)?,
         opts.quiet,
