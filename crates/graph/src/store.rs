@@ -470,6 +470,14 @@ impl Graph {
             return Err(Error::NoSuchImage(id.to_string()));
         }
         let old = st.refs.insert(reference.to_string(), id.clone());
+        // Tagging again what the tag names already (every rebuild with `-t`)
+        // changes only the tag time.
+        if old.as_ref() == Some(id) {
+            if reference.tag.is_some() {
+                self.touch_tag_time(id, &mut st);
+            }
+            return Ok(old);
+        }
         if let Err(e) = self.save_refs(&st) {
             match &old {
                 Some(o) => st.refs.insert(reference.to_string(), o.clone()),

@@ -106,7 +106,8 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
         .as_ref()
         .map(|c| process_word(c, &env, b.escape))
         .transpose()?;
-    let work = images::scratch_dir(&b.work)?;
+    // Made only when needed (a mount, a download, a miss).
+    let work = images::scratch_path(&b.work);
     // Another stage's or image's filesystem, mounted for reading.
     let mut from_mount: Option<Mounted> = None;
     let root: PathBuf = match &spec.from {
@@ -124,29 +125,36 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
         }
         None => b.ctx.clone(),
     };
-    let mut sources = Vec::new();
-    for s in &srcs {
-        if is_url(s) {
-            if !spec.add || spec.from.is_some() {
-                return Err(failed(BuildError::Invalid(
-                    "source can't be a URL for COPY".into(),
-                )));
-            }
-            let dl = work.join("download").join(sources.len().to_string());
-            std::fs::create_dir_all(&dl)?;
-            sources.push(download(s, &dl).await.map_err(failed)?);
-            continue;
+    // Downloads first; then, in one trip to a blocking thread, the local sources
+    // found and everything hashed.
+    let mut downloads = Vec::new();
+    for s in srcs.iter().filter(|s| is_url(s)) {
+        if !spec.add || spec.from.is_some() {
+            return Err(failed(BuildError::Invalid(
+                "source can't be a URL for COPY".into(),
+            )));
         }
-        let (r, s) = (root.clone(), s.clone());
-        sources.extend(blocking(move || copy::find(&r, &s)).await.map_err(failed)?);
+        let dl = work.join("download").join(downloads.len().to_string());
+        std::fs::create_dir_all(&dl)?;
+        downloads.push((s.clone(), download(s, &dl).await.map_err(failed)?));
     }
-    if sources.is_empty() {
-        return Err(failed(BuildError::Invalid(
-            "no source files were specified".into(),
-        )));
-    }
-    let s2 = sources.clone();
-    let hash = blocking(move || copy::source_hash(&s2)).await?;
+    let r = root.clone();
+    let (sources, hash) = blocking(move || {
+        let mut sources = Vec::new();
+        for s in &srcs {
+            match downloads.iter().position(|(u, _)| u == s) {
+                Some(i) => sources.push(downloads.remove(i).1),
+                None => sources.extend(copy::find(&r, s)?),
+            }
+        }
+        if sources.is_empty() {
+            return Err(BuildError::Invalid("no source files were specified".into()));
+        }
+        let hash = copy::source_hash(&sources)?;
+        Ok((sources, hash))
+    })
+    .await
+    .map_err(failed)?;
     // No space after the owner: dockerd writes it so, and caches compare it.
     let chown_comment = chown
         .as_ref()

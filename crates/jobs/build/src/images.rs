@@ -266,9 +266,14 @@ pub async fn blocking<T: Send + 'static>(
 
 /// A unique directory under `work`.
 pub fn scratch_dir(work: &Path) -> Result<PathBuf> {
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
-    let d = work.join(hex::encode(b));
+    let d = scratch_path(work);
     std::fs::create_dir_all(&d)?;
     Ok(d)
+}
+
+/// A unique path under `work`, not yet made.
+pub fn scratch_path(work: &Path) -> PathBuf {
+    let mut b = [0u8; 8];
+    let _ = getrandom::getrandom(&mut b);
+    work.join(hex::encode(b))
 }

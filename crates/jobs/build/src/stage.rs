@@ -374,14 +374,10 @@ impl Build<'_> {
         if !st.cache {
             return Ok(false);
         }
-        let g = self.graph.clone();
-        let (parent, key2, allowed) =
-            (st.image_id().cloned(), key.clone(), self.cache_from.clone());
-        let hit = blocking(move || {
-            Ok(images::lookup(&g, parent.as_ref(), &key2, allowed.as_ref())
-                .and_then(|id| g.image(&id)))
-        })
-        .await?;
+        // The graph's image maps are in memory: no blocking thread needed.
+        let g = &self.graph;
+        let hit = images::lookup(g, st.image_id(), key, self.cache_from.as_ref())
+            .and_then(|id| g.image(&id));
         match hit {
             Some(img) => {
                 self.out.text(" ---> Using cache\n").await?;
