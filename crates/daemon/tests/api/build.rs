@@ -920,3 +920,27 @@ fn compose_builds_with_the_classic_builder() {
     assert!(out.contains("from-compose"), "{out}");
     compose(&["down"]);
 }
+
+#[test]
+fn cache_from_a_pulled_image_reuses_its_steps() {
+    let d = crate::daemon();
+    let b = busybox(&d);
+    let ctx = context(&[
+        ("Dockerfile", &format!("FROM {b}\nENV A=1\nCOPY f /f\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n")),
+        ("f", "file"),
+    ]);
+    let name = format!("{}/cachefrom-{}:1", berth_testkit::registry().expect("registry"), std::process::id());
+    build_ok(&d, ctx.path(), &["-t", &name, "."]);
+    let id = inspect(&d, &name)["Id"].clone();
+    d.cli_ok(&["push", &name]);
+    d.cli_ok(&["rmi", &name]);
+    // Pulled again it has no local parents: only its history can be matched.
+    d.cli_ok(&["pull", &name]);
+    assert_eq!(inspect(&d, &name)["Parent"], "");
+    let none = build_ok(&d, ctx.path(), &["--cache-from", "nosuchimage", "."]);
+    assert!(!none.contains("Using cache"), "{none}");
+    let out = build_ok(&d, ctx.path(), &["--cache-from", &name, "-t", "again", "."]);
+    assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
+    assert_eq!(inspect(&d, "again")["Id"], id, "the last step is the pulled image");
+    assert_eq!(d.cli_ok(&["run", "--rm", "again"]), "built\n");
+}

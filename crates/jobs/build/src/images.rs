@@ -277,3 +277,73 @@ pub fn scratch_path(work: &Path) -> PathBuf {
     let _ = getrandom::getrandom(&mut b);
     work.join(hex::encode(b))
 }
+
+/// `cachefrom` images without local parents (pulled from a registry): a step is
+/// cached when a source's history continues the parent's with this step's
+/// command. The image for it is restored from the source's config and layers,
+/// as dockerd's `restoreCachedImage`; the source's last step is the source.
+pub fn lookup_history(
+    graph: &Graph,
+    parent: Option<&ImageRecord>,
+    key: &Value,
+    sources: &mut Vec<ImageRecord>,
+) -> Result<Option<Digest>> {
+    let cmd = key["Cmd"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("")).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let hist = |i: &ImageRecord| -> Vec<Value> {
+        i.config.history.iter().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)).collect()
+    };
+    let (p_hist, p_diffs) = match parent {
+        Some(p) => (hist(p), p.config.rootfs.diff_ids.clone()),
+        None => (Vec::new(), Vec::new()),
+    };
+    let n = p_hist.len();
+    let found = sources.iter().position(|t| {
+        let th = hist(t);
+        let valid_parent = !th.is_empty()
+            && (p_hist.is_empty() && p_diffs.is_empty()
+                || (n < th.len()
+                    && p_diffs.len() <= t.config.rootfs.diff_ids.len()
+                    && th[..n] == p_hist[..]
+                    && t.config.rootfs.diff_ids[..p_diffs.len()] == p_diffs[..]));
+        valid_parent && t.config.history.get(n).and_then(|h| h.created_by.as_deref()) == Some(cmd.as_str())
+    });
+    let Some(i) = found else { return Ok(None) };
+    let target = sources[i].clone();
+    if target.config.history.len() - 1 == n {
+        if let Some(p) = parent {
+            graph.set_parent(&target.id, &p.id)?;
+        }
+        return Ok(Some(target.id));
+    }
+    // An intermediate image: the parent's history and layers and one more step.
+    let mut history: Vec<Value> = p_hist;
+    history.push(hist(&target)[n].clone());
+    let mut diffs = p_diffs;
+    let layer_index = target.config.history[..n].iter().filter(|h| !h.empty_layer).count();
+    if !target.config.history[n].empty_layer {
+        if let Some(d) = target.config.rootfs.diff_ids.get(layer_index) {
+            diffs.push(d.clone());
+        }
+    }
+    let created = target.config.history[n].created.clone();
+    let img = json!({
+        "architecture": target.config.architecture,
+        "os": target.config.os,
+        "author": target.config.author,
+        "created": created,
+        "config": key,
+        "rootfs": { "type": "layers", "diff_ids": diffs.iter().map(|d| d.as_str()).collect::<Vec<_>>() },
+        "history": history,
+    });
+    let raw = serde_json::to_vec(&img).map_err(|e| BuildError::System(e.to_string()))?;
+    let id = graph.put_image(&raw)?;
+    if let Some(p) = parent {
+        graph.set_parent(&id, &p.id)?;
+    }
+    // Stay on this source from here on (dockerd's rule).
+    *sources = vec![target];
+    Ok(Some(id))
+}

@@ -241,6 +241,11 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
         used_args: Default::default(),
         step: 0,
         total,
+        cache_sources: opts
+            .cache_from
+            .iter()
+            .filter_map(|n| b.graph.resolve(n).ok().and_then(|id| b.graph.image(&id)))
+            .collect(),
         cache_from,
         cancel: job.cancel_token(),
     };

@@ -128,6 +128,8 @@ pub struct Build<'a> {
     pub step: usize,
     pub total: usize,
     pub cache_from: Option<BTreeSet<Digest>>,
+    /// The `cachefrom` images themselves, for matches by history.
+    pub cache_sources: Vec<ImageRecord>,
     pub cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -376,8 +378,23 @@ impl Build<'_> {
         }
         // The graph's image maps are in memory: no blocking thread needed.
         let g = &self.graph;
-        let hit = images::lookup(g, st.image_id(), key, self.cache_from.as_ref())
+        let mut hit = images::lookup(g, st.image_id(), key, self.cache_from.as_ref())
             .and_then(|id| g.image(&id));
+        if hit.is_none() && !self.cache_sources.is_empty() {
+            let (g, parent, key2, mut sources) = (
+                self.graph.clone(),
+                st.image.clone(),
+                key.clone(),
+                std::mem::take(&mut self.cache_sources),
+            );
+            let (id, sources) = blocking(move || {
+                let id = images::lookup_history(&g, parent.as_ref(), &key2, &mut sources)?;
+                Ok((id, sources))
+            })
+            .await?;
+            self.cache_sources = sources;
+            hit = id.and_then(|id| self.graph.image(&id));
+        }
         match hit {
             Some(img) => {
                 self.out.text(" ---> Using cache\n").await?;
