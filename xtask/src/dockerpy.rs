@@ -73,7 +73,10 @@ struct List {
     flaky: BTreeSet<String>,
 }
 
-fn read_list(path: &Path) -> Result<List> {
+/// Reads the list for a run at API `api` (`None`: the version the client
+/// negotiates). `KIND@V` lines hold only for the run at version V (`@latest`:
+/// the negotiated one).
+fn read_list(path: &Path, api: Option<&str>) -> Result<List> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (mut deselect, mut fails, mut flaky) = (Vec::new(), BTreeSet::new(), BTreeSet::new());
     for (n, line) in text.lines().enumerate() {
@@ -83,6 +86,11 @@ fn read_list(path: &Path) -> Result<List> {
         }
         let mut w = line.split_whitespace();
         let (kind, id, why) = (w.next(), w.next(), w.next());
+        let kind = match kind.and_then(|k| k.split_once('@')) {
+            Some((k, v)) if v == api.unwrap_or("latest") => Some(k),
+            Some(_) => continue,
+            None => kind,
+        };
         match (kind, id, why) {
             (Some("deselect"), Some(id), Some(_)) => deselect.push(id.to_string()),
             (Some("fails"), Some(id), Some(_)) => {
@@ -93,7 +101,7 @@ fn read_list(path: &Path) -> Result<List> {
             }
             _ => {
                 return Err(format!(
-                    "{}:{}: expected `deselect|fails|flaky TEST-ID REASON…`",
+                    "{}:{}: expected `deselect|fails|flaky[@API] TEST-ID REASON…`",
                     path.display(),
                     n + 1
                 ))
@@ -146,15 +154,16 @@ fn listed(list: &BTreeSet<String>, test: &str) -> bool {
 /// Runs the suite against `daemon` (a `unix://` host whose images include the
 /// fixture under the suite's names). `work`: a directory for the venv, the
 /// sources and the results.
-pub fn run(work: &Path, lists: &Path, host: &str) -> Result {
+pub fn run(work: &Path, lists: &Path, host: &str, api: Option<&str>) -> Result {
     std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
     let (python, src) = prepare(work, lists)?;
     let List {
         deselect,
         fails: expected,
         flaky,
-    } = read_list(&lists.join("expected.txt"))?;
-    let xml = work.join("results.xml");
+    } = read_list(&lists.join("expected.txt"), api)?;
+    let label = api.unwrap_or("latest");
+    let xml = work.join(format!("results-{label}.xml"));
     let _ = std::fs::remove_file(&xml);
     // The suite writes contexts and client config under the user's home: a
     // fresh one per run.
@@ -181,8 +190,12 @@ pub fn run(work: &Path, lists: &Path, host: &str) -> Result {
         ])
         .arg(format!("--junitxml={}", xml.display()))
         .env("DOCKER_HOST", host)
+        .env_remove("DOCKER_TEST_API_VERSION")
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH");
+    if let Some(v) = api {
+        c.env("DOCKER_TEST_API_VERSION", v);
+    }
     for d in &deselect {
         c.arg("--deselect").arg(d);
     }
@@ -198,13 +211,13 @@ pub fn run(work: &Path, lists: &Path, host: &str) -> Result {
         .collect();
     let fixed: Vec<&String> = passed.iter().filter(|t| listed(&expected, t)).collect();
     for f in &fixed {
-        println!("docker-py: now passes, remove it from docker-py/expected.txt: {f}");
+        println!("docker-py (API {label}): now passes, remove it from docker-py/expected.txt: {f}");
     }
     for u in &unexpected {
-        println!("docker-py: failed, and not in docker-py/expected.txt: {u}");
+        println!("docker-py (API {label}): failed, and not in docker-py/expected.txt: {u}");
     }
     println!(
-        "docker-py conformance: {} passed, {} failed as listed, {} failed unexpectedly, {} deselected",
+        "docker-py conformance (API {label}): {} passed, {} failed as listed, {} failed unexpectedly, {} deselected",
         passed.len(),
         failed.len() - unexpected.len(),
         unexpected.len(),
@@ -278,9 +291,29 @@ mod tests {
     }
 
     #[test]
+    fn lines_can_hold_for_one_api_version() {
+        let dir = std::env::temp_dir().join(format!("berth-list-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("expected.txt");
+        std::fs::write(&p, "fails tests/integration/a.py all\nfails@latest tests/integration/b.py newest only\nfails@1.41 tests/integration/c.py old only\n").expect("write");
+        let old = read_list(&p, Some("1.41")).expect("list");
+        let new = read_list(&p, None).expect("list");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            old.fails.contains("tests/integration/a.py")
+                && old.fails.contains("tests/integration/c.py")
+        );
+        assert!(!old.fails.contains("tests/integration/b.py"));
+        assert!(
+            new.fails.contains("tests/integration/b.py")
+                && !new.fails.contains("tests/integration/c.py")
+        );
+    }
+
+    #[test]
     fn the_checked_in_list_reads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-py");
-        let l = read_list(&dir.join("expected.txt")).expect("list");
+        let l = read_list(&dir.join("expected.txt"), Some("1.41")).expect("list");
         assert!(!l.deselect.is_empty() && !l.fails.is_empty());
         assert!(l
             .deselect

@@ -91,6 +91,22 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// `aa:bb:cc:dd:ee:ff` (or with dashes); None unless six hex pairs.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
+}
+
 pub fn mac_string(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
@@ -100,6 +116,24 @@ pub fn mac_string(m: &[u8; 6]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn macs_parse() {
+        assert_eq!(
+            parse_mac("02:42:ac:11:00:0a"),
+            Some([2, 0x42, 0xac, 0x11, 0, 0x0a])
+        );
+        assert_eq!(
+            parse_mac("02-42-AC-11-00-0A"),
+            Some([2, 0x42, 0xac, 0x11, 0, 0x0a])
+        );
+        assert_eq!(parse_mac("02:42:ac:11:00"), None);
+        assert_eq!(parse_mac("zz:42:ac:11:00:0a"), None);
+        assert_eq!(
+            mac_string(&[2, 0x42, 0xac, 0x11, 0, 0x0a]),
+            "02:42:ac:11:00:0a"
+        );
+    }
+
     use super::*;
 
     fn net(s: &str) -> Ipv4Net {

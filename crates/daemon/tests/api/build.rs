@@ -929,7 +929,11 @@ fn cache_from_a_pulled_image_reuses_its_steps() {
         ("Dockerfile", &format!("FROM {b}\nENV A=1\nCOPY f /f\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n")),
         ("f", "file"),
     ]);
-    let name = format!("{}/cachefrom-{}:1", berth_testkit::registry().expect("registry"), std::process::id());
+    let name = format!(
+        "{}/cachefrom-{}:1",
+        berth_testkit::registry().expect("registry"),
+        std::process::id()
+    );
     build_ok(&d, ctx.path(), &["-t", &name, "."]);
     let id = inspect(&d, &name)["Id"].clone();
     d.cli_ok(&["push", &name]);
@@ -941,6 +945,10 @@ fn cache_from_a_pulled_image_reuses_its_steps() {
     assert!(!none.contains("Using cache"), "{none}");
     let out = build_ok(&d, ctx.path(), &["--cache-from", &name, "-t", "again", "."]);
     assert_eq!(out.matches(" ---> Using cache").count(), 4, "{out}");
-    assert_eq!(inspect(&d, "again")["Id"], id, "the last step is the pulled image");
+    assert_eq!(
+        inspect(&d, "again")["Id"],
+        id,
+        "the last step is the pulled image"
+    );
     assert_eq!(d.cli_ok(&["run", "--rm", "again"]), "built\n");
 }

@@ -6,6 +6,7 @@ mod behaviours;
 mod build;
 mod containers;
 mod durability;
+mod endpoints;
 mod events;
 mod exec;
 mod host;

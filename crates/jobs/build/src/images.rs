@@ -290,10 +290,19 @@ pub fn lookup_history(
 ) -> Result<Option<Digest>> {
     let cmd = key["Cmd"]
         .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("")).collect::<Vec<_>>().join(" "))
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default();
     let hist = |i: &ImageRecord| -> Vec<Value> {
-        i.config.history.iter().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)).collect()
+        i.config
+            .history
+            .iter()
+            .map(|h| serde_json::to_value(h).unwrap_or(Value::Null))
+            .collect()
     };
     let (p_hist, p_diffs) = match parent {
         Some(p) => (hist(p), p.config.rootfs.diff_ids.clone()),
@@ -308,7 +317,12 @@ pub fn lookup_history(
                     && p_diffs.len() <= t.config.rootfs.diff_ids.len()
                     && th[..n] == p_hist[..]
                     && t.config.rootfs.diff_ids[..p_diffs.len()] == p_diffs[..]));
-        valid_parent && t.config.history.get(n).and_then(|h| h.created_by.as_deref()) == Some(cmd.as_str())
+        valid_parent
+            && t.config
+                .history
+                .get(n)
+                .and_then(|h| h.created_by.as_deref())
+                == Some(cmd.as_str())
     });
     let Some(i) = found else { return Ok(None) };
     let target = sources[i].clone();
@@ -322,7 +336,10 @@ pub fn lookup_history(
     let mut history: Vec<Value> = p_hist;
     history.push(hist(&target)[n].clone());
     let mut diffs = p_diffs;
-    let layer_index = target.config.history[..n].iter().filter(|h| !h.empty_layer).count();
+    let layer_index = target.config.history[..n]
+        .iter()
+        .filter(|h| !h.empty_layer)
+        .count();
     if !target.config.history[n].empty_layer {
         if let Some(d) = target.config.rootfs.diff_ids.get(layer_index) {
             diffs.push(d.clone());

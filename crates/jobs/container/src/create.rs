@@ -426,6 +426,23 @@ fn check_restart_policy(hc: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A MAC address as Go's `net.ParseMAC` takes one for Ethernet (six pairs).
+fn check_mac(m: &str) -> Result<()> {
+    if m.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = m.split([':', '-']).collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!("invalid MAC address: {m}")))
+    }
+}
+
 /// The networks a new container joins, checked against the network store:
 /// `NetworkingConfig.EndpointsConfig` plus the one its `NetworkMode` names.
 fn networks_of(c: &Containers, req: &Value, hc: &Value) -> Result<Value> {
@@ -455,7 +472,24 @@ fn networks_of(c: &Containers, req: &Value, hc: &Value) -> Result<Value> {
     let (_, name) = net.resolve(mode)?;
     if !eps.contains_key(&name) {
         let v = eps.remove(mode).unwrap_or(json!({}));
-        eps.insert(name, v);
+        eps.insert(name.clone(), v);
+    }
+    for (_, ep) in eps.iter() {
+        check_mac(ep["MacAddress"].as_str().unwrap_or(""))?;
+    }
+    check_mac(req["MacAddress"].as_str().unwrap_or(""))?;
+    // The container-wide `MacAddress` (API < 1.44, and the CLI's --mac-address
+    // before) is the primary network's endpoint's.
+    if let Some(mac) = req["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+        if let Some(Value::Object(ep)) = eps.get_mut(&name) {
+            let unset = ep
+                .get("MacAddress")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty);
+            if unset {
+                ep.insert("MacAddress".into(), json!(mac));
+            }
+        }
     }
     for k in eps.keys() {
         net.resolve(k)?;

@@ -48,6 +48,13 @@ fn view(nets: &Networks, n: &Net, with_containers: bool) -> Value {
             if let Some(r) = n.ip_range {
                 c["IPRange"] = json!(r.to_string());
             }
+            if !n.aux.is_empty() {
+                c["AuxiliaryAddresses"] = json!(n
+                    .aux
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>());
+            }
             vec![c]
         }
         _ => Vec::new(),
@@ -163,6 +170,21 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         }
     }
     let gateway = gateway.unwrap_or_else(|| subnet::first_host(&subnet));
+    let mut aux = BTreeMap::new();
+    if let Some(m) = first["AuxiliaryAddresses"].as_object() {
+        for (k, v) in m {
+            let a = v
+                .as_str()
+                .and_then(|a| a.parse::<Ipv4Addr>().ok())
+                .ok_or_else(|| ApiError::invalid(format!("invalid auxiliary address {k}: {v}")))?;
+            if !subnet.contains(&a) {
+                return Err(ApiError::invalid(format!(
+                    "auxiliary address: ({k}:{a}) must belong to the master pool: {subnet}"
+                )));
+            }
+            aux.insert(k.clone(), a);
+        }
+    }
     if !subnet.contains(&gateway) {
         return Err(ApiError::invalid(format!(
             "no matching subnet for gateway {gateway}"
@@ -197,6 +219,7 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         attachable: req["Attachable"].as_bool().unwrap_or(false),
         labels,
         options,
+        aux,
         bridge: bridge.clone(),
         allocated: BTreeMap::new(),
     };

@@ -54,6 +54,9 @@ pub struct Net {
     /// Addresses handed out, and to which container.
     #[serde(default)]
     pub allocated: BTreeMap<Ipv4Addr, String>,
+    /// IPAM `AuxiliaryAddresses`: names for addresses never handed out.
+    #[serde(default)]
+    pub aux: BTreeMap<String, Ipv4Addr>,
 }
 
 impl Net {
@@ -73,6 +76,7 @@ impl Net {
             options: BTreeMap::new(),
             bridge: String::new(),
             allocated: BTreeMap::new(),
+            aux: BTreeMap::new(),
         }
     }
 
@@ -101,6 +105,11 @@ pub struct Endpoint {
     /// The address was asked for (`--ip`), so it is the container's for good.
     #[serde(default)]
     pub static_ip: bool,
+    /// The endpoint's `IPAMConfig` and `DriverOpts` as given, shown by inspect.
+    #[serde(default)]
+    pub ipam_config: Value,
+    #[serde(default)]
+    pub driver_opts: Value,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -665,6 +674,7 @@ impl Networks {
                 .ok_or_else(|| ApiError::not_found(format!("network {} not found", net.name)))?;
             let mut taken: BTreeSet<Ipv4Addr> = n.allocated.keys().copied().collect();
             taken.insert(gateway);
+            taken.extend(n.aux.values().copied());
             let ip = match asked {
                 Some(ip) => {
                     if !subnet.contains(&ip) {
@@ -692,7 +702,11 @@ impl Networks {
             self.save_net(&snapshot)?;
             ip
         };
-        let mac = subnet::mac_for(ip);
+        let mac = match cfg["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+            Some(m) => subnet::parse_mac(m)
+                .ok_or_else(|| ApiError::invalid(format!("invalid MAC address: {m}")))?,
+            None => subnet::mac_for(ip),
+        };
         let veth = link::veth_name();
         let peer = format!("{veth}p");
         let mut aliases: Vec<String> = cfg["Aliases"]
@@ -721,6 +735,8 @@ impl Networks {
             ifname: format!("eth{index}"),
             aliases,
             static_ip: asked.is_some(),
+            ipam_config: non_empty(&cfg["IPAMConfig"]),
+            driver_opts: non_empty(&cfg["DriverOpts"]),
         };
         let h = link::connect().map_err(sys)?;
         let inside = link::Inside {
@@ -1123,6 +1139,15 @@ fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
     Ok((maps, exposed))
 }
 
+/// `v` when it is an object with something in it, else null (as inspect shows
+/// an endpoint option nobody set).
+pub(crate) fn non_empty(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if !m.is_empty() => v.clone(),
+        _ => Value::Null,
+    }
+}
+
 /// Docker's `NetworkSettings`.
 fn settings_json(
     netns: Option<&Path>,
@@ -1139,11 +1164,15 @@ fn settings_json(
         networks.insert(
             n.name.clone(),
             json!({
-                "IPAMConfig": if ep.static_ip { json!({"IPv4Address": ep.ip.to_string()}) } else { Value::Null },
+                "IPAMConfig": match (&ep.ipam_config, ep.static_ip) {
+                    (Value::Object(_), _) => ep.ipam_config.clone(),
+                    (_, true) => json!({"IPv4Address": ep.ip.to_string()}),
+                    _ => Value::Null,
+                },
                 "Links": null,
                 "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
                 "MacAddress": ep.mac,
-                "DriverOpts": null,
+                "DriverOpts": ep.driver_opts,
                 "NetworkID": n.id,
                 "EndpointID": ep.id,
                 "Gateway": ep.gateway.to_string(),
