@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_jobs_container::BUILTIN_RUNTIME;
+use berth_jobs_container::{BUILTIN_ALIAS, BUILTIN_RUNTIME, RUNC_BINARY};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
@@ -94,8 +94,8 @@ pub struct Flags {
     /// Register an additional OCI runtime (name=path of a runc-compatible binary)
     #[arg(long = "add-runtime", value_name = "NAME=PATH")]
     pub add_runtimes: Vec<String>,
-    /// Default OCI runtime for containers ("berth" is the built-in one)
-    #[arg(long, default_value = "berth")]
+    /// Default OCI runtime for containers ("runc" is the built-in one)
+    #[arg(long, default_value = "runc")]
     pub default_runtime: String,
     /// Seccomp profile (Docker's JSON format) for containers that set none;
     /// "unconfined" or "builtin"
@@ -176,8 +176,9 @@ const FILE_KEYS: &[&str] = &[
     "log-opts",
 ];
 
-/// The runtime inside the shim (libcontainer), and runc, which is found on PATH.
-const RESERVED_RUNTIMES: &[&str] = &[BUILTIN_RUNTIME, "runc"];
+/// The runtime inside the shim (libcontainer) and its old name, and the runc
+/// binary, which is found on PATH.
+const RESERVED_RUNTIMES: &[&str] = &[BUILTIN_RUNTIME, BUILTIN_ALIAS, RUNC_BINARY];
 
 /// The daemon's settings after flags and file are merged.
 #[derive(Debug, Clone)]
@@ -253,7 +254,7 @@ impl Config {
         };
         let mut runtimes = BTreeMap::new();
         if let Some(p) = find_on_path("runc") {
-            runtimes.insert("runc".to_string(), p);
+            runtimes.insert(RUNC_BINARY.to_string(), p);
         }
         let added: Vec<(String, PathBuf)> = match file.runtimes {
             Some(v) if !flags.add_runtimes.is_empty() => {
@@ -323,12 +324,15 @@ impl Config {
                 file.seccomp_profile.map(Some)
             ),
             runtimes,
-            default_runtime: pick!(
+            default_runtime: match pick!(
                 "default-runtime",
                 "default_runtime",
                 flags.default_runtime,
                 file.default_runtime
-            ),
+            ) {
+                r if r == BUILTIN_ALIAS => BUILTIN_RUNTIME.to_string(),
+                r => r,
+            },
             hosts: if hosts.is_empty() {
                 vec![DEFAULT_HOST.to_string()]
             } else {

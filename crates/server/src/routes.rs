@@ -118,9 +118,10 @@ pub fn container() -> Vec<Route> {
             "container.logs",
             None,
         ),
+        // `{parent}/{alias}?link=1` removes a legacy link.
         r(
             Method::DELETE,
-            "/containers/{name}",
+            "/containers/{name:.*}",
             "container.delete",
             None,
         ),

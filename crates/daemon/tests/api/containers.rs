@@ -319,7 +319,7 @@ fn custom_seccomp_profiles() {
     )
     .expect("profile");
     let opt = format!("seccomp={}", profile.display());
-    for rt in ["berth", "runc"] {
+    for rt in ["runc", "runc-binary"] {
         let out = d.cli_ok(&[
             "run", "--rm", "--runtime", rt, "--security-opt", &opt, &b, "sh", "-c",
             "mkdir /x 2>&1; grep ^Seccomp: /proc/self/status; unshare -U true && echo userns-allowed",

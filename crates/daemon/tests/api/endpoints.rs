@@ -71,7 +71,49 @@ fn mac_addresses_driver_opts_and_link_local_ips_are_kept() {
         "10.249.9.9"
     );
     d.cli_ok(&["rm", "-f", "ep1"]);
-    d.cli_ok(&["network", "rm", "epnet"]);
+    // The same through the docker CLI: --mac-address and --link-local-ip on run
+    // (an endpoint setting since API 1.44), --driver-opt on connect.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ep2",
+        "--network",
+        "epnet",
+        "--mac-address",
+        "02:42:ac:11:00:03",
+        "--link-local-ip",
+        "169.254.9.9",
+        &b,
+        "sleep",
+        "60",
+    ]);
+    d.cli_ok(&["network", "create", "--subnet", "10.249.13.0/24", "epnet2"]);
+    d.cli_ok(&[
+        "network",
+        "connect",
+        "--driver-opt",
+        "a=b",
+        "--ip",
+        "10.249.13.7",
+        "epnet2",
+        "ep2",
+    ]);
+    let v = inspect(&d, "ep2");
+    let nets = &v["NetworkSettings"]["Networks"];
+    assert_eq!(nets["epnet"]["MacAddress"], "02:42:ac:11:00:03", "{v}");
+    assert_eq!(
+        nets["epnet"]["IPAMConfig"]["LinkLocalIPs"],
+        serde_json::json!(["169.254.9.9"])
+    );
+    assert_eq!(nets["epnet2"]["DriverOpts"], serde_json::json!({"a": "b"}));
+    assert_eq!(nets["epnet2"]["IPAddress"], "10.249.13.7");
+    assert_eq!(
+        d.cli_ok(&["exec", "ep2", "cat", "/sys/class/net/eth0/address"]),
+        "02:42:ac:11:00:03\n"
+    );
+    d.cli_ok(&["rm", "-f", "ep2"]);
+    d.cli_ok(&["network", "rm", "epnet", "epnet2"]);
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod exec;
 mod host;
 mod images;
 mod lifecycle;
+mod links;
 mod network;
 mod ops;
 mod runtimes;

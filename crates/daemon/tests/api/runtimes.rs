@@ -1,5 +1,6 @@
 //! The two implementations of the runtime interface: libcontainer in the shim
-//! (`berth`, the default) and runc (`--runtime runc`). The differential test runs
+//! (`runc`, the default, as dockerd names its default; `berth` is an alias) and
+//! the runc binary (`--runtime runc-binary`). The differential test runs
 //! the same containers on both and requires the same result, so a spec that one
 //! runtime reads differently from the other shows up here.
 
@@ -102,8 +103,8 @@ fn both_runtimes_make_the_same_container() {
         ],
     ];
     for opts in variants {
-        let ours = probe(&d, &b, "berth", opts);
-        let runc = probe(&d, &b, "runc", opts);
+        let ours = probe(&d, &b, "runc", opts);
+        let runc = probe(&d, &b, "runc-binary", opts);
         assert!(ours.contains("Seccomp:"), "{ours}");
         assert!(ours.contains("stdout-reopened"), "{ours}");
         let (ours, runc) = without_nofile_race(opts, &ours, &runc, 1);
@@ -163,7 +164,7 @@ fn execs_are_the_same_under_both_runtimes() {
     ];
     for (i, opts) in containers.iter().enumerate() {
         let mut seen = Vec::new();
-        for rt in ["berth", "runc"] {
+        for rt in ["runc", "runc-binary"] {
             let name = format!("x{i}{rt}");
             let mut args = vec!["run", "-d", "--name", &name, "--runtime", rt];
             args.extend_from_slice(opts);
@@ -211,18 +212,18 @@ fn containers_run_and_exec_under_runc() {
     let b = busybox(&d);
     let info: serde_json::Value =
         serde_json::from_str(&d.cli_ok(&["info", "--format", "{{json .}}"])).expect("info");
-    assert_eq!(info["DefaultRuntime"], "berth");
-    assert!(info["Runtimes"]["runc"]["path"]
+    assert_eq!(info["DefaultRuntime"], "runc");
+    assert!(info["Runtimes"]["runc-binary"]["path"]
         .as_str()
-        .is_some_and(|p| p.ends_with("runc")));
-    assert!(info["Runtimes"]["berth"].is_object());
+        .is_some_and(|p| p.ends_with("/runc")));
+    assert!(info["Runtimes"]["runc"].is_object());
 
     // Output, exit codes, Docker's start errors.
     let o = d.cli(&[
         "run",
         "--rm",
         "--runtime",
-        "runc",
+        "runc-binary",
         &b,
         "sh",
         "-c",
@@ -230,11 +231,11 @@ fn containers_run_and_exec_under_runc() {
     ]);
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hi\n");
-    let o = d.cli(&["run", "--rm", "--runtime", "runc", &b, "nosuch"]);
+    let o = d.cli(&["run", "--rm", "--runtime", "runc-binary", &b, "nosuch"]);
     assert_eq!(o.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("exec: \"nosuch\": executable file not found in $PATH"));
-    let o = d.cli(&["run", "--rm", "--runtime", "runc", &b, "/etc/passwd"]);
+    let o = d.cli(&["run", "--rm", "--runtime", "runc-binary", &b, "/etc/passwd"]);
     assert_eq!(o.status.code(), Some(126));
     let o = d.cli(&["run", "--rm", "--runtime", "nosuch", &b, "true"]);
     assert_eq!(o.status.code(), Some(125));
@@ -252,7 +253,7 @@ fn containers_run_and_exec_under_runc() {
         "--name",
         "rc",
         "--runtime",
-        "runc",
+        "runc-binary",
         &b,
         "sleep",
         "300",
@@ -315,11 +316,25 @@ fn default_and_added_runtimes() {
         d.cli_ok(&["info", "-f", "{{.DefaultRuntime}}"]).trim(),
         "other"
     );
-    // The built-in one stays available by name.
+    // The built-in one stays available by its names; `berth` is kept as `runc`.
     assert_eq!(
-        d.cli_ok(&["run", "--rm", "--runtime", "berth", &b, "echo", "ok"])
+        d.cli_ok(&["run", "--rm", "--runtime", "runc", &b, "echo", "ok"])
             .trim(),
         "ok"
+    );
+    d.cli_ok(&[
+        "create",
+        "--name",
+        "alias",
+        "--runtime",
+        "berth",
+        &b,
+        "true",
+    ]);
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.HostConfig.Runtime}}", "alias"])
+            .trim(),
+        "runc"
     );
 }
 
@@ -329,6 +344,10 @@ fn bad_runtime_flags_stop_the_daemon() {
         (
             vec!["--add-runtime", "runc=/bin/true"],
             "runtime name 'runc' is reserved",
+        ),
+        (
+            vec!["--add-runtime", "berth=/bin/true"],
+            "runtime name 'berth' is reserved",
         ),
         (
             vec!["--default-runtime", "missing"],
@@ -352,7 +371,7 @@ fn devices_reach_the_container_with_their_permissions() {
         .find(|d| std::path::Path::new(d).exists())
         .expect("a device node outside Docker's defaults on this host");
     let script = "ls -l /dev/mydev | cut -c1; true < /dev/mydev && echo read; true > /dev/mydev && echo wrote; true";
-    for rt in ["berth", "runc"] {
+    for rt in ["runc", "runc-binary"] {
         // Read-only in the device cgroup: opening it for writing is refused.
         for (perms, want) in [("rw", "c\nread\nwrote\n"), ("r", "c\nread\n")] {
             let device = format!("{dev}:/dev/mydev:{perms}");
@@ -398,7 +417,7 @@ fn runc_containers_survive_a_daemon_restart() {
         "--name",
         "rr",
         "--runtime",
-        "runc",
+        "runc-binary",
         &b,
         "sh",
         "-c",

@@ -207,6 +207,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .to_json();
     match host_config["Runtime"].as_str().unwrap_or("") {
         "" => host_config["Runtime"] = json!(c.runtimes.default),
+        crate::BUILTIN_ALIAS => host_config["Runtime"] = json!(crate::BUILTIN_RUNTIME),
         // Refused now, as dockerd does, not at the start.
         r => drop(c.runtimes.shim_args(r)?),
     }
@@ -275,6 +276,16 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         names.insert(name.clone(), id.clone());
         name
     };
+    match crate::links::normalize(&c, &name, &host_config) {
+        Ok(l) => host_config["Links"] = l,
+        Err(e) => {
+            c.names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            return Err(e);
+        }
+    }
     // Volumes are created now, as dockerd does; a failure releases the name.
     let mounts = match crate::mounts::resolve(
         &c,

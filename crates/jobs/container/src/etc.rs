@@ -66,6 +66,7 @@ pub(crate) fn hosts(
     own_ip: &str,
     hc: &Value,
     host_gateway: Option<Ipv4Addr>,
+    links: &[(String, String)],
 ) -> Result<String> {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
@@ -78,6 +79,10 @@ pub(crate) fn hosts(
                 .to_string();
         }
         out.push_str(&format!("{ip}\t{name}\n"));
+    }
+    // Legacy links' targets, after the extra hosts, as dockerd writes them.
+    for (ip, names) in links {
+        out.push_str(&format!("{ip}\t{names}\n"));
     }
     out.push_str(&format!("{own_ip}\t{hostname}\n"));
     Ok(out)
@@ -182,13 +187,22 @@ mod tests {
     #[test]
     fn hosts_file_has_extra_hosts_before_the_containers_own_name() {
         let hc = json!({"ExtraHosts": ["db:10.0.0.5", "gw:host-gateway"]});
-        let h = hosts("abc", "172.17.0.2", &hc, Some(Ipv4Addr::new(172, 17, 0, 1))).expect("ok");
+        let h = hosts(
+            "abc",
+            "172.17.0.2",
+            &hc,
+            Some(Ipv4Addr::new(172, 17, 0, 1)),
+            &[("172.17.0.9".into(), "db c9 dbname".into())],
+        )
+        .expect("ok");
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"), "{h}");
         assert!(
-            h.ends_with("10.0.0.5\tdb\n172.17.0.1\tgw\n172.17.0.2\tabc\n"),
+            h.ends_with(
+                "10.0.0.5\tdb\n172.17.0.1\tgw\n172.17.0.9\tdb c9 dbname\n172.17.0.2\tabc\n"
+            ),
             "{h}"
         );
-        let e = hosts("abc", "1.1.1.1", &hc, None).expect_err("error");
+        let e = hosts("abc", "1.1.1.1", &hc, None, &[]).expect_err("error");
         assert_eq!(e.message, "unable to derive the IP value for host-gateway");
     }
 

@@ -14,6 +14,7 @@ mod etc;
 mod exec;
 mod health;
 mod lifecycle;
+mod links;
 mod logconfig;
 mod logs;
 mod model;
@@ -96,14 +97,20 @@ pub trait NetworkService: Send + Sync {
     fn event(&self, network: &str, container: &str, action: &str);
 }
 
-/// The name of the runtime built into the shim (youki's libcontainer).
-pub const BUILTIN_RUNTIME: &str = "berth";
+/// The name of the runtime built into the shim (youki's libcontainer): `runc`,
+/// the name dockerd gives its default runtime, which clients and tests compare
+/// `HostConfig.Runtime` against. It is runc-compatible in what it does.
+pub const BUILTIN_RUNTIME: &str = "runc";
+/// Berth's earlier name for it, still accepted (and recorded as `runc`).
+pub const BUILTIN_ALIAS: &str = "berth";
+/// The runc binary, when it is on `PATH`, under a name of its own.
+pub const RUNC_BINARY: &str = "runc-binary";
 
 pub use logconfig::{Driver as LogDriver, LogConfig};
 
 /// The OCI runtimes containers can be run with (`HostConfig.Runtime`): the shim's
-/// own, and runc-compatible binaries by name (`--add-runtime`, and `runc` when it
-/// is installed).
+/// own, and runc-compatible binaries by name (`--add-runtime`, and `runc-binary`
+/// when runc is installed).
 #[derive(Debug, Clone)]
 pub struct Runtimes {
     pub default: String,
@@ -123,7 +130,7 @@ impl Runtimes {
     /// The shim's arguments that pick the runtime `name`; dockerd's error for a
     /// name it does not know.
     pub(crate) fn shim_args(&self, name: &str) -> Result<Vec<std::ffi::OsString>> {
-        if name.is_empty() || name == BUILTIN_RUNTIME {
+        if name.is_empty() || name == BUILTIN_RUNTIME || name == BUILTIN_ALIAS {
             return Ok(Vec::new());
         }
         match self.binaries.get(name) {

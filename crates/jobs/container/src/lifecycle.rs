@@ -138,12 +138,13 @@ fn write_etc(
     hostname: &str,
     net: Option<&NetSetup>,
     hc: &Value,
+    links: &[(String, String)],
 ) -> Result<Vec<MountSpec>> {
     let ip = net
         .and_then(|n| n.ip)
         .map(|i| i.to_string())
         .unwrap_or_else(|| "127.0.1.1".into());
-    let hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway))?;
+    let hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway), links)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = crate::etc::resolv_conf(
         &host_resolv,
@@ -340,7 +341,9 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             .to_string();
         let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
         let extra = group_add(&merged, &rec.host_config, extra)?;
-        let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config)?;
+        let links = crate::links::resolve(c, rec)?;
+        let hosts: Vec<(String, String)> = links.iter().map(|l| l.host.clone()).collect();
+        let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config, &hosts)?;
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = strings(&hc["SecurityOpt"]);
@@ -372,7 +375,18 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
                 .chain(std::iter::once(rec.path.clone()))
                 .chain(rec.args.iter().cloned())
                 .collect(),
-            env: with_home(with_default_path(strings(&rec.config["Env"])), &merged, uid),
+            // Links' variables first: the container's own Env overrides them.
+            env: with_home(
+                with_default_path(
+                    links
+                        .iter()
+                        .flat_map(|l| l.env.iter().cloned())
+                        .chain(strings(&rec.config["Env"]))
+                        .collect(),
+                ),
+                &merged,
+                uid,
+            ),
             cwd: rec.config["WorkingDir"].as_str().unwrap_or("").to_string(),
             uid,
             gid,
@@ -1316,6 +1330,14 @@ pub(crate) async fn remove_entry(
 }
 
 pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    if job.args.bool("link") {
+        let name = job.args.required("name")?.to_string();
+        let c2 = c.clone();
+        tokio::task::spawn_blocking(move || crate::links::remove(&c2, &name))
+            .await
+            .map_err(sys)??;
+        return Ok(Reply::empty(204));
+    }
     let entry = c.find(job.args.required("name")?)?;
     if entry.snapshot().state.restarting {
         if !job.args.bool("force") {

@@ -289,7 +289,7 @@ fn network_settings(c: &Containers, rec: &Record) -> Value {
                 name.clone(),
                 json!({
                     "IPAMConfig": cfg.get("IPAMConfig").cloned().unwrap_or(Value::Null),
-                    "Links": null,
+                    "Links": cfg.get("Links").cloned().unwrap_or(Value::Null),
                     "Aliases": cfg.get("Aliases").cloned().unwrap_or(Value::Null),
                     "MacAddress": cfg.get("MacAddress").cloned().unwrap_or(json!("")),
                     "DriverOpts": cfg.get("DriverOpts").cloned().unwrap_or(Value::Null),

@@ -110,6 +110,10 @@ pub struct Endpoint {
     pub ipam_config: Value,
     #[serde(default)]
     pub driver_opts: Value,
+    /// Links on a user-defined network (`name:alias`): `alias` resolves, for
+    /// this container only, to `name` on the network.
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -622,6 +626,14 @@ impl Networks {
             let bare = name
                 .strip_suffix(&format!(".{}", net.name.to_ascii_lowercase()))
                 .unwrap_or(name);
+            // A link's alias stands for its target, for this container only.
+            let linked = my.links.iter().find_map(|l| {
+                let (target, alias) = l.split_once(':').unwrap_or((l, l));
+                alias
+                    .eq_ignore_ascii_case(bare)
+                    .then(|| target.trim_start_matches('/'))
+            });
+            let bare = linked.unwrap_or(bare);
             for sb in st.sandboxes.values() {
                 for ep in sb.rec.endpoints.iter().filter(|e| e.network == net.id) {
                     let hit = sb.rec.name.eq_ignore_ascii_case(bare)
@@ -737,6 +749,14 @@ impl Networks {
             static_ip: asked.is_some(),
             ipam_config: non_empty(&cfg["IPAMConfig"]),
             driver_opts: non_empty(&cfg["DriverOpts"]),
+            links: cfg["Links"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
         let h = link::connect().map_err(sys)?;
         let inside = link::Inside {
@@ -1169,7 +1189,7 @@ fn settings_json(
                     (_, true) => json!({"IPv4Address": ep.ip.to_string()}),
                     _ => Value::Null,
                 },
-                "Links": null,
+                "Links": if ep.links.is_empty() { Value::Null } else { json!(ep.links) },
                 "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
                 "MacAddress": ep.mac,
                 "DriverOpts": ep.driver_opts,

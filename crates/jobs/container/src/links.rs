@@ -1,0 +1,195 @@
+//! Legacy links (`--link name:alias`, `HostConfig.Links`) on the default
+//! bridge, as dockerd keeps them: stored as `/target:/parent/alias`, and at the
+//! start the target's address, ports, name and environment in the container's
+//! environment (`ALIAS_PORT_80_TCP=tcp://…`, `ALIAS_NAME`, `ALIAS_ENV_X`) and a
+//! line for it in `/etc/hosts`. `DELETE /containers/{parent}/{alias}?link=1`
+//! removes one. On user-defined networks links are DNS aliases instead (the
+//! network family resolves them).
+
+use berth_api::{ApiError, Result};
+use serde_json::{json, Value};
+
+use crate::create::string_list as strings;
+use crate::Containers;
+
+/// `name[:alias]` → (`name`, `alias`), names without their `/`.
+fn split(link: &str) -> (String, String) {
+    let (n, a) = link.split_once(':').unwrap_or((link, link));
+    let n = n.trim_start_matches('/').to_string();
+    let a = a.rsplit('/').next().unwrap_or(a).to_string();
+    (n, a)
+}
+
+/// At create: `HostConfig.Links` as dockerd stores them, each target checked.
+/// On a user-defined network the target need not exist yet (a DNS alias).
+pub(crate) fn normalize(c: &Containers, parent: &str, hc: &Value) -> Result<Value> {
+    let links = strings(&hc["Links"]);
+    if links.is_empty() {
+        return Ok(hc["Links"].clone());
+    }
+    let mode = hc["NetworkMode"].as_str().unwrap_or("");
+    let user_defined = !matches!(mode, "" | "default" | "bridge" | "host" | "none")
+        && !mode.starts_with("container:");
+    if mode == "host" {
+        return Err(ApiError::invalid(
+            "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+        ));
+    }
+    let mut out = Vec::new();
+    for l in &links {
+        let (name, alias) = split(l);
+        match c.find(&name) {
+            Ok(e) => {
+                let target = e.snapshot();
+                if target.host_config["NetworkMode"] == "host" {
+                    return Err(ApiError::invalid(
+                        "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+                    ));
+                }
+                out.push(format!("{}:{parent}/{alias}", target.name));
+            }
+            Err(_) if user_defined => out.push(format!("/{name}:{parent}/{alias}")),
+            Err(_) => {
+                return Err(ApiError::invalid(format!(
+                    "could not get container for {name}"
+                )))
+            }
+        }
+    }
+    Ok(json!(out))
+}
+
+/// A link resolved at the start.
+pub(crate) struct Resolved {
+    pub env: Vec<String>,
+    /// `(address, names)` for `/etc/hosts`.
+    pub host: (String, String),
+}
+
+/// The links of `rec` to running containers on the default bridge; a target
+/// that is not running fails the start, as with dockerd.
+pub(crate) fn resolve(c: &Containers, rec: &crate::model::Record) -> Result<Vec<Resolved>> {
+    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or("");
+    if !matches!(mode, "" | "default" | "bridge") {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for l in strings(&rec.host_config["Links"]) {
+        let Some((target, path)) = l.split_once(':') else {
+            continue;
+        };
+        let alias = path.rsplit('/').next().unwrap_or(path);
+        let t = c
+            .find(target)
+            .map_err(|_| ApiError::invalid(format!("could not get container for {target}")))?
+            .snapshot();
+        if !t.state.running {
+            return Err(ApiError::invalid(format!(
+                "Cannot link to a non running container: {target} AS {path}"
+            )));
+        }
+        let ip = t.network_settings["Networks"]["bridge"]["IPAddress"]
+            .as_str()
+            .or_else(|| t.network_settings["IPAddress"].as_str())
+            .unwrap_or("")
+            .to_string();
+        if ip.is_empty() {
+            continue;
+        }
+        let prefix = alias.to_ascii_uppercase().replace('-', "_");
+        let mut ports: Vec<(u16, String)> = t.config["ExposedPorts"]
+            .as_object()
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| {
+                        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                        p.parse().ok().map(|p| (p, proto.to_string()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ports.sort();
+        let mut env = Vec::new();
+        if let Some((p, proto)) = ports.first() {
+            env.push(format!("{prefix}_PORT={proto}://{ip}:{p}"));
+        }
+        for (p, proto) in &ports {
+            let up = proto.to_ascii_uppercase();
+            env.push(format!("{prefix}_PORT_{p}_{up}={proto}://{ip}:{p}"));
+            env.push(format!("{prefix}_PORT_{p}_{up}_ADDR={ip}"));
+            env.push(format!("{prefix}_PORT_{p}_{up}_PORT={p}"));
+            env.push(format!("{prefix}_PORT_{p}_{up}_PROTO={proto}"));
+        }
+        env.push(format!("{prefix}_NAME={path}"));
+        for kv in strings(&t.config["Env"]) {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            if k == "HOME" || k == "PATH" {
+                continue;
+            }
+            env.push(format!("{prefix}_ENV_{k}={v}"));
+        }
+        let tname = t.name.trim_start_matches('/');
+        let mut names = format!(
+            "{alias} {}",
+            t.config["Hostname"].as_str().unwrap_or(t.short_id())
+        );
+        if alias != tname {
+            names.push(' ');
+            names.push_str(tname);
+        }
+        out.push(Resolved {
+            env,
+            host: (ip, names),
+        });
+    }
+    Ok(out)
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`.
+pub(crate) fn remove(c: &Containers, name: &str) -> Result<()> {
+    let full = format!("/{}", name.trim_start_matches('/'));
+    let Some((parent, alias)) = full.rsplit_once('/').filter(|(p, _)| !p.is_empty()) else {
+        return Err(ApiError::conflict(
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    };
+    let entry = c.find(parent).map_err(|_| {
+        ApiError::not_found(format!("Cannot get parent {parent} for link name {full}"))
+    })?;
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        let links = strings(&r.host_config["Links"]);
+        let kept: Vec<String> = links
+            .iter()
+            .filter(|l| l.split_once(':').map(|(_, p)| p) != Some(full.as_str()))
+            .cloned()
+            .collect();
+        if kept.len() == links.len() {
+            return Err(ApiError::not_found(format!(
+                "Could not find link {full} (alias {alias})"
+            )));
+        }
+        r.host_config["Links"] = if kept.is_empty() {
+            Value::Null
+        } else {
+            json!(kept)
+        };
+        r.clone()
+    };
+    c.save(&rec)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_specs_split() {
+        assert_eq!(super::split("db:alias"), ("db".into(), "alias".into()));
+        assert_eq!(super::split("/db"), ("db".into(), "db".into()));
+        assert_eq!(
+            super::split("/db:/web/alias"),
+            ("db".into(), "alias".into())
+        );
+    }
+}
