@@ -118,11 +118,17 @@ pub fn container() -> Vec<Route> {
             "container.logs",
             None,
         ),
+        r(
+            Method::DELETE,
+            "/containers/{name}",
+            "container.delete",
+            None,
+        ),
         // `{parent}/{alias}?link=1` removes a legacy link.
         r(
             Method::DELETE,
-            "/containers/{name:.*}",
-            "container.delete",
+            "/containers/{parent}/{alias}",
+            "container.unlink",
             None,
         ),
         r(

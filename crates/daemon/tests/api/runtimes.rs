@@ -266,7 +266,7 @@ fn containers_run_and_exec_under_runc() {
             "rc"
         ])
         .trim(),
-        "runc true"
+        "runc-binary true"
     );
     let out = d.cli_ok(&[
         "exec",

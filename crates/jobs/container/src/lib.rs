@@ -498,6 +498,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.kill", lifecycle::kill);
     job!("container.restart", lifecycle::restart);
     job!("container.delete", lifecycle::delete);
+    job!("container.unlink", links::unlink);
     job!("container.rename", lifecycle::rename);
     job!("container.resize", lifecycle::resize);
     job!("container.attach", logs::attach);

@@ -193,3 +193,23 @@ mod tests {
         );
     }
 }
+
+/// `DELETE /containers/{parent}/{alias}`: with `link=1` the link goes; without
+/// it the name is no container's, as with dockerd.
+pub(crate) async fn unlink(
+    job: berth_engine::Job,
+    c: std::sync::Arc<Containers>,
+) -> Result<berth_engine::Reply> {
+    let name = format!(
+        "{}/{}",
+        job.args.required("parent")?,
+        job.args.required("alias")?
+    );
+    if !job.args.bool("link") {
+        return Err(ApiError::not_found(format!("No such container: {name}")));
+    }
+    tokio::task::spawn_blocking(move || remove(&c, &name))
+        .await
+        .map_err(|e| ApiError::system(e.to_string()))??;
+    Ok(berth_engine::Reply::empty(204))
+}
