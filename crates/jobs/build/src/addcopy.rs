@@ -200,7 +200,7 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
         let layer = m.into_layer(&g)?;
         drop(from_mount);
         let _ = std::fs::remove_dir_all(&work);
-        let id = images::commit(
+        images::commit_record(
             &g,
             images::Commit {
                 parent: parent.as_ref(),
@@ -209,9 +209,7 @@ pub async fn copy(b: &mut Build<'_>, st: &mut State, spec: &CopySpec) -> Result<
                 author: &author,
                 layer,
             },
-        )?;
-        g.image(&id)
-            .ok_or_else(|| BuildError::System("committed image vanished".into()))
+        )
     })
     .await
     .map_err(failed)?;
@@ -243,7 +241,7 @@ pub async fn mkdir_commit(b: &mut Build<'_>, st: &mut State, dir: &str, key: &Va
         }
         let layer = m.into_layer(&g)?;
         let _ = std::fs::remove_dir_all(&work);
-        let id = images::commit(
+        images::commit_record(
             &g,
             images::Commit {
                 parent: None,
@@ -252,9 +250,7 @@ pub async fn mkdir_commit(b: &mut Build<'_>, st: &mut State, dir: &str, key: &Va
                 author: &author,
                 layer,
             },
-        )?;
-        g.image(&id)
-            .ok_or_else(|| BuildError::System("committed image vanished".into()))
+        )
     })
     .await?;
     st.image = Some(img);

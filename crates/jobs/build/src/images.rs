@@ -10,6 +10,19 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{BuildError, Result};
 
+/// A step's command as its history writes it (`created_by`): the words joined.
+fn cmd_line(key: &Value) -> String {
+    key["Cmd"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 /// The fields dockerd's cache `compare()` looks at, normalized.
 fn cache_view(c: &Value) -> Value {
     let list = |k: &str| match &c[k] {
@@ -113,6 +126,14 @@ pub struct Commit<'a> {
     pub layer: Option<NewLayer>,
 }
 
+/// Stores the step's image and reads it back (blocking).
+pub fn commit_record(graph: &Graph, c: Commit<'_>) -> Result<ImageRecord> {
+    let id = commit(graph, c)?;
+    graph
+        .image(&id)
+        .ok_or_else(|| BuildError::System("committed image vanished".into()))
+}
+
 /// Stores the step's image (blocking).
 pub fn commit(graph: &Graph, c: Commit<'_>) -> Result<Digest> {
     let mut img: Value = match c.parent {
@@ -131,15 +152,7 @@ pub fn commit(graph: &Graph, c: Commit<'_>) -> Result<Digest> {
         .map(|p| p.config.rootfs.diff_ids.clone())
         .unwrap_or_default();
     let t = now();
-    let created_by = c.key["Cmd"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let created_by = cmd_line(c.key);
     let mut h = json!({ "created": t, "created_by": created_by });
     if !c.author.is_empty() {
         h["author"] = json!(c.author);
@@ -288,15 +301,7 @@ pub fn lookup_history(
     key: &Value,
     sources: &mut Vec<ImageRecord>,
 ) -> Result<Option<Digest>> {
-    let cmd = key["Cmd"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|v| v.as_str().unwrap_or(""))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
+    let cmd = cmd_line(key);
     let hist = |i: &ImageRecord| -> Vec<Value> {
         i.config
             .history

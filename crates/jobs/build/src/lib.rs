@@ -18,6 +18,7 @@ mod error;
 mod gofmt;
 mod ignore;
 mod images;
+mod instructions;
 pub mod lex;
 mod options;
 mod out;

@@ -964,29 +964,17 @@ fn schedule_restart(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>, re
 /// A shutdown's end of a pending restart: the container is left exited but not
 /// stopped by the user, so its policy starts it when the daemon comes back.
 fn drop_pending_restart(c: &Containers, entry: &Entry) {
-    let pending = entry
-        .restart
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .cancel
-        .take();
-    let Some(t) = pending else { return };
-    t.cancel();
-    let rec = {
-        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        if !r.state.restarting {
-            return;
-        }
-        r.state.restarting = false;
-        r.state.status = "exited".into();
-        r.clone()
-    };
-    let _ = c.save(&rec);
-    entry.watch.send_modify(|s| s.status = "exited".into());
+    end_pending_restart(c, entry, false);
 }
 
 /// Cancels a pending restart; true if there was one.
 pub(crate) fn cancel_restart(c: &Containers, entry: &Entry) -> bool {
+    end_pending_restart(c, entry, true)
+}
+
+/// Ends a pending restart, the container left exited (`by_user`: as a stop by
+/// the user, which restart policies then respect).
+fn end_pending_restart(c: &Containers, entry: &Entry, by_user: bool) -> bool {
     let pending = entry
         .restart
         .lock()
@@ -1002,7 +990,9 @@ pub(crate) fn cancel_restart(c: &Containers, entry: &Entry) -> bool {
         }
         r.state.restarting = false;
         r.state.status = "exited".into();
-        r.manually_stopped = true;
+        if by_user {
+            r.manually_stopped = true;
+        }
         r.clone()
     };
     let _ = c.save(&rec);

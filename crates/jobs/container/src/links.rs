@@ -181,19 +181,6 @@ pub(crate) fn remove(c: &Containers, name: &str) -> Result<()> {
     c.save(&rec)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn link_specs_split() {
-        assert_eq!(super::split("db:alias"), ("db".into(), "alias".into()));
-        assert_eq!(super::split("/db"), ("db".into(), "db".into()));
-        assert_eq!(
-            super::split("/db:/web/alias"),
-            ("db".into(), "alias".into())
-        );
-    }
-}
-
 /// `DELETE /containers/{parent}/{alias}`: with `link=1` the link goes; without
 /// it the name is no container's, as with dockerd.
 pub(crate) async fn unlink(
@@ -212,4 +199,17 @@ pub(crate) async fn unlink(
         .await
         .map_err(|e| ApiError::system(e.to_string()))??;
     Ok(berth_engine::Reply::empty(204))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_specs_split() {
+        assert_eq!(super::split("db:alias"), ("db".into(), "alias".into()));
+        assert_eq!(super::split("/db"), ("db".into(), "db".into()));
+        assert_eq!(
+            super::split("/db:/web/alias"),
+            ("db".into(), "alias".into())
+        );
+    }
 }
