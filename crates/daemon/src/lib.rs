@@ -28,6 +28,8 @@ const JOB_GRACE: Duration = Duration::from_secs(10);
 
 /// The daemon's entry point; returns the process exit code.
 pub fn main_daemon() -> ExitCode {
+    // Taken (and cleared from the environment) while the process has one thread.
+    let activated = listen::Activated::from_env();
     let cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -47,7 +49,7 @@ pub fn main_daemon() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg)) {
+    match rt.block_on(run(cfg, activated)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -110,13 +112,27 @@ fn create_dir(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
-async fn run(cfg: Config) -> Result<(), String> {
+async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String> {
     // Configuration: directories, the one-daemon-per-data-root lock, the daemon's ID.
     create_dir(&cfg.data_root, 0o711)?;
     create_dir(&cfg.exec_root, 0o700)?;
     let _lock = lock::DataRootLock::acquire(&cfg.data_root)?;
     let id = identity::load_or_create(&cfg.data_root)?;
     tracing::info!(data_root = %cfg.data_root.display(), exec_root = %cfg.exec_root.display(), %id, "starting berthd");
+
+    // The API's sockets, before anything that would need undoing: a daemon that
+    // cannot listen (a socket in use, no activated sockets) stops here.
+    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
+    for h in &cfg.hosts {
+        if h.starts_with("fd://") {
+            listeners.extend(activated.take(h)?.into_iter().map(|b| b.listener));
+            continue;
+        }
+        let b = listen::bind(h, &cfg.group, cfg.group_explicit, cfg.allow_remote_tcp).await?;
+        sockets.extend(b.socket_path);
+        listeners.push(b.listener);
+    }
 
     // The Engine.
     let engine = Engine::new();
@@ -254,13 +270,6 @@ async fn run(cfg: Config) -> Result<(), String> {
     });
 
     // Serve.
-    let mut listeners = Vec::new();
-    let mut sockets = Vec::new();
-    for h in &cfg.hosts {
-        let b = listen::bind(h, &cfg.group, cfg.group_explicit, cfg.allow_remote_tcp).await?;
-        sockets.extend(b.socket_path);
-        listeners.push(b.listener);
-    }
     write_pidfile(&cfg.pidfile)?;
     let stop = CancellationToken::new();
     let server = Server::new(engine.clone(), Router::new(routes::all()));
@@ -268,15 +277,22 @@ async fn run(cfg: Config) -> Result<(), String> {
         .spawn_dedicated(listeners, stop.clone())
         .map_err(|e| format!("starting the API server: {e}"))?;
     tracing::info!(hosts = ?cfg.hosts, "API listening");
+    // Type=notify: the service is up once the API answers.
+    listen::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
     loop {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!("SIGTERM: shutting down"); break; }
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
-            _ = sighup.recv() => reload(&cfg, &engine, &system),
+            _ = sighup.recv() => {
+                listen::notify("RELOADING=1");
+                reload(&cfg, &engine, &system);
+                listen::notify("READY=1");
+            }
         }
     }
 
+    listen::notify("STOPPING=1");
     stop.cancel();
     if !cfg.live_restore {
         tracing::info!("stopping containers (live restore is off)");

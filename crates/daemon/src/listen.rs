@@ -84,3 +84,144 @@ async fn bind_unix(path: PathBuf, group: &str, group_explicit: bool) -> Result<B
         socket_path: Some(path),
     })
 }
+
+/// The sockets systemd passed (`LISTEN_FDS`, from fd 3), taken once: `fd://`
+/// takes every one, `fd://N` the one numbered N, as dockerd's listeners do.
+pub struct Activated {
+    fds: Vec<std::os::fd::RawFd>,
+    taken: Vec<std::os::fd::RawFd>,
+}
+
+impl Activated {
+    /// Reads and clears the activation environment (only for this process:
+    /// `LISTEN_PID` must be ours).
+    pub fn from_env() -> Activated {
+        let pid_ok = std::env::var("LISTEN_PID")
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|p| p == std::process::id());
+        let n = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+            .unwrap_or(0);
+        // Children (shims) must not see them.
+        for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+            std::env::remove_var(v);
+        }
+        let fds: Vec<i32> = if pid_ok {
+            (3..3 + n.max(0)).collect()
+        } else {
+            Vec::new()
+        };
+        for fd in &fds {
+            // Safety: fds systemd passed us; only their close-on-exec flag changes.
+            unsafe {
+                libc::fcntl(*fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        Activated {
+            fds,
+            taken: Vec::new(),
+        }
+    }
+
+    /// The listeners `host` (`fd://` or `fd://N`) names.
+    pub fn take(&mut self, host: &str) -> Result<Vec<Bound>, String> {
+        let rest = host.strip_prefix("fd://").unwrap_or("");
+        if self.fds.is_empty() {
+            return Err("no sockets found via socket activation: make sure the service was started by systemd".into());
+        }
+        let wanted: Vec<i32> = if rest.is_empty() {
+            self.fds
+                .iter()
+                .copied()
+                .filter(|f| !self.taken.contains(f))
+                .collect()
+        } else {
+            let n: i32 = rest.parse().map_err(|_| {
+                format!("failed to parse systemd fd address: should be a number: {rest}")
+            })?;
+            if !self.fds.contains(&n) {
+                return Err(format!(
+                    "too few socket activated files passed in by systemd: fd {n} is not one of them"
+                ));
+            }
+            vec![n]
+        };
+        let mut out = Vec::new();
+        for fd in wanted {
+            if self.taken.contains(&fd) {
+                continue;
+            }
+            self.taken.push(fd);
+            out.push(listener_of(fd)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A listening socket systemd made, as a unix or TCP listener by its family.
+fn listener_of(fd: std::os::fd::RawFd) -> Result<Bound, String> {
+    use std::os::fd::FromRawFd;
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // Safety: a buffer of the size given.
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "fd {fd} passed by systemd is not a socket: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let err = |e: std::io::Error| format!("socket-activated fd {fd}: {e}");
+    match i32::from(addr.ss_family) {
+        libc::AF_UNIX => {
+            // Safety: systemd handed this listening socket to us alone.
+            let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            l.set_nonblocking(true).map_err(err)?;
+            Ok(Bound {
+                listener: Listener::Unix(tokio::net::UnixListener::from_std(l).map_err(err)?),
+                socket_path: None,
+            })
+        }
+        libc::AF_INET | libc::AF_INET6 => {
+            // Safety: as above.
+            let l = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            l.set_nonblocking(true).map_err(err)?;
+            Ok(Bound {
+                listener: Listener::Tcp(tokio::net::TcpListener::from_std(l).map_err(err)?),
+                socket_path: None,
+            })
+        }
+        f => Err(format!(
+            "socket-activated fd {fd} has an unsupported address family {f}"
+        )),
+    }
+}
+
+/// `sd_notify`: a state line to the service manager, if it asked for them.
+pub fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let r = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &path)
+    };
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "sd_notify");
+    }
+}

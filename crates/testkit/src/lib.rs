@@ -43,9 +43,18 @@ pub struct Builder {
     args: Vec<String>,
     dir: Option<tempfile::TempDir>,
     netns: Option<PathBuf>,
+    activated: bool,
 }
 
 impl Builder {
+    /// Starts the daemon through `systemd-socket-activate`, which binds its
+    /// socket and passes it (`-H fd://`), with `NOTIFY_SOCKET` set to
+    /// [`TestDaemon::notify_socket`].
+    pub fn socket_activated(mut self) -> Self {
+        self.activated = true;
+        self
+    }
+
     /// Extra flags for `berthd`.
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.args.push(a.into());
@@ -88,6 +97,7 @@ impl Builder {
             child: None,
             bin: self.bin,
             netns: self.netns,
+            activated: self.activated,
             args,
             dir: Some(dir),
             exit: None,
@@ -129,6 +139,7 @@ pub struct TestDaemon {
     child: Option<Child>,
     bin: PathBuf,
     netns: Option<PathBuf>,
+    activated: bool,
     args: Vec<String>,
     dir: Option<tempfile::TempDir>,
     exit: Option<ExitStatus>,
@@ -141,7 +152,14 @@ impl TestDaemon {
             args: Vec::new(),
             dir: None,
             netns: None,
+            activated: false,
         }
+    }
+
+    /// Where a socket-activated daemon's `sd_notify` messages go (a datagram
+    /// socket the test binds).
+    pub fn notify_socket(&self) -> PathBuf {
+        self.dir.as_ref().expect("dir").path().join("notify.sock")
     }
 
     /// Starts `bin` (the `berthd` under test) with default test settings.
@@ -160,10 +178,24 @@ impl TestDaemon {
                     .arg(&self.bin);
                 c
             }
+            None if self.activated => {
+                let mut c = Command::new("systemd-socket-activate");
+                c.arg("-l")
+                    .arg(&self.sock)
+                    .arg("-E")
+                    .arg(format!("NOTIFY_SOCKET={}", self.notify_socket().display()))
+                    .arg(&self.bin);
+                c
+            }
             None => Command::new(&self.bin),
         };
+        let host = if self.activated {
+            "fd://".to_string()
+        } else {
+            format!("unix://{}", self.sock.display())
+        };
         c.arg("-H")
-            .arg(format!("unix://{}", self.sock.display()))
+            .arg(host)
             .arg("--data-root")
             .arg(&self.data_root)
             .arg("--exec-root")

@@ -17,6 +17,7 @@ mod network;
 mod ops;
 mod runtimes;
 mod system;
+mod systemd;
 mod volumes;
 
 use berth_testkit::TestDaemon;
