@@ -14,6 +14,7 @@ mod benchbuild;
 mod compose;
 mod dockerpy;
 mod fixtures;
+mod install;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -32,9 +33,10 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "fixtures" => fixtures_cmd(&rest),
         "bench" => bench::bench(&rest),
+        "install" => install::install(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | fixtures [--out DIR] [--push HOST:PORT]\n       \
+                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | install [--root DIR] | fixtures [--out DIR] [--push HOST:PORT]\n       \
                  | bench [--against unix:///other.sock] [--berth unix://…] [--only NAME] [--json FILE] [--runs N]"
             );
             return if cmd == "help" {
