@@ -78,3 +78,38 @@ fn client_disconnect_mid_stream_frees_the_listener() {
     }
     assert!(d.get("/_ping").ends_with("OK"));
 }
+
+/// Job names are written twice, in the route table and where the families
+/// register: every route must reach a handler (an unregistered name answers
+/// "NAME: not implemented").
+#[test]
+fn every_route_reaches_a_handler() {
+    let d = crate::daemon();
+    for r in berth_server::routes::all() {
+        let path = r
+            .path()
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "nosuch-berth-route"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        // `until` in the past ends /events at once; other routes ignore it.
+        let req = format!(
+            "{} {path}?until=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            r.method()
+        );
+        let resp = d.raw(req.as_bytes());
+        assert!(!resp.is_empty(), "{} {path}: no answer", r.method());
+        assert!(
+            !resp.contains(&format!("{}: not implemented", r.job)),
+            "{} {path} names job {} that nothing registered",
+            r.method(),
+            r.job
+        );
+    }
+}
