@@ -230,15 +230,7 @@ pub async fn mkdir_commit(b: &mut Build<'_>, st: &mut State, dir: &str, key: &Va
     );
     let img = blocking(move || {
         let m = Mounted::new(&g, None, work.join("layer"))?;
-        let mut done = String::new();
-        for c in dir.split('/').filter(|c| !c.is_empty()) {
-            done.push('/');
-            done.push_str(c);
-            let p = crate::scope::resolve(&m.root, &done)?;
-            if !p.exists() {
-                std::fs::create_dir(&p)?;
-            }
-        }
+        copy::mkdir_all(&m.root, &dir, Owner { uid: 0, gid: 0 })?;
         let layer = m.into_layer(&g)?;
         let _ = std::fs::remove_dir_all(&work);
         images::commit_record(

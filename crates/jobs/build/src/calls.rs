@@ -215,7 +215,7 @@ impl Calls {
         auth: Option<String>,
         out: &Out,
     ) -> Result<()> {
-        let (from, tag) = split_name(name);
+        let (from, tag) = pull_args(name)?;
         let mut params = vec![("fromImage", from.as_str()), ("tag", tag.as_str())];
         if !platform.is_empty() {
             params.push(("platform", platform));
@@ -253,36 +253,33 @@ impl Calls {
     }
 }
 
-/// `repo[:tag|@digest]` as the pull job's `fromImage` and `tag`.
-fn split_name(name: &str) -> (String, String) {
-    if let Some((repo, digest)) = name.split_once('@') {
-        return (repo.to_string(), digest.to_string());
-    }
-    match name.rfind(':') {
-        Some(i) if !name[i..].contains('/') => (name[..i].to_string(), name[i + 1..].to_string()),
-        _ => (name.to_string(), "latest".to_string()),
-    }
+/// `repo[:tag|@digest]` as the pull job's `fromImage` and `tag`, read by the
+/// graph's reference parser as the pull job reads them.
+fn pull_args(name: &str) -> Result<(String, String)> {
+    let r = berth_graph::Reference::parse_tagged(name)
+        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let tag = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.as_str().to_string(),
+        (None, t) => t.clone().unwrap_or_default(),
+    };
+    Ok((r.familiar_name(), tag))
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn names_split_for_pulls() {
+        let p = |n: &str| super::pull_args(n).expect(n);
+        assert_eq!(p("busybox"), ("busybox".into(), "latest".into()));
         assert_eq!(
-            super::split_name("busybox"),
-            ("busybox".into(), "latest".into())
-        );
-        assert_eq!(
-            super::split_name("127.0.0.1:5000/a/b:1"),
+            p("127.0.0.1:5000/a/b:1"),
             ("127.0.0.1:5000/a/b".into(), "1".into())
         );
         assert_eq!(
-            super::split_name("127.0.0.1:5000/a"),
+            p("127.0.0.1:5000/a"),
             ("127.0.0.1:5000/a".into(), "latest".into())
         );
-        assert_eq!(
-            super::split_name("a@sha256:ab"),
-            ("a".into(), "sha256:ab".into())
-        );
+        let d = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(p(&format!("a@{d}")), ("a".into(), d));
     }
 }

@@ -242,7 +242,7 @@ pub fn parse_chown(rootfs: &Path, chown: &str) -> Result<Owner> {
 }
 
 /// Creates the missing directories of `rel` in `root` (0755, owned by `owner`).
-fn mkdir_all(root: &Path, rel: &str, owner: Owner) -> Result<PathBuf> {
+pub fn mkdir_all(root: &Path, rel: &str, owner: Owner) -> Result<PathBuf> {
     let mut done = String::new();
     for c in scope::clean_rel(rel).split('/').filter(|c| !c.is_empty()) {
         done.push('/');

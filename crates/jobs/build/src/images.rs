@@ -86,13 +86,11 @@ pub fn lookup(
         .map(|i| i.id)
 }
 
-/// The images `cachefrom` names and their local ancestors.
-pub fn cache_sources(graph: &Graph, names: &[String]) -> std::collections::BTreeSet<Digest> {
+/// The `cachefrom` images and their local ancestors.
+pub fn cache_sources(graph: &Graph, sources: &[ImageRecord]) -> std::collections::BTreeSet<Digest> {
     let mut out = std::collections::BTreeSet::new();
-    for n in names {
-        let Ok(mut id) = graph.resolve(n) else {
-            continue;
-        };
+    for s in sources {
+        let mut id = s.id.clone();
         while out.insert(id.clone()) {
             match graph.image(&id).and_then(|i| i.parent) {
                 Some(p) => id = p,

@@ -224,8 +224,13 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
     let calls = calls::Calls {
         engine: job.engine().clone(),
     };
+    let sources: Vec<_> = opts
+        .cache_from
+        .iter()
+        .filter_map(|n| b.graph.resolve(n).ok().and_then(|id| b.graph.image(&id)))
+        .collect();
     let cache_from =
-        (!opts.cache_from.is_empty()).then(|| images::cache_sources(&b.graph, &opts.cache_from));
+        (!opts.cache_from.is_empty()).then(|| images::cache_sources(&b.graph, &sources));
     let work = dir.join("work");
     std::fs::create_dir_all(&work).map_err(|e| ApiError::system(e.to_string()))?;
     let mut st = stage::Build {
@@ -242,11 +247,7 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
         used_args: Default::default(),
         step: 0,
         total,
-        cache_sources: opts
-            .cache_from
-            .iter()
-            .filter_map(|n| b.graph.resolve(n).ok().and_then(|id| b.graph.image(&id)))
-            .collect(),
+        cache_sources: sources,
         cache_from,
         cancel: job.cancel_token(),
     };

@@ -64,14 +64,7 @@ impl Options {
     /// The `X-Registry-Auth` value for pulling `image`, from `X-Registry-Config`.
     pub fn auth_for(&self, image: &str) -> Option<String> {
         use base64::Engine as _;
-        let first = image.split('/').next().unwrap_or("");
-        let host = if image.contains('/')
-            && (first.contains('.') || first.contains(':') || first == "localhost")
-        {
-            first.to_string()
-        } else {
-            "docker.io".to_string()
-        };
+        let host = berth_graph::Reference::parse(image).ok()?.domain;
         let keys: Vec<String> = if host == "docker.io" {
             vec![
                 "https://index.docker.io/v1/".into(),
