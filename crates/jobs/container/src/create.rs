@@ -276,32 +276,23 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         names.insert(name.clone(), id.clone());
         name
     };
-    match crate::links::normalize(&c, &name, &host_config) {
-        Ok(l) => host_config["Links"] = l,
-        Err(e) => {
-            c.names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
-            return Err(e);
-        }
-    }
-    // Volumes are created now, as dockerd does; a failure releases the name.
-    let mounts = match crate::mounts::resolve(
+    // Links are checked and volumes created now, as dockerd does; a failure
+    // releases the name.
+    let release = |e: ApiError| {
+        c.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        e
+    };
+    host_config["Links"] = crate::links::normalize(&c, &name, &host_config).map_err(release)?;
+    let mounts = crate::mounts::resolve(
         &c,
         &Value::Object(config.clone()),
         &host_config,
         &img_cfg["Volumes"],
-    ) {
-        Ok(m) => m,
-        Err(e) => {
-            c.names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
-            return Err(e);
-        }
-    };
+    )
+    .map_err(release)?;
     let dir = c.dir(&id);
     let rec = Record {
         id: id.clone(),
