@@ -284,11 +284,12 @@ impl Server {
                 matched.route.job
             ))
         })?;
-        // A plain (not hijacked) answer: the client's leaving ends the job, as
-        // Go's server ends a request's context. A hijacked connection's client
-        // may half-close and still read, so it is left to the job.
-        let hijacked = matches!(reply.body, berth_engine::ReplyBody::Hijack { .. });
-        if let (Some(gone), false) = (gone, wants_upgrade || hijacked) {
+        // A streamed answer is still being made when its client may leave: that
+        // ends the job, as Go's server ends a request's context. Other answers
+        // are whole already, and a hijacked connection's client may half-close
+        // and still read, so it is left to the job.
+        let streamed = matches!(reply.body, berth_engine::ReplyBody::Stream { .. });
+        if let (Some(gone), true) = (gone, streamed && !wants_upgrade) {
             let job = d.cancel.clone();
             tokio::spawn(async move {
                 tokio::select! {
