@@ -5,6 +5,7 @@
 //! the 8-byte-header stream framing that attach, exec and logs use. It does no I/O.
 
 pub mod changes;
+pub mod container;
 pub mod error;
 pub mod events;
 pub mod filters;
