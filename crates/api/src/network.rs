@@ -4,7 +4,9 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use crate::container::{EndpointSettings, NetworkSettings, PortMap};
 
 /// A container about to start.
 #[derive(Debug, Clone, Default)]
@@ -14,10 +16,10 @@ pub struct NetRequest {
     pub name: String,
     /// `HostConfig.NetworkMode`; `container:<id>` with the full ID.
     pub mode: String,
-    /// `NetworkingConfig.EndpointsConfig`: network name → `{IPAMConfig, Aliases}`.
-    pub endpoints: Value,
+    /// `NetworkingConfig.EndpointsConfig`: network name → what was asked for.
+    pub endpoints: BTreeMap<String, EndpointSettings>,
     /// `HostConfig.PortBindings`.
-    pub port_bindings: Value,
+    pub port_bindings: PortMap,
     /// `Config.ExposedPorts` keys (`80/tcp`).
     pub exposed: Vec<String>,
     pub publish_all: bool,
@@ -32,7 +34,7 @@ pub struct NetSetup {
     pub netns: Option<PathBuf>,
     pub host: bool,
     /// `NetworkSettings` for inspect.
-    pub settings: Value,
+    pub settings: NetworkSettings,
     /// The address `/etc/hosts` gives the container's hostname.
     pub ip: Option<Ipv4Addr>,
     /// `nameserver` entries for its resolv.conf; None: the host's.

@@ -71,7 +71,7 @@ impl berth_jobs_container::NetworkService for NetworkAdapter {
         &self,
         id: String,
         network: String,
-        cfg: serde_json::Value,
+        cfg: berth_api::container::EndpointSettings,
     ) -> BoxFuture<'_, berth_api::Result<berth_api::network::NetSetup>> {
         Box::pin(async move { self.nets.connect(&id, &network, &cfg).await })
     }

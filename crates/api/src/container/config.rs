@@ -29,12 +29,14 @@ impl<'de> Deserialize<'de> for StrSlice {
             One(String),
             Many(Vec<String>),
         }
-        Ok(match Form::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("invalid type: expected a string or an array of strings")
-        })? {
-            Form::One(s) => StrSlice(vec![s]),
-            Form::Many(v) => StrSlice(v),
-        })
+        Ok(
+            match Form::deserialize(d).map_err(|_| {
+                serde::de::Error::custom("invalid type: expected a string or an array of strings")
+            })? {
+                Form::One(s) => StrSlice(vec![s]),
+                Form::Many(v) => StrSlice(v),
+            },
+        )
     }
 }
 
@@ -184,4 +186,31 @@ impl CreateRequest {
             networking_config: beside.networking_config,
         })
     }
+}
+
+/// `State.Health`: the last results of a container's health check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub status: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub failing_streak: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    pub log: Vec<HealthLog>,
+}
+
+/// One probe's result in `State.Health.Log`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthLog {
+    #[serde(default, deserialize_with = "nullable")]
+    pub start: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub end: String,
+    #[serde(default, deserialize_with = "nullable")]
+    pub exit_code: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    pub output: String,
 }

@@ -76,10 +76,21 @@ pub fn decode<T: DeserializeOwned>(body: &[u8], top: &str) -> crate::Result<T> {
             return ApiError::invalid(format!("invalid JSON: {inner}"));
         }
         let msg = inner.to_string();
-        ApiError::invalid(go_words(&msg, &path, top).unwrap_or_else(|| {
-            format!("invalid {top}: {}: {msg}", path.trim_start_matches('.'))
-        }))
+        ApiError::invalid(
+            go_words(&msg, &path, top).unwrap_or_else(|| {
+                format!("invalid {top}: {}: {msg}", path.trim_start_matches('.'))
+            }),
+        )
     })
+}
+
+/// As [`decode`], for a body that may be left out (or be `null`): its default.
+pub fn decode_optional<T: DeserializeOwned + Default>(body: &[u8], top: &str) -> crate::Result<T> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() || trimmed == b"null" {
+        return Ok(T::default());
+    }
+    decode(body, top)
 }
 
 #[cfg(test)]
@@ -121,15 +132,26 @@ mod tests {
                 "HostConfig":{"Binds":null,"Memory":null,"NewField":{"a":1}},"NetworkingConfig":null,"Future":1}"#,
         )
         .unwrap_or_default();
-        assert_eq!(r.config.cmd.clone().map(|c| c.0), Some(vec!["sh".to_string()]));
+        assert_eq!(
+            r.config.cmd.clone().map(|c| c.0),
+            Some(vec!["sh".to_string()])
+        );
         assert!(r.config.env.is_empty() && r.config.labels.is_empty() && !r.config.tty);
         assert_eq!(r.config.exposed(), vec!["80/tcp".to_string()]);
         assert_eq!(r.config.extra.keys().collect::<Vec<_>>(), vec!["Future"]);
         let hc = r.host_config.unwrap_or_default();
         assert_eq!((hc.memory, &hc.binds), (0, &None));
         let back = serde_json::to_value(&hc).unwrap_or_default();
-        assert_eq!(back["NewField"], serde_json::json!({"a": 1}), "unknown fields are kept");
-        assert_eq!(back["Memory"], serde_json::json!(0), "scalars are shown as Go shows them");
+        assert_eq!(
+            back["NewField"],
+            serde_json::json!({"a": 1}),
+            "unknown fields are kept"
+        );
+        assert_eq!(
+            back["Memory"],
+            serde_json::json!(0),
+            "scalars are shown as Go shows them"
+        );
         assert_eq!(back["Binds"], serde_json::Value::Null);
         assert!(back.get("Init").is_none(), "omitempty fields are left out");
     }

@@ -34,7 +34,11 @@ pub struct HostConfig {
     /// `[height, width]`.
     #[serde(rename = "ConsoleSize", default, deserialize_with = "nullable")]
     pub console_size: [u64; 2],
-    #[serde(rename = "Annotations", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Annotations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub annotations: Option<BTreeMap<String, String>>,
     #[serde(rename = "CapAdd", default)]
     pub cap_add: Option<Vec<String>>,
@@ -71,7 +75,11 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     #[serde(rename = "SecurityOpt", default)]
     pub security_opt: Option<Vec<String>>,
-    #[serde(rename = "StorageOpt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "StorageOpt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub storage_opt: Option<BTreeMap<String, String>>,
     #[serde(rename = "Tmpfs", default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<BTreeMap<String, String>>,
@@ -126,9 +134,17 @@ pub struct HostConfig {
     #[serde(rename = "DeviceRequests", default)]
     pub device_requests: Option<Vec<DeviceRequest>>,
     /// Removed in API 1.42; older clients still send it.
-    #[serde(rename = "KernelMemory", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "KernelMemory",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kernel_memory: Option<i64>,
-    #[serde(rename = "KernelMemoryTCP", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "KernelMemoryTCP",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kernel_memory_tcp: Option<i64>,
     #[serde(rename = "MemoryReservation", default, deserialize_with = "nullable")]
     pub memory_reservation: i64,
@@ -257,15 +273,27 @@ pub struct WeightDevice {
     pub weight: u16,
 }
 
-/// One of `HostConfig.Mounts` (`--mount`).
+/// One of `HostConfig.Mounts` (`--mount`); every field is Go's `omitempty`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Mount {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub r#type: String,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub source: String,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,

@@ -10,11 +10,15 @@
 
 mod config;
 mod decode;
+mod exec;
 mod host;
 mod netsettings;
 
-pub use config::{ContainerConfig, CreateRequest, HealthConfig, NetworkingConfig, StrSlice};
-pub use decode::decode;
+pub use config::{
+    ContainerConfig, CreateRequest, Health, HealthConfig, HealthLog, NetworkingConfig, StrSlice,
+};
+pub use decode::{decode, decode_optional};
+pub use exec::{ExecCreate, ExecStart};
 pub use host::{
     BindOptions, DeviceMapping, DeviceRequest, DriverConfig, HostConfig, LogConfig, Mount,
     RestartPolicy, ThrottleDevice, TmpfsOptions, Ulimit, VolumeOptions, WeightDevice,
@@ -44,5 +48,37 @@ pub(crate) mod empty_values {
     ) -> Result<Option<BTreeMap<String, Empty>>, D::Error> {
         let m: Option<BTreeMap<String, serde::de::IgnoredAny>> = Option::deserialize(d)?;
         Ok(m.map(|m| m.into_keys().map(|k| (k, Empty {})).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// What Berth showed in inspect before these types, for a container made by
+    /// the docker CLI 28 with most of `docker create`'s options, a running
+    /// container's `NetworkSettings` and a stopped one's.
+    const BEFORE: &str = include_str!("testdata/inspect-before-types.json");
+
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) -> Value {
+        let typed: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+        serde_json::to_value(typed).unwrap_or_default()
+    }
+
+    #[test]
+    fn inspect_shows_what_it_showed_before_the_types() {
+        let before: Value = serde_json::from_str(BEFORE).unwrap_or_default();
+        assert_eq!(
+            round_trip::<ContainerConfig>(&before["Config"]),
+            before["Config"]
+        );
+        assert_eq!(
+            round_trip::<HostConfig>(&before["HostConfig"]),
+            before["HostConfig"]
+        );
+        for k in ["NetworkSettings", "StoppedNetworkSettings"] {
+            assert_eq!(round_trip::<NetworkSettings>(&before[k]), before[k], "{k}");
+        }
     }
 }

@@ -24,11 +24,23 @@ pub type PortMap = BTreeMap<String, Option<Vec<PortBinding>>>;
 /// `EndpointSettings.IPAMConfig`: the addresses asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndpointIpamConfig {
-    #[serde(rename = "IPv4Address", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "IPv4Address",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipv4_address: Option<String>,
-    #[serde(rename = "IPv6Address", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "IPv6Address",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipv6_address: Option<String>,
-    #[serde(rename = "LinkLocalIPs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "LinkLocalIPs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub link_local_ips: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -54,8 +66,14 @@ pub struct EndpointSettings {
     pub mac_address: String,
     #[serde(rename = "DriverOpts", default)]
     pub driver_opts: Option<BTreeMap<String, String>>,
-    #[serde(rename = "GwPriority", default, skip_serializing_if = "Option::is_none")]
-    pub gw_priority: Option<i64>,
+    /// Go's `omitempty`: shown only when not 0.
+    #[serde(
+        rename = "GwPriority",
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "is_zero"
+    )]
+    pub gw_priority: i64,
     #[serde(rename = "NetworkID", default, deserialize_with = "nullable")]
     pub network_id: String,
     #[serde(rename = "EndpointID", default, deserialize_with = "nullable")]
@@ -95,6 +113,10 @@ impl EndpointSettings {
     pub fn aliases(&self) -> &[String] {
         self.aliases.as_deref().unwrap_or(&[])
     }
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// `SecondaryIPAddresses` entries.

@@ -393,7 +393,7 @@ pub(crate) async fn put(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     }
     let copy_ids = job.args.bool("copyUIDGID");
     let no_overwrite = job.args.bool("noOverwriteDirNonDir");
-    if rec.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false) {
+    if rec.host_config.readonly_rootfs {
         return Err(ApiError::forbidden("container rootfs is marked read-only"));
     }
     let (rx, feeder) = body_channel(job.args.take_body());

@@ -62,7 +62,9 @@ pub(crate) async fn commit(job: Job, c: Arc<Containers>) -> Result<Reply> {
         None => None,
     };
     let req: Value = job.args.json()?;
-    let mut cfg: Map<String, Value> = rec.config.as_object().cloned().unwrap_or_default();
+    // The image's config is the image format's JSON, not the container's record.
+    let container_config = serde_json::to_value(&rec.config).map_err(sys)?;
+    let mut cfg: Map<String, Value> = container_config.as_object().cloned().unwrap_or_default();
     if let Some(o) = req.as_object() {
         for (k, v) in o {
             let set = match v {
@@ -85,7 +87,7 @@ pub(crate) async fn commit(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .unwrap_or(true);
     let spec = Spec {
         config: Value::Object(cfg),
-        container_config: rec.config.clone(),
+        container_config,
         created_by: std::iter::once(rec.path.clone())
             .chain(rec.args.iter().cloned())
             .collect::<Vec<_>>()

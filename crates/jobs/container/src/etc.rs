@@ -4,10 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use berth_api::container::HostConfig;
 use berth_api::{ApiError, Result};
-use serde_json::Value;
-
-use crate::create::string_list as strings;
 
 /// The value of `--add-host` that stands for the host (the default bridge's address).
 const HOST_GATEWAY: &str = "host-gateway";
@@ -31,21 +29,19 @@ pub(crate) fn parse_extra_host(s: &str) -> Result<(String, String)> {
 }
 
 /// Checks a new container's host and DNS settings as dockerd does at create.
-pub(crate) fn check(hc: &Value) -> Result<()> {
-    let (hosts, dns) = (strings(&hc["ExtraHosts"]), strings(&hc["Dns"]));
-    for h in &hosts {
+pub(crate) fn check(hc: &HostConfig) -> Result<()> {
+    let (hosts, dns) = (HostConfig::list(&hc.extra_hosts), HostConfig::list(&hc.dns));
+    for h in hosts {
         parse_extra_host(h)?;
     }
-    for d in &dns {
+    for d in dns {
         if d.parse::<IpAddr>().is_err() {
             return Err(ApiError::invalid(format!(
                 "IP address is not correctly formatted: {d}"
             )));
         }
     }
-    let container_mode = hc["NetworkMode"]
-        .as_str()
-        .is_some_and(|m| m.starts_with("container:"));
+    let container_mode = hc.network_mode.starts_with("container:");
     if container_mode && !dns.is_empty() {
         return Err(ApiError::invalid(
             "conflicting options: dns and the network mode",
@@ -64,15 +60,15 @@ pub(crate) fn check(hc: &Value) -> Result<()> {
 pub(crate) fn hosts(
     hostname: &str,
     own_ip: &str,
-    hc: &Value,
+    hc: &HostConfig,
     host_gateway: Option<Ipv4Addr>,
     links: &[(String, String)],
 ) -> Result<String> {
     let mut out = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
-    for h in strings(&hc["ExtraHosts"]) {
-        let (name, mut ip) = parse_extra_host(&h)?;
+    for h in HostConfig::list(&hc.extra_hosts) {
+        let (name, mut ip) = parse_extra_host(h)?;
         if ip == HOST_GATEWAY {
             ip = host_gateway
                 .ok_or_else(|| ApiError::invalid("unable to derive the IP value for host-gateway"))?
@@ -97,11 +93,11 @@ pub(crate) fn resolv_conf(
     host: &str,
     embedded: Option<&[String]>,
     host_network: bool,
-    hc: &Value,
+    hc: &HostConfig,
 ) -> String {
-    let dns = strings(&hc["Dns"]);
-    let search = strings(&hc["DnsSearch"]);
-    let options = strings(&hc["DnsOptions"]);
+    let dns = HostConfig::list(&hc.dns);
+    let search = HostConfig::list(&hc.dns_search);
+    let options = HostConfig::list(&hc.dns_options);
     let lines = |p: &str| -> Vec<String> {
         host.lines()
             .filter(|l| l.split_whitespace().next() == Some(p))
@@ -141,6 +137,10 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn hc(v: serde_json::Value) -> HostConfig {
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
     #[test]
     fn add_host_entries_read_as_dockerd_reads_them() {
         assert_eq!(
@@ -172,21 +172,30 @@ mod tests {
 
     #[test]
     fn create_checks() {
-        assert!(check(&json!({"ExtraHosts": ["a:1.2.3.4"], "Dns": ["9.9.9.9"]})).is_ok());
-        let e = check(&json!({"Dns": ["nine"]})).expect_err("error");
+        assert!(check(&hc(
+            json!({"ExtraHosts": ["a:1.2.3.4"], "Dns": ["9.9.9.9"]})
+        ))
+        .is_ok());
+        let e = check(&hc(json!({"Dns": ["nine"]}))).expect_err("error");
         assert_eq!(e.message, "IP address is not correctly formatted: nine");
-        let e =
-            check(&json!({"NetworkMode": "container:x", "Dns": ["9.9.9.9"]})).expect_err("error");
+        let e = check(&hc(
+            json!({"NetworkMode": "container:x", "Dns": ["9.9.9.9"]}),
+        ))
+        .expect_err("error");
         assert_eq!(e.message, "conflicting options: dns and the network mode");
-        assert!(
-            check(&json!({"NetworkMode": "container:x", "ExtraHosts": ["a:1.1.1.1"]})).is_err()
-        );
-        assert!(check(&json!({"NetworkMode": "host", "ExtraHosts": ["a:1.1.1.1"]})).is_ok());
+        assert!(check(&hc(
+            json!({"NetworkMode": "container:x", "ExtraHosts": ["a:1.1.1.1"]})
+        ))
+        .is_err());
+        assert!(check(&hc(
+            json!({"NetworkMode": "host", "ExtraHosts": ["a:1.1.1.1"]})
+        ))
+        .is_ok());
     }
 
     #[test]
     fn hosts_file_has_extra_hosts_before_the_containers_own_name() {
-        let hc = json!({"ExtraHosts": ["db:10.0.0.5", "gw:host-gateway"]});
+        let hc = hc(json!({"ExtraHosts": ["db:10.0.0.5", "gw:host-gateway"]}));
         let h = hosts(
             "abc",
             "172.17.0.2",
@@ -212,26 +221,30 @@ mod tests {
             "nameserver 127.0.0.53\nnameserver 10.1.1.1\nsearch corp.example\noptions edns0\n";
         // Defaults: the host's, without loopback servers.
         assert_eq!(
-            resolv_conf(host, None, false, &json!({})),
+            resolv_conf(host, None, false, &hc(json!({}))),
             "nameserver 10.1.1.1\nsearch corp.example\noptions edns0\n"
         );
         // On the host's network the loopback resolver works.
-        assert!(resolv_conf(host, None, true, &json!({})).starts_with("nameserver 127.0.0.53\n"));
-        let hc = json!({"Dns": ["9.9.9.9", "1.1.1.1"], "DnsSearch": ["a.test", "b.test"], "DnsOptions": ["ndots:2", "timeout:1"]});
+        assert!(
+            resolv_conf(host, None, true, &hc(json!({}))).starts_with("nameserver 127.0.0.53\n")
+        );
+        let dns = hc(
+            json!({"Dns": ["9.9.9.9", "1.1.1.1"], "DnsSearch": ["a.test", "b.test"], "DnsOptions": ["ndots:2", "timeout:1"]}),
+        );
         assert_eq!(
-            resolv_conf(host, None, false, &hc),
+            resolv_conf(host, None, false, &dns),
             "nameserver 9.9.9.9\nnameserver 1.1.1.1\nsearch a.test b.test\noptions ndots:2 timeout:1\n"
         );
         // With the embedded server, it is the only nameserver.
         let embedded = vec!["127.0.0.11".to_string()];
         assert_eq!(
-            resolv_conf(host, Some(&embedded), false, &hc),
+            resolv_conf(host, Some(&embedded), false, &dns),
             "nameserver 127.0.0.11\nsearch a.test b.test\noptions ndots:2 timeout:1\n"
         );
         // A search of "." means none.
-        let hc = json!({"DnsSearch": ["."]});
+        let hc2 = hc(json!({"DnsSearch": ["."]}));
         assert_eq!(
-            resolv_conf(host, None, false, &hc),
+            resolv_conf(host, None, false, &hc2),
             "nameserver 10.1.1.1\noptions edns0\n"
         );
     }

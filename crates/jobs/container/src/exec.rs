@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use crate::create::string_list as strings;
 use crate::{shim_command, Containers, Entry};
+use berth_api::container::{decode_optional, ExecCreate, ExecStart};
 
 /// Finished execs stay inspectable this long, as dockerd's exec GC.
 const KEEP_FINISHED: Duration = Duration::from_secs(300);
@@ -118,8 +118,8 @@ fn exec_event(engine: &Engine, c: &Containers, e: &Exec, action: &str, extra: &[
 pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
-    let req: Value = job.args.json()?;
-    let cmd = strings(&req["Cmd"]);
+    let req: ExecCreate = decode_optional(job.args.body_bytes(), "ExecConfig")?;
+    let cmd = req.cmd;
     if cmd.is_empty() {
         return Err(ApiError::invalid("No command specified"));
     }
@@ -132,27 +132,20 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
             rec.id
         )));
     }
-    let console_size = req["ConsoleSize"]
-        .as_array()
-        .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)));
+    let console_size = req.console_size.map(|[h, w]| (h, w));
     let e = Arc::new(Exec {
         id: crate::create::random_id(),
         container: rec.id.clone(),
         cmd,
-        env: strings(&req["Env"]),
-        user: req["User"].as_str().unwrap_or("").to_string(),
-        workdir: req["WorkingDir"].as_str().unwrap_or("").to_string(),
-        privileged: req["Privileged"].as_bool().unwrap_or(false),
-        tty: req["Tty"].as_bool().unwrap_or(false),
-        stdin: req["AttachStdin"].as_bool().unwrap_or(false),
-        stdout: req["AttachStdout"].as_bool().unwrap_or(false),
-        stderr: req["AttachStderr"].as_bool().unwrap_or(false),
-        // Go decodes field names without regard to case: docker-py sends `detachKeys`.
-        detach_keys: req["DetachKeys"]
-            .as_str()
-            .or(req["detachKeys"].as_str())
-            .unwrap_or("")
-            .to_string(),
+        env: req.env,
+        user: req.user,
+        workdir: req.working_dir,
+        privileged: req.privileged,
+        tty: req.tty,
+        stdin: req.attach_stdin,
+        stdout: req.attach_stdout,
+        stderr: req.attach_stderr,
+        detach_keys: req.detach_keys,
         console_size,
         state: watch::channel(ExecState::default()).0,
     });
@@ -291,7 +284,7 @@ fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path)
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| not_running(&rec.id))?;
     let user = if e.user.is_empty() {
-        rec.config["User"].as_str().unwrap_or("").to_string()
+        rec.config.user.clone()
     } else {
         e.user.clone()
     };
@@ -299,9 +292,7 @@ fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path)
     let (uid, gid, extra) = crate::lifecycle::resolve_user(&merged, &user)?;
     let extra = crate::lifecycle::group_add(&merged, &rec.host_config, extra)?;
     // The exec's own user's home, unless the container or the exec sets HOME.
-    let container_home = crate::create::string_list(&rec.config["Env"])
-        .iter()
-        .any(|v| v.starts_with("HOME="));
+    let container_home = rec.config.env.iter().any(|v| v.starts_with("HOME="));
     let env = if container_home {
         e.env.clone()
     } else {
@@ -451,8 +442,8 @@ async fn spawn_exec_shim(
 /// `POST /exec/{id}/start`.
 pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let e = c.execs.get(job.args.required("id")?)?;
-    let req: Value = job.args.json()?;
-    let detached = req["Detach"].as_bool().unwrap_or(false);
+    let req: ExecStart = decode_optional(job.args.body_bytes(), "ExecStartConfig")?;
+    let detached = req.detach;
     {
         let mut bad = None;
         e.state.send_if_modified(|s| {
@@ -494,9 +485,9 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(err);
     }
-    let size = req["ConsoleSize"]
-        .as_array()
-        .and_then(|a| Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?)))
+    let size = req
+        .console_size
+        .map(|[h, w]| (h, w))
         .or(e.console_size)
         .filter(|(h, w)| *h > 0 && *w > 0);
     // Attached: the connection is taken over before the process starts, so an
@@ -504,7 +495,7 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     // The start request's Tty, not the exec's, decides the framing, as dockerd
     // does: an exec with a terminal started without one (docker-py's default)
     // gets its terminal's output as stdout frames.
-    let raw = req["Tty"].as_bool().unwrap_or(false);
+    let raw = req.tty;
     let io = if detached {
         None
     } else {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use berth_api::container::{Health, HealthConfig, HealthLog};
 
 use crate::{Containers, Entry};
 
@@ -17,12 +17,8 @@ const MAX_OUTPUT: usize = 4096;
 const MAX_LOG: usize = 5;
 
 /// The probe command of a health check, or None when there is none (or `NONE`).
-fn probe(hc: &Value) -> Option<Vec<String>> {
-    let test: Vec<String> = hc["Test"]
-        .as_array()?
-        .iter()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+fn probe(hc: Option<&HealthConfig>) -> Option<Vec<String>> {
+    let test = hc?.test.as_ref()?;
     match test.first().map(String::as_str) {
         Some("CMD") if test.len() > 1 => Some(test[1..].to_vec()),
         Some("CMD-SHELL") if test.len() > 1 => {
@@ -32,11 +28,18 @@ fn probe(hc: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn dur(v: &Value, default: Duration) -> Duration {
-    v.as_u64()
+fn dur(v: Option<i64>, default: Duration) -> Duration {
+    v.and_then(|n| u64::try_from(n).ok())
         .filter(|n| *n > 0)
         .map(Duration::from_nanos)
         .unwrap_or(default)
+}
+
+fn starting() -> Health {
+    Health {
+        status: "starting".into(),
+        ..Default::default()
+    }
 }
 
 fn now() -> String {
@@ -55,21 +58,22 @@ pub(crate) fn start(
     fresh: bool,
 ) {
     let rec = entry.snapshot();
-    let hc = rec.config["Healthcheck"].clone();
-    let Some(cmd) = probe(&hc) else {
+    let hc = rec.config.healthcheck.clone().unwrap_or_default();
+    let Some(cmd) = probe(Some(&hc)) else {
         return;
     };
-    let interval = dur(&hc["Interval"], DEFAULT_INTERVAL);
-    let timeout = dur(&hc["Timeout"], DEFAULT_TIMEOUT);
-    let start_period = dur(&hc["StartPeriod"], Duration::ZERO);
-    let retries = hc["Retries"]
-        .as_u64()
+    let interval = dur(hc.interval, DEFAULT_INTERVAL);
+    let timeout = dur(hc.timeout, DEFAULT_TIMEOUT);
+    let start_period = dur(hc.start_period, Duration::ZERO);
+    let retries = hc
+        .retries
+        .and_then(|n| u64::try_from(n).ok())
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_RETRIES);
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         if fresh || r.state.health.is_none() {
-            r.state.health = Some(json!({ "Status": "starting", "FailingStreak": 0, "Log": [] }));
+            r.state.health = Some(starting());
         }
         r.clone()
     };
@@ -106,29 +110,28 @@ pub(crate) fn start(
             let in_start_period = started.elapsed() < start_period;
             let (rec, changed) = {
                 let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-                let h = r.state.health.get_or_insert_with(
-                    || json!({ "Status": "starting", "FailingStreak": 0, "Log": [] }),
-                );
-                let before = h["Status"].as_str().unwrap_or("").to_string();
-                let mut log: Vec<Value> = h["Log"].as_array().cloned().unwrap_or_default();
-                log.push(
-                    json!({ "Start": begin, "End": now(), "ExitCode": code, "Output": output }),
-                );
-                if log.len() > MAX_LOG {
-                    log.drain(..log.len() - MAX_LOG);
+                let h = r.state.health.get_or_insert_with(starting);
+                let before = h.status.clone();
+                h.log.push(HealthLog {
+                    start: begin,
+                    end: now(),
+                    exit_code: code.into(),
+                    output,
+                });
+                if h.log.len() > MAX_LOG {
+                    let extra = h.log.len() - MAX_LOG;
+                    h.log.drain(..extra);
                 }
-                h["Log"] = json!(log);
                 if code == 0 {
-                    h["FailingStreak"] = json!(0);
-                    h["Status"] = json!("healthy");
+                    h.failing_streak = 0;
+                    h.status = "healthy".into();
                 } else if !in_start_period || before != "starting" {
-                    let streak = h["FailingStreak"].as_u64().unwrap_or(0) + 1;
-                    h["FailingStreak"] = json!(streak);
-                    if streak >= retries {
-                        h["Status"] = json!("unhealthy");
+                    h.failing_streak += 1;
+                    if h.failing_streak as u64 >= retries {
+                        h.status = "unhealthy".into();
                     }
                 }
-                let after = h["Status"].as_str().unwrap_or("").to_string();
+                let after = h.status.clone();
                 (r.clone(), (before != after).then_some(after))
             };
             let _ = c.save(&rec);
@@ -147,23 +150,28 @@ pub(crate) fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn probe_of(v: serde_json::Value) -> Option<Vec<String>> {
+        probe(serde_json::from_value::<HealthConfig>(v).ok().as_ref())
+    }
 
     #[test]
     fn probes_follow_docker_forms() {
         assert_eq!(
-            probe(&json!({"Test": ["CMD", "true"]})),
+            probe_of(json!({"Test": ["CMD", "true"]})),
             Some(vec!["true".to_string()])
         );
         assert_eq!(
-            probe(&json!({"Test": ["CMD-SHELL", "exit 1"]})),
+            probe_of(json!({"Test": ["CMD-SHELL", "exit 1"]})),
             Some(vec!["/bin/sh".to_string(), "-c".into(), "exit 1".into()])
         );
-        assert_eq!(probe(&json!({"Test": ["NONE"]})), None);
-        assert_eq!(probe(&json!(null)), None);
+        assert_eq!(probe_of(json!({"Test": ["NONE"]})), None);
+        assert_eq!(probe(None), None);
         assert_eq!(
-            dur(&json!(2_000_000_000u64), DEFAULT_INTERVAL),
+            dur(Some(2_000_000_000), DEFAULT_INTERVAL),
             Duration::from_secs(2)
         );
-        assert_eq!(dur(&json!(0), DEFAULT_INTERVAL), DEFAULT_INTERVAL);
+        assert_eq!(dur(Some(0), DEFAULT_INTERVAL), DEFAULT_INTERVAL);
     }
 }

@@ -24,17 +24,18 @@ mod netjobs;
 mod ops;
 mod reap;
 mod resources;
+mod validate;
 mod views;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use berth_api::container::EndpointSettings;
 use berth_api::network::{NetRequest, NetSetup};
 use berth_api::{ApiError, Result};
 use berth_engine::{Engine, Job};
 use berth_graph::Graph;
-use serde_json::Value;
 use tokio::sync::watch;
 
 pub use model::{Record, State};
@@ -89,7 +90,12 @@ pub trait NetworkService: Send + Sync {
     fn restore(&self, id: String) -> BoxFuture<'_, Option<NetSetup>>;
     /// Releases what containers that are not running left behind.
     fn gc(&self, running: Vec<String>) -> BoxFuture<'_, ()>;
-    fn connect(&self, id: String, network: String, cfg: Value) -> BoxFuture<'_, Result<NetSetup>>;
+    fn connect(
+        &self,
+        id: String,
+        network: String,
+        cfg: EndpointSettings,
+    ) -> BoxFuture<'_, Result<NetSetup>>;
     fn disconnect(&self, id: String, network: String) -> BoxFuture<'_, Result<NetSetup>>;
     /// A network's (ID, name), or Docker's 404.
     fn resolve(&self, network: &str) -> Result<(String, String)>;
@@ -107,6 +113,17 @@ pub const BUILTIN_ALIAS: &str = "berth";
 pub const RUNC_BINARY: &str = "runc-binary";
 
 pub use logconfig::{Driver as LogDriver, LogConfig};
+
+/// An image's `config` as a container's: the defaults create merges in.
+pub(crate) fn image_config(
+    v: Option<&serde_json::Value>,
+) -> Result<berth_api::container::ContainerConfig> {
+    match v {
+        None => Ok(Default::default()),
+        Some(v) => serde::Deserialize::deserialize(v)
+            .map_err(|e| ApiError::system(format!("the image's config cannot be read: {e}"))),
+    }
+}
 
 /// The OCI runtimes containers can be run with (`HostConfig.Runtime`): the shim's
 /// own, and runc-compatible binaries by name (`--add-runtime`, and `runc-binary`
@@ -202,8 +219,7 @@ impl Containers {
     /// The shim's arguments for the runtime the container was created with.
     pub(crate) fn runtime_args(&self, entry: &Entry) -> Result<Vec<std::ffi::OsString>> {
         let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        self.runtimes
-            .shim_args(rec.host_config["Runtime"].as_str().unwrap_or(""))
+        self.runtimes.shim_args(&rec.host_config.runtime)
     }
 
     fn load(&self) {
@@ -213,13 +229,23 @@ impl Containers {
         let mut records = Vec::new();
         for e in dir.flatten() {
             let path = e.path().join("config.v2.json");
-            let rec: Option<Record> = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let Some(mut rec) = rec else {
-                tracing::warn!(dir = %e.path().display(), "removing container directory without a valid record");
-                let _ = std::fs::remove_dir_all(e.path());
-                continue;
+            let rec = match std::fs::read(&path) {
+                Ok(b) => Record::load(&b),
+                Err(e) => Err(model::LoadError::Unreadable(e.to_string())),
+            };
+            let mut rec = match rec {
+                Ok(r) => r,
+                // What a create that died before its first save leaves.
+                Err(model::LoadError::Unreadable(why)) => {
+                    tracing::warn!(dir = %e.path().display(), %why, "removing container directory without a valid record");
+                    let _ = std::fs::remove_dir_all(e.path());
+                    continue;
+                }
+                // A record this version cannot read is kept for a version that can.
+                Err(model::LoadError::Unknown(why)) => {
+                    tracing::error!(dir = %e.path().display(), %why, "skipping a container record this daemon cannot read");
+                    continue;
+                }
             };
             if rec.state.running && !lifecycle::shim_alive(&rec) {
                 lifecycle::recover_exit(self, &mut rec);
@@ -251,7 +277,7 @@ impl Containers {
                     if let Some(setup) = n.restore(rec.id.clone()).await {
                         let r = {
                             let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-                            r.network_settings = setup.settings;
+                            r.network_settings = Some(setup.settings);
                             r.clone()
                         };
                         let _ = self.save(&r);
@@ -271,9 +297,7 @@ impl Containers {
             if rec.state.running {
                 continue;
             }
-            let policy = rec.host_config["RestartPolicy"]["Name"]
-                .as_str()
-                .unwrap_or("");
+            let policy = rec.host_config.restart_policy.name.as_str();
             let died_away = rec.state.restarting
                 || (rec.state.exit_code != 0
                     && rec.state.status == "exited"
@@ -470,7 +494,7 @@ pub(crate) fn publish(
     action: &str,
     extra: &[(&str, String)],
 ) {
-    let mut attrs: std::collections::BTreeMap<String, String> = rec.labels();
+    let mut attrs: std::collections::BTreeMap<String, String> = rec.labels().clone();
     attrs.insert("name".into(), rec.name.trim_start_matches('/').to_string());
     attrs.insert("image".into(), rec.image_name.clone());
     for (k, v) in extra {

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::container::HostConfig;
 use berth_api::network::{NetRequest, NetSetup};
 use berth_api::{ApiError, ErrorKind, Result};
 use berth_engine::{Engine, Job, Reply};
@@ -13,7 +14,6 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
 
-use crate::create::string_list as strings;
 use crate::model::Record;
 use crate::{event, shim_command, Containers, Entry};
 
@@ -94,13 +94,13 @@ pub(crate) fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u
 
 /// `--group-add`: groups by name (from the container's /etc/group) or number, added
 /// to the supplementary groups of the container's process and its execs.
-pub(crate) fn group_add(rootfs: &Path, hc: &Value, mut extra: Vec<u32>) -> Result<Vec<u32>> {
-    let wanted = strings(&hc["GroupAdd"]);
+pub(crate) fn group_add(rootfs: &Path, hc: &HostConfig, mut extra: Vec<u32>) -> Result<Vec<u32>> {
+    let wanted = HostConfig::list(&hc.group_add);
     if wanted.is_empty() {
         return Ok(extra);
     }
     let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    for g in &wanted {
+    for g in wanted {
         let by_name = group.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 3 && f[0] == g)
@@ -137,7 +137,7 @@ fn write_etc(
     dir: &Path,
     hostname: &str,
     net: Option<&NetSetup>,
-    hc: &Value,
+    hc: &HostConfig,
     links: &[(String, String)],
 ) -> Result<Vec<MountSpec>> {
     let ip = net
@@ -237,7 +237,7 @@ fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountS
             options: o,
         });
     }
-    if let Some(t) = rec.host_config["Tmpfs"].as_object() {
+    if let Some(t) = &rec.host_config.tmpfs {
         for (dst, opts) in t {
             let mut o = vec![
                 "nosuid".to_string(),
@@ -245,9 +245,7 @@ fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountS
                 "noexec".to_string(),
             ];
             o.extend(
-                opts.as_str()
-                    .unwrap_or("")
-                    .split(',')
+                opts.split(',')
                     .filter(|s| !s.is_empty())
                     .map(str::to_string),
             );
@@ -275,7 +273,10 @@ fn init_binary() -> Option<PathBuf> {
 
 /// `--pid`, `--ipc` and `--uts`: the host's namespaces, or another running
 /// container's PID namespace.
-fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, Namespace, Shm)> {
+fn namespace_modes(
+    c: &Containers,
+    hc: &HostConfig,
+) -> Result<(Namespace, Namespace, Namespace, Shm)> {
     let running_pid = |other: &str, what: &str| -> Result<i32> {
         let o = c.find(other)?.snapshot();
         if !o.state.running || o.state.pid <= 0 {
@@ -286,26 +287,25 @@ fn namespace_modes(c: &Containers, hc: &Value) -> Result<(Namespace, Namespace, 
         }
         Ok(o.state.pid)
     };
-    let mode = |k: &str| hc[k].as_str().unwrap_or("");
-    let pid_ns = match mode("PidMode") {
+    let pid_ns = match hc.pid_mode.as_str() {
         "host" => Namespace::Host,
         m => match m.strip_prefix("container:") {
             Some(o) => Namespace::Join(format!("/proc/{}/ns/pid", running_pid(o, "PID")?).into()),
             None => Namespace::Own,
         },
     };
-    let (ipc_ns, shm) = match mode("IpcMode") {
+    let (ipc_ns, shm) = match hc.ipc_mode.as_str() {
         "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
         "none" => (Namespace::Own, Shm::None),
         // A container's /dev/shm is a tmpfs inside its own mount namespace, which
         // another cannot bind: sharing would need it kept on the host, as dockerd
         // keeps a shareable container's. Refused rather than half done.
         m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(crate::create::IPC_JOIN_UNSUPPORTED))
+            return Err(ApiError::invalid(crate::validate::IPC_JOIN_UNSUPPORTED))
         }
         _ => (Namespace::Own, Shm::Own),
     };
-    let uts_ns = if mode("UTSMode") == "host" {
+    let uts_ns = if hc.uts_mode == "host" {
         Namespace::Host
     } else {
         Namespace::Own
@@ -335,25 +335,25 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
     berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)
         .map_err(sys)?;
     let result = (|| {
-        let hostname = rec.config["Hostname"]
-            .as_str()
+        let hostname = Some(rec.config.hostname.as_str())
+            .filter(|h| !h.is_empty())
             .unwrap_or(rec.short_id())
             .to_string();
-        let (uid, gid, extra) = resolve_user(&merged, rec.config["User"].as_str().unwrap_or(""))?;
+        let (uid, gid, extra) = resolve_user(&merged, &rec.config.user)?;
         let extra = group_add(&merged, &rec.host_config, extra)?;
         let links = crate::links::resolve(c, rec)?;
         let hosts: Vec<(String, String)> = links.iter().map(|l| l.host.clone()).collect();
         let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config, &hosts)?;
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
-        let security = strings(&hc["SecurityOpt"]);
-        let privileged = hc["Privileged"].as_bool().unwrap_or(false);
+        let security = HostConfig::list(&hc.security_opt);
+        let privileged = hc.privileged;
         let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
         let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, hc)?;
         // `--init`: a small init as PID 1 that reaps and forwards signals, bound in
         // read-only where dockerd puts it.
         let mut init_args = Vec::new();
-        if hc["Init"].as_bool().unwrap_or(false) {
+        if hc.init.unwrap_or(false) {
             let init = init_binary().ok_or_else(|| {
                 ApiError::system("exec: \"docker-init\": executable file not found in $PATH")
             })?;
@@ -369,7 +369,7 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             .unwrap_or((1024, 1024));
         let cfg = RunConfig {
             rootfs: merged.clone(),
-            readonly_rootfs: hc["ReadonlyRootfs"].as_bool().unwrap_or(false),
+            readonly_rootfs: hc.readonly_rootfs,
             args: init_args
                 .into_iter()
                 .chain(std::iter::once(rec.path.clone()))
@@ -381,22 +381,22 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
                     links
                         .iter()
                         .flat_map(|l| l.env.iter().cloned())
-                        .chain(strings(&rec.config["Env"]))
+                        .chain(rec.config.env.iter().cloned())
                         .collect(),
                 ),
                 &merged,
                 uid,
             ),
-            cwd: rec.config["WorkingDir"].as_str().unwrap_or("").to_string(),
+            cwd: rec.config.working_dir.clone(),
             uid,
             gid,
             additional_gids: extra,
             hostname,
             tty: rec.tty(),
             privileged,
-            cap_add: strings(&hc["CapAdd"]),
-            cap_drop: strings(&hc["CapDrop"]),
-            seccomp: seccomp_choice(&security, &c.default_seccomp),
+            cap_add: HostConfig::list(&hc.cap_add).to_vec(),
+            cap_drop: HostConfig::list(&hc.cap_drop).to_vec(),
+            seccomp: seccomp_choice(security, &c.default_seccomp),
             no_new_privileges: security.iter().any(|s| {
                 s == "no-new-privileges"
                     || s == "no-new-privileges:true"
@@ -405,17 +405,16 @@ fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathB
             mounts,
             cgroups_path: Some(crate::ops::cgroup_path(rec)),
             netns: net.and_then(|n| n.netns.clone()),
-            host_network: net.map(|n| n.host).unwrap_or(hc["NetworkMode"] == "host"),
+            host_network: net.map(|n| n.host).unwrap_or(hc.network_mode == "host"),
             host_caps: host_capabilities(),
             nofile: (nofile.0, nofile.1),
             resources: crate::resources::of(hc),
             ulimits: crate::resources::ulimits(hc),
-            shm_size: hc["ShmSize"].as_u64().filter(|s| *s > 0),
+            shm_size: u64::try_from(hc.shm_size).ok().filter(|s| *s > 0),
             sysctls: crate::resources::sysctls(hc),
             devices,
             device_rules,
-            oom_score_adj: hc["OomScoreAdj"]
-                .as_i64()
+            oom_score_adj: Some(hc.oom_score_adj)
                 .filter(|a| *a != 0)
                 .and_then(|a| i32::try_from(a).ok()),
             pid_ns,
@@ -506,11 +505,11 @@ fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
     // What the log keeps: the driver's rotation, checked at create.
     out.extend(crate::LogConfig::of_host_config(&rec.host_config).shim_args());
     let fifo = c.dir(&rec.id).join("stdin.fifo");
-    if rec.config["OpenStdin"].as_bool().unwrap_or(false) && fifo.exists() {
+    if rec.config.open_stdin && fifo.exists() {
         out.extend(["--stdin".into(), fifo.into_os_string()]);
         // Without StdinOnce, dockerd keeps a container's stdin open whoever
         // attaches and leaves (`docker run -d -i IMAGE cat` keeps running).
-        if !rec.config["StdinOnce"].as_bool().unwrap_or(false) {
+        if !rec.config.stdin_once {
             out.extend(["--stdin-hold".into(), "1".into()]);
         }
     }
@@ -523,13 +522,9 @@ fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
         ]);
         // The CLI gives the terminal's size at create (API 1.42+): apply it before
         // the process runs, so it never sees 0x0.
-        if let Some([h, w]) = rec.host_config["ConsoleSize"]
-            .as_array()
-            .and_then(|a| Some([a.first()?.as_u64()?, a.get(1)?.as_u64()?]))
-        {
-            if h > 0 && w > 0 {
-                out.extend(["--size".into(), format!("{h}x{w}").into()]);
-            }
+        let [h, w] = rec.host_config.console_size;
+        if h > 0 && w > 0 {
+            out.extend(["--size".into(), format!("{h}x{w}").into()]);
         }
     }
     out
@@ -589,13 +584,10 @@ fn net_request(c: &Containers, rec: &Record) -> Result<NetRequest> {
         name: rec.name.trim_start_matches('/').to_string(),
         mode,
         endpoints: rec.endpoints_config.clone(),
-        port_bindings: hc["PortBindings"].clone(),
-        exposed: rec.config["ExposedPorts"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default(),
-        publish_all: hc["PublishAllPorts"].as_bool().unwrap_or(false),
-        dns: strings(&hc["Dns"]),
+        port_bindings: hc.port_bindings.clone().unwrap_or_default(),
+        exposed: rec.config.exposed(),
+        publish_all: hc.publish_all_ports,
+        dns: HostConfig::list(&hc.dns).to_vec(),
     })
 }
 
@@ -747,7 +739,7 @@ async fn start_inner(
         r.state.finished_at = crate::model::ZERO_TIME.into();
         r.shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
         if let Some(n) = &net {
-            r.network_settings = n.settings.clone();
+            r.network_settings = Some(n.settings.clone());
         }
         r.clone()
     };
@@ -786,7 +778,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     let restart = !c.shutting_down() && should_restart(&entry.snapshot(), rec_exit.exit_code);
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        r.network_settings = Value::Null;
+        r.network_settings = None;
         r.state.status = if restart { "restarting" } else { "exited" }.into();
         r.state.restarting = restart;
         r.state.running = false;
@@ -796,7 +788,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
         r.state.oom_killed = rec_exit.oom_killed;
         r.state.finished_at = rec_exit.finished_at.clone();
         if let Some(h) = r.state.health.as_mut() {
-            h["Status"] = json!("unhealthy");
+            h.status = "unhealthy".into();
         }
         r.clone()
     };
@@ -860,11 +852,12 @@ pub(crate) async fn stop_all(c: &Arc<Containers>) {
             if !rec.state.running {
                 return;
             }
-            let sig = rec.config["StopSignal"]
-                .as_str()
+            let sig = rec
+                .config
+                .stop_signal()
                 .and_then(|s| parse_signal(s).ok())
                 .unwrap_or(Signal::SIGTERM);
-            let timeout = rec.config["StopTimeout"].as_i64().unwrap_or(10).max(0) as u64;
+            let timeout = rec.config.stop_timeout.unwrap_or(10).max(0) as u64;
             let exits = entry.watch.borrow().exits;
             let _ = send_signal(&rec, sig);
             if rec.state.paused {
@@ -888,11 +881,11 @@ fn should_restart(rec: &Record, exit_code: i32) -> bool {
     if rec.manually_stopped {
         return false;
     }
-    let p = &rec.host_config["RestartPolicy"];
-    match p["Name"].as_str().unwrap_or("") {
+    let p = &rec.host_config.restart_policy;
+    match p.name.as_str() {
         "always" | "unless-stopped" => true,
         "on-failure" => {
-            let max = p["MaximumRetryCount"].as_u64().unwrap_or(0);
+            let max = u64::try_from(p.maximum_retry_count).unwrap_or(0);
             exit_code != 0 && (max == 0 || rec.restart_count < max)
         }
         _ => false,
@@ -1133,15 +1126,12 @@ async fn stop_entry(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .manually_stopped = true;
-    let sig = match (args.signal, rec.config["StopSignal"].as_str()) {
+    let sig = match (args.signal, rec.config.stop_signal()) {
         (Some(s), _) => s,
         (None, Some(s)) => parse_signal(s)?,
         (None, None) => Signal::SIGTERM,
     };
-    let timeout = args
-        .timeout
-        .or(rec.config["StopTimeout"].as_i64())
-        .unwrap_or(10);
+    let timeout = args.timeout.or(rec.config.stop_timeout).unwrap_or(10);
     let exits = entry.watch.borrow().exits;
     let kill = |sig: Signal| {
         let _ = send_signal(&rec, sig);

@@ -6,10 +6,9 @@
 //! removes one. On user-defined networks links are DNS aliases instead (the
 //! network family resolves them).
 
+use berth_api::container::HostConfig;
 use berth_api::{ApiError, Result};
-use serde_json::{json, Value};
 
-use crate::create::string_list as strings;
 use crate::Containers;
 
 /// `name[:alias]` → (`name`, `alias`), names without their `/`.
@@ -22,12 +21,16 @@ fn split(link: &str) -> (String, String) {
 
 /// At create: `HostConfig.Links` as dockerd stores them, each target checked.
 /// On a user-defined network the target need not exist yet (a DNS alias).
-pub(crate) fn normalize(c: &Containers, parent: &str, hc: &Value) -> Result<Value> {
-    let links = strings(&hc["Links"]);
+pub(crate) fn normalize(
+    c: &Containers,
+    parent: &str,
+    hc: &HostConfig,
+) -> Result<Option<Vec<String>>> {
+    let links = HostConfig::list(&hc.links);
     if links.is_empty() {
-        return Ok(hc["Links"].clone());
+        return Ok(hc.links.clone());
     }
-    let mode = hc["NetworkMode"].as_str().unwrap_or("");
+    let mode = hc.network_mode.as_str();
     let user_defined = !matches!(mode, "" | "default" | "bridge" | "host" | "none")
         && !mode.starts_with("container:");
     if mode == "host" {
@@ -36,12 +39,12 @@ pub(crate) fn normalize(c: &Containers, parent: &str, hc: &Value) -> Result<Valu
         ));
     }
     let mut out = Vec::new();
-    for l in &links {
+    for l in links {
         let (name, alias) = split(l);
         match c.find(&name) {
             Ok(e) => {
                 let target = e.snapshot();
-                if target.host_config["NetworkMode"] == "host" {
+                if target.host_config.network_mode == "host" {
                     return Err(ApiError::invalid(
                         "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
                     ));
@@ -56,7 +59,7 @@ pub(crate) fn normalize(c: &Containers, parent: &str, hc: &Value) -> Result<Valu
             }
         }
     }
-    Ok(json!(out))
+    Ok(Some(out))
 }
 
 /// A link resolved at the start.
@@ -69,12 +72,11 @@ pub(crate) struct Resolved {
 /// The links of `rec` to running containers on the default bridge; a target
 /// that is not running fails the start, as with dockerd.
 pub(crate) fn resolve(c: &Containers, rec: &crate::model::Record) -> Result<Vec<Resolved>> {
-    let mode = rec.host_config["NetworkMode"].as_str().unwrap_or("");
-    if !matches!(mode, "" | "default" | "bridge") {
+    if rec.network_mode() != "bridge" {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for l in strings(&rec.host_config["Links"]) {
+    for l in HostConfig::list(&rec.host_config.links) {
         let Some((target, path)) = l.split_once(':') else {
             continue;
         };
@@ -88,26 +90,27 @@ pub(crate) fn resolve(c: &Containers, rec: &crate::model::Record) -> Result<Vec<
                 "Cannot link to a non running container: {target} AS {path}"
             )));
         }
-        let ip = t.network_settings["Networks"]["bridge"]["IPAddress"]
-            .as_str()
-            .or_else(|| t.network_settings["IPAddress"].as_str())
-            .unwrap_or("")
-            .to_string();
+        let ip = t
+            .network_settings
+            .as_ref()
+            .map(|n| match n.networks.get("bridge") {
+                Some(ep) => ep.ip_address.clone(),
+                None => n.ip_address.clone(),
+            })
+            .unwrap_or_default();
         if ip.is_empty() {
             continue;
         }
         let prefix = alias.to_ascii_uppercase().replace('-', "_");
-        let mut ports: Vec<(u16, String)> = t.config["ExposedPorts"]
-            .as_object()
-            .map(|m| {
-                m.keys()
-                    .filter_map(|k| {
-                        let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-                        p.parse().ok().map(|p| (p, proto.to_string()))
-                    })
-                    .collect()
+        let mut ports: Vec<(u16, String)> = t
+            .config
+            .exposed()
+            .iter()
+            .filter_map(|k| {
+                let (p, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+                p.parse().ok().map(|p| (p, proto.to_string()))
             })
-            .unwrap_or_default();
+            .collect();
         ports.sort();
         let mut env = Vec::new();
         if let Some((p, proto)) = ports.first() {
@@ -121,7 +124,7 @@ pub(crate) fn resolve(c: &Containers, rec: &crate::model::Record) -> Result<Vec<
             env.push(format!("{prefix}_PORT_{p}_{up}_PROTO={proto}"));
         }
         env.push(format!("{prefix}_NAME={path}"));
-        for kv in strings(&t.config["Env"]) {
+        for kv in &t.config.env {
             let Some((k, v)) = kv.split_once('=') else {
                 continue;
             };
@@ -131,10 +134,8 @@ pub(crate) fn resolve(c: &Containers, rec: &crate::model::Record) -> Result<Vec<
             env.push(format!("{prefix}_ENV_{k}={v}"));
         }
         let tname = t.name.trim_start_matches('/');
-        let mut names = format!(
-            "{alias} {}",
-            t.config["Hostname"].as_str().unwrap_or(t.short_id())
-        );
+        let host = Some(t.config.hostname.as_str()).filter(|h| !h.is_empty());
+        let mut names = format!("{alias} {}", host.unwrap_or(t.short_id()));
         if alias != tname {
             names.push(' ');
             names.push_str(tname);
@@ -160,7 +161,7 @@ pub(crate) fn remove(c: &Containers, name: &str) -> Result<()> {
     })?;
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        let links = strings(&r.host_config["Links"]);
+        let links = HostConfig::list(&r.host_config.links);
         let kept: Vec<String> = links
             .iter()
             .filter(|l| l.split_once(':').map(|(_, p)| p) != Some(full.as_str()))
@@ -171,11 +172,7 @@ pub(crate) fn remove(c: &Containers, name: &str) -> Result<()> {
                 "Could not find link {full} (alias {alias})"
             )));
         }
-        r.host_config["Links"] = if kept.is_empty() {
-            Value::Null
-        } else {
-            json!(kept)
-        };
+        r.host_config.links = Some(kept).filter(|k| !k.is_empty());
         r.clone()
     };
     c.save(&rec)

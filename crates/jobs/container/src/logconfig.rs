@@ -16,8 +16,8 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
+use berth_api::container::{HostConfig, LogConfig as ApiLogConfig};
 use berth_api::{ApiError, Result};
-use serde_json::{json, Value};
 
 /// A log driver Berth has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +122,9 @@ impl LogConfig {
     /// The container's `HostConfig.LogConfig` with the daemon's defaults merged
     /// in: its driver when none is named, its options where the container names
     /// the same driver and leaves them out (dockerd's `mergeAndVerifyLogConfig`).
-    pub fn for_container(&self, lc: &Value) -> Result<LogConfig> {
-        let named = lc["Type"].as_str().filter(|t| !t.is_empty());
-        let mut opts: BTreeMap<String, String> = lc["Config"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn for_container(&self, lc: &ApiLogConfig) -> Result<LogConfig> {
+        let named = Some(lc.r#type.as_str()).filter(|t| !t.is_empty());
+        let mut opts = lc.config.clone();
         let driver = named.unwrap_or(self.driver.name());
         if driver == self.driver.name() {
             for (k, v) in &self.opts {
@@ -143,16 +136,18 @@ impl LogConfig {
 
     /// A stored container's, as create recorded it (records from before log
     /// drivers: json-file with their options).
-    pub fn of_host_config(hc: &Value) -> LogConfig {
-        let lc = &hc["LogConfig"];
+    pub fn of_host_config(hc: &HostConfig) -> LogConfig {
         LogConfig::default()
-            .for_container(lc)
+            .for_container(&hc.log_config)
             .unwrap_or_else(|_| LogConfig::default())
     }
 
     /// As `HostConfig.LogConfig` shows it.
-    pub fn to_json(&self) -> Value {
-        json!({ "Type": self.driver.name(), "Config": self.opts })
+    pub fn to_config(&self) -> ApiLogConfig {
+        ApiLogConfig {
+            r#type: self.driver.name().to_string(),
+            config: self.opts.clone(),
+        }
     }
 
     /// What the shim's json-file log keeps for this driver.
@@ -183,6 +178,7 @@ impl LogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn opts(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter()
@@ -219,18 +215,26 @@ mod tests {
     fn the_daemons_defaults_fill_in_what_a_container_leaves_out() {
         let daemon = LogConfig::new("json-file", opts(&[("max-size", "10m"), ("max-file", "3")]))
             .expect("defaults");
-        let c = daemon.for_container(&Value::Null).expect("merged");
+        let lc = |v: serde_json::Value| -> ApiLogConfig {
+            serde_json::from_value(v).unwrap_or_default()
+        };
+        let c = daemon.for_container(&lc(json!(null))).expect("merged");
         assert_eq!(c.driver, Driver::JsonFile);
         assert_eq!(c.opts, opts(&[("max-size", "10m"), ("max-file", "3")]));
         let c = daemon
-            .for_container(&json!({"Type": "json-file", "Config": {"max-size": "1m"}}))
+            .for_container(&lc(
+                json!({"Type": "json-file", "Config": {"max-size": "1m"}}),
+            ))
             .expect("merged");
         assert_eq!(c.opts, opts(&[("max-size", "1m"), ("max-file", "3")]));
         // Another driver takes none of the defaults' options.
         let c = daemon
-            .for_container(&json!({"Type": "none"}))
+            .for_container(&lc(json!({"Type": "none"})))
             .expect("none");
-        assert_eq!(c.to_json(), json!({"Type": "none", "Config": {}}));
+        assert_eq!(
+            serde_json::to_value(c.to_config()).ok(),
+            Some(json!({"Type": "none", "Config": {}}))
+        );
         assert_eq!(
             c.shim_args(),
             ["--log-max-size", "1m", "--log-max-file", "1"].map(OsString::from)

@@ -432,9 +432,7 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     // The client's input goes into the container's stdin FIFO when it has one
     // (`-i`); otherwise it is read and dropped so the client's writes never block.
     let fifo = c.dir(&rec.id).join("stdin.fifo");
-    let to_stdin = job.args.bool("stdin")
-        && rec.config["OpenStdin"].as_bool().unwrap_or(false)
-        && fifo.exists();
+    let to_stdin = job.args.bool("stdin") && rec.config.open_stdin && fifo.exists();
     let mut started = entry.watch.subscribe();
     let detach = detached.clone();
     let mut drain = tokio::spawn(async move {

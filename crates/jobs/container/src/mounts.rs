@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use berth_api::container::{ContainerConfig, Empty, HostConfig, Mount};
 use berth_api::{ApiError, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -88,10 +89,6 @@ fn absolute(dst: &str, kind: &str) -> Result<String> {
     Ok(clean(dst))
 }
 
-fn str_map(v: &Value) -> BTreeMap<String, String> {
-    serde_json::from_value(v.clone()).unwrap_or_default()
-}
-
 /// `-v` entries: `/host:/ctr[:opts]`, `name:/ctr[:opts]`, `/ctr`.
 fn parse_bind(spec: &str, vols: Option<&dyn VolumeService>) -> Result<MountPoint> {
     let bad = || ApiError::invalid(format!("invalid volume specification: '{spec}'"));
@@ -166,11 +163,9 @@ fn parse_bind(spec: &str, vols: Option<&dyn VolumeService>) -> Result<MountPoint
 }
 
 /// One `HostConfig.Mounts` entry (`--mount`).
-fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint> {
-    let kind = m["Type"].as_str().unwrap_or("");
-    let target = m["Target"].as_str().unwrap_or("");
-    let source = m["Source"].as_str().unwrap_or("");
-    let ro = m["ReadOnly"].as_bool().unwrap_or(false);
+fn parse_mount(m: &Mount, vols: Option<&dyn VolumeService>) -> Result<MountPoint> {
+    let (kind, target, source) = (m.r#type.as_str(), m.target.as_str(), m.source.as_str());
+    let ro = m.read_only.unwrap_or(false);
     if target.is_empty() {
         return Err(ApiError::invalid(format!(
             "invalid mount config for type \"{kind}\": field Target must not be empty"
@@ -196,8 +191,10 @@ fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 destination: dst,
                 mode: String::new(),
                 rw: !ro,
-                propagation: m["BindOptions"]["Propagation"]
-                    .as_str()
+                propagation: m
+                    .bind_options
+                    .as_ref()
+                    .and_then(|b| b.propagation.as_deref())
                     .filter(|s| !s.is_empty())
                     .unwrap_or("rprivate")
                     .to_string(),
@@ -208,14 +205,17 @@ fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint
         }
         "volume" => {
             let vols = vols.ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
-            let vo = &m["VolumeOptions"];
+            let vo = m.volume_options.clone().unwrap_or_default();
             let anonymous = source.is_empty();
-            let driver = vo["DriverConfig"]["Name"].as_str().unwrap_or("local");
+            let dc = vo.driver_config.clone().unwrap_or_default();
+            let driver = Some(dc.name.as_str())
+                .filter(|d| !d.is_empty())
+                .unwrap_or("local");
             let name = vols.ensure(
                 (!anonymous).then_some(source),
                 driver,
-                str_map(&vo["DriverConfig"]["Options"]),
-                str_map(&vo["Labels"]),
+                dc.options.clone().unwrap_or_default(),
+                vo.labels.clone().unwrap_or_default(),
                 anonymous,
             )?;
             Ok(MountPoint {
@@ -227,7 +227,7 @@ fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 rw: !ro,
                 propagation: String::new(),
                 anonymous,
-                nocopy: vo["NoCopy"].as_bool().unwrap_or(false),
+                nocopy: vo.no_copy.unwrap_or(false),
                 tmpfs: String::new(),
             })
         }
@@ -238,10 +238,11 @@ fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 ));
             }
             let mut opts = Vec::new();
-            if let Some(sz) = m["TmpfsOptions"]["SizeBytes"].as_i64().filter(|s| *s > 0) {
+            let to = m.tmpfs_options.clone().unwrap_or_default();
+            if let Some(sz) = to.size_bytes.filter(|s| *s > 0) {
                 opts.push(format!("size={sz}"));
             }
-            if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64().filter(|s| *s > 0) {
+            if let Some(mode) = to.mode.filter(|s| *s > 0) {
                 opts.push(format!("mode={mode:o}"));
             }
             Ok(MountPoint {
@@ -266,9 +267,9 @@ fn parse_mount(m: &Value, vols: Option<&dyn VolumeService>) -> Result<MountPoint
 /// Every mount a new container gets, volumes created as needed.
 pub(crate) fn resolve(
     c: &Containers,
-    config: &Value,
-    hc: &Value,
-    image_volumes: &Value,
+    config: &ContainerConfig,
+    hc: &HostConfig,
+    image_volumes: Option<&BTreeMap<String, Empty>>,
 ) -> Result<Vec<MountPoint>> {
     let vols = c.vols().map(|v| v.as_ref());
     let mut out: Vec<MountPoint> = Vec::new();
@@ -282,16 +283,14 @@ pub(crate) fn resolve(
         out.push(m);
         Ok(())
     };
-    for b in crate::create::string_list(&hc["Binds"]) {
-        push(parse_bind(&b, vols)?, &mut out)?;
+    for b in HostConfig::list(&hc.binds) {
+        push(parse_bind(b, vols)?, &mut out)?;
     }
-    if let Some(ms) = hc["Mounts"].as_array() {
-        for m in ms {
-            push(parse_mount(m, vols)?, &mut out)?;
-        }
+    for m in hc.mounts.iter().flatten() {
+        push(parse_mount(m, vols)?, &mut out)?;
     }
     // --volumes-from: the other container's volumes and binds, at the same places.
-    for spec in crate::create::string_list(&hc["VolumesFrom"]) {
+    for spec in HostConfig::list(&hc.volumes_from) {
         let (name, mode) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
         if !matches!(mode, "" | "ro" | "rw") {
             return Err(ApiError::invalid(format!(
@@ -312,15 +311,13 @@ pub(crate) fn resolve(
         }
     }
     // `-v /path` (the CLI sends it as Config.Volumes) and the image's VOLUMEs.
-    let tmpfs: Vec<String> = hc["Tmpfs"]
-        .as_object()
-        .map(|m| m.keys().map(|k| clean(k)).collect())
-        .unwrap_or_default();
+    let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(k, _)| clean(k)).collect();
     let mut anon: Vec<String> = Vec::new();
-    for v in [&config["Volumes"], image_volumes] {
-        if let Some(m) = v.as_object() {
-            anon.extend(m.keys().cloned());
-        }
+    for v in [config.volumes.as_ref(), image_volumes]
+        .into_iter()
+        .flatten()
+    {
+        anon.extend(v.keys().cloned());
     }
     for dst in anon {
         let dst = absolute(&dst, "volume")?;

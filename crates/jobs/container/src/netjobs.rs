@@ -4,9 +4,23 @@
 
 use std::sync::Arc;
 
+use berth_api::container::EndpointSettings;
 use berth_api::{ApiError, Result};
 use berth_engine::{Job, Reply};
-use serde_json::{json, Value};
+use serde::Deserialize;
+
+/// The body of connect and disconnect.
+#[derive(Deserialize)]
+struct Body {
+    #[serde(rename = "Container", default)]
+    container: String,
+    #[serde(rename = "EndpointConfig", default)]
+    endpoint_config: Option<EndpointSettings>,
+}
+
+fn body(job: &Job) -> Result<Body> {
+    berth_api::container::decode(job.args.body_bytes(), "NetworkConnect")
+}
 
 use crate::Containers;
 
@@ -18,9 +32,8 @@ fn service(c: &Containers) -> Result<&Arc<dyn crate::NetworkService>> {
 pub(crate) async fn connect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let net = service(&c)?;
     let (_, name) = net.resolve(job.args.required("id")?)?;
-    let req: Value = job.args.json()?;
-    let who = req["Container"].as_str().unwrap_or("");
-    let entry = c.find(who)?;
+    let req = body(&job)?;
+    let entry = c.find(&req.container)?;
     let rec = entry.snapshot();
     let mode = rec.network_mode();
     if mode == "host" || mode == "none" || mode.starts_with("container:") {
@@ -30,17 +43,13 @@ pub(crate) async fn connect(job: Job, c: Arc<Containers>) -> Result<Reply> {
             "container sharing network namespace with another container or host cannot be connected to any other network"
         }));
     }
-    if rec.endpoints_config.get(&name).is_some() {
+    if rec.endpoints_config.contains_key(&name) {
         return Err(ApiError::forbidden(format!(
             "endpoint with name {} already exists in network {name}",
             rec.name.trim_start_matches('/')
         )));
     }
-    let cfg = if req["EndpointConfig"].is_object() {
-        req["EndpointConfig"].clone()
-    } else {
-        json!({})
-    };
+    let cfg = req.endpoint_config.unwrap_or_default();
     let settings = if rec.state.running {
         Some(
             net.connect(rec.id.clone(), name.clone(), cfg.clone())
@@ -52,12 +61,9 @@ pub(crate) async fn connect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     };
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        if !r.endpoints_config.is_object() {
-            r.endpoints_config = json!({});
-        }
-        r.endpoints_config[&name] = cfg;
+        r.endpoints_config.insert(name.clone(), cfg);
         if let Some(s) = settings {
-            r.network_settings = s;
+            r.network_settings = Some(s);
         }
         r.clone()
     };
@@ -69,11 +75,10 @@ pub(crate) async fn connect(job: Job, c: Arc<Containers>) -> Result<Reply> {
 pub(crate) async fn disconnect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let net = service(&c)?;
     let (_, name) = net.resolve(job.args.required("id")?)?;
-    let req: Value = job.args.json()?;
-    let who = req["Container"].as_str().unwrap_or("");
-    let entry = c.find(who)?;
+    let req = body(&job)?;
+    let entry = c.find(&req.container)?;
     let rec = entry.snapshot();
-    if rec.endpoints_config.get(&name).is_none() {
+    if !rec.endpoints_config.contains_key(&name) {
         return Err(ApiError::forbidden(format!(
             "container {} is not connected to network {name}",
             rec.id
@@ -86,11 +91,9 @@ pub(crate) async fn disconnect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     };
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = r.endpoints_config.as_object_mut() {
-            o.remove(&name);
-        }
+        r.endpoints_config.remove(&name);
         if let Some(s) = settings {
-            r.network_settings = s;
+            r.network_settings = Some(s);
         }
         r.clone()
     };

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::container::{decode, HostConfig};
 use berth_api::filters::{label_matches, Filters};
 use berth_api::{ApiError, Result};
 use berth_engine::{Job, Reply, StreamKind};
@@ -25,12 +26,9 @@ pub(crate) fn cgroup(rec: &Record) -> Cgroup {
 /// The container's cgroup: under `/berth`, or under `--cgroup-parent` (taken from
 /// the hierarchy's root, as dockerd's cgroupfs driver takes it).
 pub(crate) fn cgroup_path(rec: &Record) -> String {
-    match rec.host_config["CgroupParent"]
-        .as_str()
-        .map(|p| p.trim_matches('/'))
-    {
-        Some(p) if !p.is_empty() => format!("/{p}/{}", rec.id),
-        _ => format!("/berth/{}", rec.id),
+    match rec.host_config.cgroup_parent.trim_matches('/') {
+        "" => format!("/berth/{}", rec.id),
+        p => format!("/{p}/{}", rec.id),
     }
 }
 
@@ -425,25 +423,26 @@ fn walk_changes(
 /// container) and restart policy.
 pub(crate) async fn update(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
-    let req: Value = job.args.json()?;
-    let Some(changes) = req.as_object() else {
+    let body = job.args.body_bytes();
+    // `UpdateConfig` is `Resources` and `RestartPolicy`: HostConfig's fields.
+    let only_changed: HostConfig = decode(body, "UpdateConfig")?;
+    let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
         return Err(ApiError::invalid("update config cannot be empty"));
     };
-    let mut hc = entry.snapshot().host_config;
+    let mut merged = serde_json::to_value(entry.snapshot().host_config).map_err(sys)?;
     for (k, v) in changes {
-        if v.is_null() {
-            continue;
-        }
         // Zero values leave a setting as it is, as dockerd treats them.
-        if v.as_i64() == Some(0) || v.as_str() == Some("") {
+        if v.is_null() || v.as_i64() == Some(0) || v.as_str() == Some("") {
             continue;
         }
-        hc[k] = v.clone();
+        merged[k] = v;
     }
+    let hc: HostConfig = serde_json::from_value(merged).map_err(sys)?;
     crate::resources::validate(&hc)?;
+    crate::validate::restart_policy(&hc)?;
     let rec = entry.snapshot();
     if rec.state.running {
-        let only_changed = crate::resources::of(&Value::Object(changes.clone()));
+        let only_changed = crate::resources::of(&only_changed);
         let limits = crate::resources::limits(&only_changed);
         let cg = cgroup(&rec);
         tokio::task::spawn_blocking(move || cg.update(&limits))
@@ -478,11 +477,11 @@ pub(crate) async fn prune(job: Job, c: Arc<Containers>) -> Result<Reply> {
         if !filters
             .get("label")
             .iter()
-            .all(|l| label_matches(l, &labels))
+            .all(|l| label_matches(l, labels))
             || filters
                 .get("label!")
                 .iter()
-                .any(|l| label_matches(l, &labels))
+                .any(|l| label_matches(l, labels))
         {
             continue;
         }

@@ -2,48 +2,40 @@
 //! `--shm-size`, `--sysctl`, …): checked with dockerd's messages at create and
 //! update, turned into the runtime's limits at start.
 
+use berth_api::container::HostConfig;
 use berth_api::{ApiError, Result};
 use berth_runtime::cgroups::Limits;
 use berth_runtime::Resources;
-use serde_json::Value;
 
-fn i(v: &Value) -> Option<i64> {
-    v.as_i64().filter(|n| *n != 0)
+/// Docker's "0 means unset".
+fn set(n: i64) -> Option<i64> {
+    Some(n).filter(|n| *n != 0)
 }
 
 /// The cgroup limits a `HostConfig` asks for.
-pub(crate) fn of(hc: &Value) -> Resources {
+pub(crate) fn of(hc: &HostConfig) -> Resources {
     let (mut quota, mut period) = (
-        i(&hc["CpuQuota"]),
-        hc["CpuPeriod"].as_u64().filter(|n| *n > 0),
+        set(hc.cpu_quota),
+        u64::try_from(hc.cpu_period).ok().filter(|n| *n > 0),
     );
-    if let Some(n) = i(&hc["NanoCpus"]) {
+    if let Some(n) = set(hc.nano_cpus) {
         let p = 100_000u64;
         period = Some(p);
         quota = Some(n * p as i64 / 1_000_000_000);
     }
+    let string = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
     Resources {
-        memory: i(&hc["Memory"]),
-        memory_swap: i(&hc["MemorySwap"]),
-        memory_reservation: i(&hc["MemoryReservation"]),
-        oom_kill_disable: hc["OomKillDisable"].as_bool().unwrap_or(false),
-        cpu_shares: hc["CpuShares"].as_u64().filter(|n| *n > 0),
+        memory: set(hc.memory),
+        memory_swap: set(hc.memory_swap),
+        memory_reservation: set(hc.memory_reservation),
+        oom_kill_disable: hc.oom_kill_disable.unwrap_or(false),
+        cpu_shares: u64::try_from(hc.cpu_shares).ok().filter(|n| *n > 0),
         cpu_quota: quota,
         cpu_period: period,
-        cpuset_cpus: hc["CpusetCpus"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        cpuset_mems: hc["CpusetMems"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        pids_limit: i(&hc["PidsLimit"]),
-        // Out of range for a u16 is refused at create (`go_types`).
-        blkio_weight: hc["BlkioWeight"]
-            .as_u64()
-            .filter(|n| *n > 0)
-            .and_then(|n| u16::try_from(n).ok()),
+        cpuset_cpus: string(&hc.cpuset_cpus),
+        cpuset_mems: string(&hc.cpuset_mems),
+        pids_limit: hc.pids_limit.and_then(set),
+        blkio_weight: Some(hc.blkio_weight).filter(|n| *n > 0),
     }
 }
 
@@ -63,32 +55,20 @@ pub(crate) fn limits(r: &Resources) -> Limits {
 }
 
 /// `--ulimit`: (name, soft, hard).
-pub(crate) fn ulimits(hc: &Value) -> Vec<(String, u64, u64)> {
-    hc["Ulimits"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|u| {
-                    Some((
-                        u["Name"].as_str()?.to_string(),
-                        u["Soft"].as_i64()?.max(0) as u64,
-                        u["Hard"].as_i64()?.max(0) as u64,
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+pub(crate) fn ulimits(hc: &HostConfig) -> Vec<(String, u64, u64)> {
+    hc.ulimits
+        .iter()
+        .flatten()
+        .map(|u| (u.name.clone(), u.soft.max(0) as u64, u.hard.max(0) as u64))
+        .collect()
 }
 
-pub(crate) fn sysctls(hc: &Value) -> Vec<(String, String)> {
-    hc["Sysctls"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+pub(crate) fn sysctls(hc: &HostConfig) -> Vec<(String, String)> {
+    hc.sysctls
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 const ULIMITS: &[&str] = &[
@@ -109,25 +89,6 @@ const ULIMITS: &[&str] = &[
     "stack",
     "as",
 ];
-
-/// dockerd decodes `HostConfig` into Go's integer types: a number that does not
-/// fit is refused with Go's words (dockerd 20.10 answers 500; Berth 400, it is
-/// the client's value).
-fn go_types(hc: &Value) -> Result<()> {
-    for (field, ty, max) in [
-        ("BlkioWeight", "uint16", u64::from(u16::MAX)),
-        ("IOMaximumIOps", "uint64", u64::MAX),
-        ("IOMaximumBandwidth", "uint64", u64::MAX),
-    ] {
-        let v = &hc[field];
-        if v.is_number() && v.as_u64().is_none_or(|n| n > max) {
-            return Err(ApiError::invalid(format!(
-                "json: cannot unmarshal number {v} into Go struct field HostConfig.HostConfig.{field} of type {ty}"
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// A cpuset list (`0-3,5`), as Go's `ParseUintList` reads it.
 fn cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
@@ -150,7 +111,7 @@ fn cpu_list(s: &str) -> Option<std::collections::BTreeSet<u32>> {
 }
 
 /// `--cpuset-cpus` and `--cpuset-mems`: well formed, and only what the host has.
-fn cpusets(hc: &Value) -> Result<()> {
+fn cpusets(hc: &HostConfig) -> Result<()> {
     for (field, what, nodes, online) in [
         (
             "CpusetCpus",
@@ -165,9 +126,14 @@ fn cpusets(hc: &Value) -> Result<()> {
             "/sys/devices/system/node/online",
         ),
     ] {
-        let Some(s) = hc[field].as_str().filter(|s| !s.is_empty()) else {
-            continue;
+        let s = if field == "CpusetCpus" {
+            &hc.cpuset_cpus
+        } else {
+            &hc.cpuset_mems
         };
+        if s.is_empty() {
+            continue;
+        }
         let Some(want) = cpu_list(s) else {
             return Err(ApiError::invalid(format!(
                 "Invalid value {s} for cpuset {what}: invalid format: {s}"
@@ -187,8 +153,7 @@ fn cpusets(hc: &Value) -> Result<()> {
 }
 
 /// dockerd's checks of limits at create and update.
-pub(crate) fn validate(hc: &Value) -> Result<()> {
-    go_types(hc)?;
+pub(crate) fn validate(hc: &HostConfig) -> Result<()> {
     let r = of(hc);
     if let Some(m) = r.memory {
         if m < 6 * 1024 * 1024 {
@@ -214,14 +179,12 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
             ));
         }
     }
-    if i(&hc["NanoCpus"]).is_some()
-        && (i(&hc["CpuQuota"]).is_some() || i(&hc["CpuPeriod"]).is_some())
-    {
+    if hc.nano_cpus != 0 && (hc.cpu_quota != 0 || hc.cpu_period != 0) {
         return Err(ApiError::invalid(
             "Conflicting options: Nano CPUs and CPU Period cannot both be set",
         ));
     }
-    if let Some(n) = i(&hc["NanoCpus"]) {
+    if let Some(n) = set(hc.nano_cpus) {
         let cpus = berth_runtime::cgroups::online_cpus() as i64;
         if n < 0 || n > cpus * 1_000_000_000 {
             return Err(ApiError::invalid(format!(
@@ -229,19 +192,19 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
             )));
         }
     }
-    if i(&hc["CpuQuota"]).is_some_and(|q| q > 0 && q < 1000) {
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
         return Err(ApiError::invalid(
             "CPU cfs quota can not be less than 1ms (i.e. 1000)",
         ));
     }
-    if let Some(k) = i(&hc["KernelMemory"]) {
+    if let Some(k) = hc.kernel_memory.and_then(set) {
         if k < 6 * 1024 * 1024 {
             return Err(ApiError::invalid(
                 "Minimum kernel memory limit allowed is 6MB",
             ));
         }
     }
-    if let Some(sw) = hc["MemorySwappiness"].as_i64() {
+    if let Some(sw) = hc.memory_swappiness {
         if sw != -1 && !(0..=100).contains(&sw) {
             return Err(ApiError::invalid(format!(
                 "Invalid value: {sw}, valid memory swappiness range is 0-100"
@@ -271,7 +234,7 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
             )));
         }
     }
-    let host_net = hc["NetworkMode"] == "host";
+    let host_net = hc.network_mode == "host";
     for (k, _) in sysctls(hc) {
         let namespaced = k.starts_with("kernel.msg")
             || k == "kernel.sem"
@@ -289,10 +252,8 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
             )));
         }
     }
-    if let Some(s) = hc["ShmSize"].as_i64() {
-        if s < 0 {
-            return Err(ApiError::invalid("SHM size can not be less than 0"));
-        }
+    if hc.shm_size < 0 {
+        return Err(ApiError::invalid("SHM size can not be less than 0"));
     }
     Ok(())
 }
@@ -301,7 +262,7 @@ pub(crate) fn validate(hc: &Value) -> Result<()> {
 /// for `--privileged`, and `--device`/`--device-cgroup-rule`, read at start as
 /// dockerd does (a device that went away fails the start, not the create).
 pub(crate) fn devices(
-    hc: &Value,
+    hc: &HostConfig,
     privileged: bool,
 ) -> Result<(
     Vec<berth_runtime::spec::Device>,
@@ -313,14 +274,12 @@ pub(crate) fn devices(
         devices = devices_at(std::path::Path::new("/dev"), "/dev", "rwm")
             .map_err(|e| ApiError::system(format!("error gathering the host's devices: {e}")))?;
     }
-    for d in hc["Devices"].as_array().into_iter().flatten() {
-        let host = d["PathOnHost"].as_str().unwrap_or("");
-        let inside = d["PathInContainer"]
-            .as_str()
+    for d in hc.devices.iter().flatten() {
+        let host = d.path_on_host.as_str();
+        let inside = Some(d.path_in_container.as_str())
             .filter(|p| !p.is_empty())
             .unwrap_or(host);
-        let access = d["CgroupPermissions"]
-            .as_str()
+        let access = Some(d.cgroup_permissions.as_str())
             .filter(|p| !p.is_empty())
             .unwrap_or("rwm");
         let found = devices_at(std::path::Path::new(host), inside, access).map_err(|e| {
@@ -338,7 +297,7 @@ pub(crate) fn devices(
             devices.push(f);
         }
     }
-    let rules = crate::create::string_list(&hc["DeviceCgroupRules"])
+    let rules = HostConfig::list(&hc.device_cgroup_rules)
         .iter()
         .map(|r| r.parse().map_err(ApiError::invalid))
         .collect::<Result<Vec<_>>>()?;
@@ -348,32 +307,47 @@ pub(crate) fn devices(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::container::CreateRequest;
     use serde_json::json;
+
+    fn hc(v: serde_json::Value) -> HostConfig {
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    fn validate(v: serde_json::Value) -> Result<()> {
+        super::validate(&hc(v))
+    }
+
+    fn of(v: serde_json::Value) -> Resources {
+        super::of(&hc(v))
+    }
 
     #[test]
     fn limits_follow_dockerd() {
-        let r = of(&json!({"Memory": 64 << 20, "NanoCpus": 1_500_000_000i64, "PidsLimit": 50}));
+        let r = of(json!({"Memory": 64 << 20, "NanoCpus": 1_500_000_000i64, "PidsLimit": 50}));
         assert_eq!(r.memory, Some(64 << 20));
         assert_eq!((r.cpu_quota, r.cpu_period), (Some(150_000), Some(100_000)));
         assert_eq!(r.pids_limit, Some(50));
-        assert!(validate(&json!({"Memory": 1024})).is_err());
-        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": 32 << 20})).is_err());
-        assert!(validate(&json!({"NanoCpus": 1, "CpuQuota": 5})).is_err());
+        assert!(validate(json!({"Memory": 1024})).is_err());
+        assert!(validate(json!({"Memory": 64 << 20, "MemorySwap": 32 << 20})).is_err());
+        assert!(validate(json!({"NanoCpus": 1, "CpuQuota": 5})).is_err());
+        assert!(validate(json!({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]})).is_err());
+        assert!(validate(json!({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 5}]})).is_err());
+        assert!(validate(json!({"Sysctls": {"kernel.panic": "1"}})).is_err());
+        assert!(validate(json!({"Sysctls": {"net.ipv4.ip_forward": "1"}})).is_ok());
         assert!(
-            validate(&json!({"Ulimits": [{"Name": "nofile", "Soft": 10, "Hard": 5}]})).is_err()
-        );
-        assert!(validate(&json!({"Ulimits": [{"Name": "bogus", "Soft": 1, "Hard": 5}]})).is_err());
-        assert!(validate(&json!({"Sysctls": {"kernel.panic": "1"}})).is_err());
-        assert!(validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}})).is_ok());
-        assert!(
-            validate(&json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"}))
+            validate(json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "host"}))
                 .is_err()
         );
-        assert!(validate(&json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
+        assert!(validate(json!({"Memory": 64 << 20, "MemorySwap": -1, "CpuShares": 512})).is_ok());
     }
 
     fn err(hc: serde_json::Value) -> String {
-        match validate(&hc) {
+        let body = json!({"Image": "x", "HostConfig": hc}).to_string();
+        if let Err(e) = CreateRequest::parse(body.as_bytes()) {
+            return e.message;
+        }
+        match validate(hc.clone()) {
             Err(e) => e.message,
             Ok(()) => panic!("{hc} accepted"),
         }
@@ -388,18 +362,17 @@ mod tests {
         );
         assert!(err(json!({"BlkioWeight": -1}))
             .contains("number -1 into Go struct field HostConfig.HostConfig.BlkioWeight"));
-        assert_eq!(of(&json!({"BlkioWeight": 65546})).blkio_weight, None);
         assert_eq!(
             err(json!({"BlkioWeight": 5000})),
             "Range of blkio weight is from 10 to 1000"
         );
-        assert!(validate(&json!({"BlkioWeight": 500})).is_ok());
+        assert!(validate(json!({"BlkioWeight": 500})).is_ok());
         assert!(err(json!({"IOMaximumIOps": -1})).ends_with("IOMaximumIOps of type uint64"));
         assert_eq!(
             err(json!({"MemorySwappiness": 200})),
             "Invalid value: 200, valid memory swappiness range is 0-100"
         );
-        assert!(validate(&json!({"MemorySwappiness": -1})).is_ok());
+        assert!(validate(json!({"MemorySwappiness": -1})).is_ok());
         assert_eq!(
             err(json!({"CpuQuota": 500})),
             "CPU cfs quota can not be less than 1ms (i.e. 1000)"
@@ -418,7 +391,7 @@ mod tests {
         );
         assert!(err(json!({"CpusetCpus": "4096"}))
             .starts_with("Requested CPUs are not available - requested 4096, available: "));
-        assert!(validate(&json!({"CpusetCpus": "0"})).is_ok());
+        assert!(validate(json!({"CpusetCpus": "0"})).is_ok());
     }
 
     #[test]

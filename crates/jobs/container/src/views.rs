@@ -7,6 +7,8 @@ use berth_api::{ApiVersion, Result};
 use berth_engine::{Job, Reply};
 use serde_json::{json, Value};
 
+use berth_api::container::{EndpointSettings, NetworkSettings};
+
 use crate::model::Record;
 use crate::Containers;
 
@@ -41,7 +43,7 @@ fn status_text(rec: &Record) -> String {
     };
     match rec.state.status.as_str() {
         "running" | "paused" => {
-            let health = match rec.state.health.as_ref().and_then(|h| h["Status"].as_str()) {
+            let health = match rec.state.health.as_ref().map(|h| h.status.as_str()) {
                 Some("starting") => " (health: starting)",
                 Some("healthy") => " (healthy)",
                 Some("unhealthy") => " (unhealthy)",
@@ -92,7 +94,7 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                 filters
                     .get("label")
                     .iter()
-                    .all(|l| label_matches(l, &labels))
+                    .all(|l| label_matches(l, labels))
             })
             && filters.any_or_absent("status", |v| v == rec.state.status)
             && filters.any_or_absent("exited", |v| {
@@ -111,7 +113,7 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
                     .net()
                     .and_then(|n| n.resolve(v).ok())
                     .unwrap_or_else(|| (v.to_string(), v.to_string()));
-                rec.endpoints_config.get(&name).is_some()
+                rec.endpoints_config.contains_key(&name)
                     || rec.network_mode() == name
                     || rec.network_mode() == id
             })
@@ -174,11 +176,11 @@ fn list_row(c: &Containers, rec: &Record) -> Value {
         "ImageID": rec.image,
         "Command": command,
         "Created": created_unix(rec),
-        "Ports": ps_ports(&rec.network_settings),
+        "Ports": ps_ports(rec.network_settings.as_ref()),
         "Labels": rec.labels(),
         "State": rec.state.status,
-        "HostConfig": { "NetworkMode": rec.host_config["NetworkMode"] },
-        "NetworkSettings": { "Networks": network_settings(c, rec)["Networks"] },
+        "HostConfig": { "NetworkMode": rec.host_config.network_mode },
+        "NetworkSettings": { "Networks": network_settings(c, rec).networks },
         "Mounts": crate::mounts::view(c, &rec.mounts),
     })
 }
@@ -273,62 +275,50 @@ pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
 
 /// `NetworkSettings`: the live one while the container runs, else the networks it
 /// is configured for with no addresses, as dockerd shows a stopped container.
-fn network_settings(c: &Containers, rec: &Record) -> Value {
-    if rec.network_settings.is_object() {
-        return rec.network_settings.clone();
+fn network_settings(c: &Containers, rec: &Record) -> NetworkSettings {
+    if let Some(s) = &rec.network_settings {
+        return s.clone();
     }
-    let mut networks = serde_json::Map::new();
-    if let Some(eps) = rec.endpoints_config.as_object() {
-        for (name, cfg) in eps {
-            let id = c
+    let networks = rec
+        .endpoints_config
+        .iter()
+        .map(|(name, cfg)| {
+            let network_id = c
                 .net()
                 .and_then(|n| n.resolve(name).ok())
                 .map(|(id, _)| id)
                 .unwrap_or_default();
-            networks.insert(
-                name.clone(),
-                json!({
-                    "IPAMConfig": cfg.get("IPAMConfig").cloned().unwrap_or(Value::Null),
-                    "Links": cfg.get("Links").cloned().unwrap_or(Value::Null),
-                    "Aliases": cfg.get("Aliases").cloned().unwrap_or(Value::Null),
-                    "MacAddress": cfg.get("MacAddress").cloned().unwrap_or(json!("")),
-                    "DriverOpts": cfg.get("DriverOpts").cloned().unwrap_or(Value::Null),
-                    "NetworkID": id, "EndpointID": "",
-                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
-                }),
-            );
-        }
+            let ep = EndpointSettings {
+                network_id,
+                ..cfg.requested()
+            };
+            (name.clone(), ep)
+        })
+        .collect();
+    NetworkSettings {
+        networks,
+        ..Default::default()
     }
-    json!({
-        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "",
-        "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
-        "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks,
-    })
 }
 
 /// `Ports` of `GET /containers/json`: one entry per binding, and the exposed ones.
-fn ps_ports(settings: &Value) -> Value {
+fn ps_ports(settings: Option<&NetworkSettings>) -> Value {
     let mut out = Vec::new();
-    if let Some(m) = settings["Ports"].as_object() {
-        for (k, binds) in m {
-            let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-            let private: u64 = port.parse().unwrap_or(0);
-            match binds.as_array() {
-                Some(list) if !list.is_empty() => {
-                    for b in list {
-                        out.push(json!({
-                            "IP": b["HostIp"],
-                            "PrivatePort": private,
-                            "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u64>().ok()).unwrap_or(0),
-                            "Type": proto,
-                        }));
-                    }
+    for (k, binds) in settings.iter().flat_map(|s| s.ports.iter()) {
+        let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
+        let private: u64 = port.parse().unwrap_or(0);
+        match binds {
+            Some(list) if !list.is_empty() => {
+                for b in list {
+                    out.push(json!({
+                        "IP": b.host_ip,
+                        "PrivatePort": private,
+                        "PublicPort": b.host_port.parse::<u64>().unwrap_or(0),
+                        "Type": proto,
+                    }));
                 }
-                _ => out.push(json!({ "PrivatePort": private, "Type": proto })),
             }
+            _ => out.push(json!({ "PrivatePort": private, "Type": proto })),
         }
     }
     Value::Array(out)

@@ -17,12 +17,13 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use berth_api::container::{EndpointIpamConfig, EndpointSettings, NetworkSettings, PortBinding};
 use berth_api::{ApiError, Result};
 use berth_netdriver::subnet::{self, Pool};
 use berth_netdriver::{dns, link, netns, proxy};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use jobs::{publish_endpoint, register};
 
@@ -106,10 +107,10 @@ pub struct Endpoint {
     #[serde(default)]
     pub static_ip: bool,
     /// The endpoint's `IPAMConfig` and `DriverOpts` as given, shown by inspect.
-    #[serde(default)]
-    pub ipam_config: Value,
-    #[serde(default)]
-    pub driver_opts: Value,
+    #[serde(default, deserialize_with = "lenient")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub driver_opts: Option<BTreeMap<String, String>>,
     /// Links on a user-defined network (`name:alias`): `alias` resolves, for
     /// this container only, to `name` on the network.
     #[serde(default)]
@@ -491,7 +492,7 @@ impl Networks {
     }
 
     /// Which networks a request names, the primary first.
-    fn wanted(&self, req: &Request) -> Result<Vec<(Net, Value)>> {
+    fn wanted(&self, req: &Request) -> Result<Vec<(Net, EndpointSettings)>> {
         let mode = match req.mode.as_str() {
             "" | "default" => "bridge",
             m => m,
@@ -506,14 +507,12 @@ impl Networks {
                 .get(&primary.name)
                 .or_else(|| req.endpoints.get(mode))
                 .cloned()
-                .unwrap_or(Value::Null),
+                .unwrap_or_default(),
         )];
-        if let Some(m) = req.endpoints.as_object() {
-            for (k, v) in m {
-                let n = self.find(k)?;
-                if n.id != primary.id && !out.iter().any(|(x, _)| x.id == n.id) {
-                    out.push((n, v.clone()));
-                }
+        for (k, v) in &req.endpoints {
+            let n = self.find(k)?;
+            if n.id != primary.id && !out.iter().any(|(x, _)| x.id == n.id) {
+                out.push((n, v.clone()));
             }
         }
         for (n, _) in &out {
@@ -655,7 +654,7 @@ impl Networks {
         name: &str,
         ns: &Path,
         net: &Net,
-        cfg: &Value,
+        cfg: &EndpointSettings,
         index: usize,
         primary: bool,
     ) -> Result<Endpoint> {
@@ -665,8 +664,10 @@ impl Networks {
                 net.name
             )));
         };
-        let asked = cfg["IPAMConfig"]["IPv4Address"]
-            .as_str()
+        let asked = cfg
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.ipv4_address.as_deref())
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<Ipv4Addr>()
@@ -714,21 +715,14 @@ impl Networks {
             self.save_net(&snapshot)?;
             ip
         };
-        let mac = match cfg["MacAddress"].as_str().filter(|m| !m.is_empty()) {
+        let mac = match Some(cfg.mac_address.as_str()).filter(|m| !m.is_empty()) {
             Some(m) => subnet::parse_mac(m)
                 .ok_or_else(|| ApiError::invalid(format!("invalid MAC address: {m}")))?,
             None => subnet::mac_for(ip),
         };
         let veth = link::veth_name();
         let peer = format!("{veth}p");
-        let mut aliases: Vec<String> = cfg["Aliases"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut aliases: Vec<String> = cfg.aliases().to_vec();
         if !net.predefined()
             && !aliases
                 .iter()
@@ -747,16 +741,9 @@ impl Networks {
             ifname: format!("eth{index}"),
             aliases,
             static_ip: asked.is_some(),
-            ipam_config: non_empty(&cfg["IPAMConfig"]),
-            driver_opts: non_empty(&cfg["DriverOpts"]),
-            links: cfg["Links"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            ipam_config: cfg.ipam_config.clone().filter(|i| !i.is_empty()),
+            driver_opts: cfg.driver_opts.clone().filter(|d| !d.is_empty()),
+            links: cfg.links.clone().unwrap_or_default(),
         };
         let h = link::connect().map_err(sys)?;
         let inside = link::Inside {
@@ -939,7 +926,12 @@ impl Networks {
     }
 
     /// Connects a running container to one more network.
-    pub async fn connect(self: &Arc<Self>, id: &str, network: &str, cfg: &Value) -> Result<Setup> {
+    pub async fn connect(
+        self: &Arc<Self>,
+        id: &str,
+        network: &str,
+        cfg: &EndpointSettings,
+    ) -> Result<Setup> {
         let _ops = self.ops.lock().await;
         let net = self.find(network)?;
         if net.driver != "bridge" {
@@ -1101,24 +1093,24 @@ fn port_key(k: &str) -> Result<(u16, String)> {
 fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
     let mut maps = Vec::new();
     let mut published = BTreeSet::new();
-    if let Some(b) = req.port_bindings.as_object() {
-        for (k, list) in b {
+    {
+        for (k, list) in &req.port_bindings {
             let (cport, proto) = port_key(k)?;
             published.insert(format!("{cport}/{proto}"));
-            let entries = list.as_array().cloned().unwrap_or_default();
+            let entries = list.clone().unwrap_or_default();
             let entries = if entries.is_empty() {
-                vec![json!({})]
+                vec![PortBinding::default()]
             } else {
                 entries
             };
             for e in entries {
-                let ip = match e["HostIp"].as_str().unwrap_or("") {
+                let ip = match e.host_ip.as_str() {
                     "" => Ipv4Addr::UNSPECIFIED,
                     s => s
                         .parse::<Ipv4Addr>()
                         .map_err(|_| ApiError::invalid(format!("invalid IP address: {s}")))?,
                 };
-                let hp = e["HostPort"].as_str().unwrap_or("");
+                let hp = e.host_port.as_str();
                 // A range takes its first port here; conflicts move along it.
                 let host_port = match hp.split_once('-') {
                     Some((a, _)) => a.parse::<u16>(),
@@ -1159,13 +1151,15 @@ fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
     Ok((maps, exposed))
 }
 
-/// `v` when it is an object with something in it, else null (as inspect shows
-/// an endpoint option nobody set).
-pub(crate) fn non_empty(v: &Value) -> Value {
-    match v {
-        Value::Object(m) if !m.is_empty() => v.clone(),
-        _ => Value::Null,
-    }
+/// Reads a stored value leniently: one that no longer fits its type is dropped
+/// (a display-only field must not cost the sandbox record).
+fn lenient<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let v = Value::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 /// Docker's `NetworkSettings`.
@@ -1175,84 +1169,92 @@ fn settings_json(
     nets: &BTreeMap<String, Net>,
     ports: &[PortMap],
     exposed: &[String],
-) -> Value {
-    let mut networks = serde_json::Map::new();
+) -> NetworkSettings {
+    let mut networks = BTreeMap::new();
     for ep in endpoints {
         let Some(n) = nets.get(&ep.network) else {
             continue;
         };
+        let ipam_config = match (&ep.ipam_config, ep.static_ip) {
+            (Some(c), _) => Some(c.clone()),
+            (None, true) => Some(EndpointIpamConfig {
+                ipv4_address: Some(ep.ip.to_string()),
+                ..Default::default()
+            }),
+            _ => None,
+        };
+        let list = |v: &Vec<String>| Some(v.clone()).filter(|v| !v.is_empty());
         networks.insert(
             n.name.clone(),
-            json!({
-                "IPAMConfig": match (&ep.ipam_config, ep.static_ip) {
-                    (Value::Object(_), _) => ep.ipam_config.clone(),
-                    (_, true) => json!({"IPv4Address": ep.ip.to_string()}),
-                    _ => Value::Null,
+            EndpointSettings {
+                ipam_config,
+                links: list(&ep.links),
+                aliases: list(&ep.aliases),
+                mac_address: ep.mac.clone(),
+                driver_opts: ep.driver_opts.clone(),
+                network_id: n.id.clone(),
+                endpoint_id: ep.id.clone(),
+                gateway: ep.gateway.to_string(),
+                ip_address: ep.ip.to_string(),
+                ip_prefix_len: ep.prefix.into(),
+                dns_names: if n.predefined() {
+                    None
+                } else {
+                    Some(ep.aliases.clone())
                 },
-                "Links": if ep.links.is_empty() { Value::Null } else { json!(ep.links) },
-                "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
-                "MacAddress": ep.mac,
-                "DriverOpts": ep.driver_opts,
-                "NetworkID": n.id,
-                "EndpointID": ep.id,
-                "Gateway": ep.gateway.to_string(),
-                "IPAddress": ep.ip.to_string(),
-                "IPPrefixLen": ep.prefix,
-                "IPv6Gateway": "",
-                "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0,
-                "DNSNames": if n.predefined() { Value::Null } else { json!(ep.aliases) },
-            }),
+                ..Default::default()
+            },
         );
     }
-    let mut port_map = serde_json::Map::new();
+    let mut port_map: berth_api::container::PortMap = BTreeMap::new();
     for p in ports {
         let key = format!("{}/{}", p.container_port, p.proto);
-        let entry = port_map.entry(key).or_insert_with(|| json!([]));
-        if let Some(a) = entry.as_array_mut() {
-            a.push(json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()}));
-        }
+        port_map
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.to_string(),
+                host_port: p.host_port.to_string(),
+            });
     }
     for k in exposed {
-        port_map.entry(k.clone()).or_insert(Value::Null);
+        port_map.entry(k.clone()).or_insert(None);
     }
     // The default bridge's endpoint also fills the top-level fields (legacy shape).
     let default = endpoints
         .iter()
         .find(|e| nets.get(&e.network).is_some_and(|n| n.is_default_bridge()));
-    json!({
-        "Bridge": "",
-        "SandboxID": netns.map(|p| p.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default()).unwrap_or_default(),
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Ports": port_map,
-        "SandboxKey": netns.map(|p| p.display().to_string()).unwrap_or_default(),
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": default.map(|e| e.id.clone()).unwrap_or_default(),
-        "Gateway": default.map(|e| e.gateway.to_string()).unwrap_or_default(),
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": default.map(|e| e.ip.to_string()).unwrap_or_default(),
-        "IPPrefixLen": default.map(|e| e.prefix).unwrap_or(0),
-        "IPv6Gateway": "",
-        "MacAddress": default.map(|e| e.mac.clone()).unwrap_or_default(),
-        "Networks": networks,
-    })
+    NetworkSettings {
+        sandbox_id: netns
+            .and_then(|p| p.file_name())
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        ports: port_map,
+        sandbox_key: netns.map(|p| p.display().to_string()).unwrap_or_default(),
+        endpoint_id: default.map(|e| e.id.clone()).unwrap_or_default(),
+        gateway: default.map(|e| e.gateway.to_string()).unwrap_or_default(),
+        ip_address: default.map(|e| e.ip.to_string()).unwrap_or_default(),
+        ip_prefix_len: default.map(|e| e.prefix.into()).unwrap_or(0),
+        mac_address: default.map(|e| e.mac.clone()).unwrap_or_default(),
+        networks,
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn port_plans_follow_bindings_and_publish_all() {
         let req = Request {
-            port_bindings: json!({
+            port_bindings: serde_json::from_value(json!({
                 "80/tcp": [{"HostIp": "", "HostPort": "8080"}],
                 "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
-            }),
+            }))
+            .unwrap_or_default(),
             exposed: vec!["80/tcp".into(), "443/tcp".into()],
             ..Default::default()
         };
@@ -1279,7 +1281,7 @@ mod tests {
         assert_eq!(maps.len(), 3);
         assert!(exposed.is_empty());
         let bad = Request {
-            port_bindings: json!({"x/tcp": []}),
+            port_bindings: serde_json::from_value(json!({"x/tcp": []})).unwrap_or_default(),
             ..Default::default()
         };
         assert!(port_plan(&bad).is_err());
