@@ -23,20 +23,27 @@ pub struct StrSlice(pub Vec<String>);
 
 impl<'de> Deserialize<'de> for StrSlice {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Form {
-            One(String),
-            Many(Vec<String>),
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StrSlice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<StrSlice, E> {
+                Ok(StrSlice(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StrSlice, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(StrSlice(out))
+            }
         }
-        Ok(
-            match Form::deserialize(d).map_err(|_| {
-                serde::de::Error::custom("invalid type: expected a string or an array of strings")
-            })? {
-                Form::One(s) => StrSlice(vec![s]),
-                Form::Many(v) => StrSlice(v),
-            },
-        )
+        d.deserialize_any(Visitor)
     }
 }
 

@@ -28,15 +28,41 @@ fn go_type(expected: &str) -> &str {
 }
 
 /// The Go struct that holds the field at the end of `path` (its parent's type).
-fn go_struct<'a>(path: &'a [&'a str], top: &'a str) -> &'a str {
+fn go_struct<'a>(path: &[&'a str], top: &'a str) -> &'a str {
     match path.len().checked_sub(2).and_then(|i| path.get(i)) {
         None => top,
         Some(&"Healthcheck") => "HealthConfig",
-        Some(&"NetworkingConfig") => "NetworkingConfig",
+        Some(&"EndpointsConfig") | Some(&"EndpointConfig") => "EndpointSettings",
         Some(&"IPAMConfig") => "EndpointIPAMConfig",
-        Some(p) if p.chars().all(|c| c.is_ascii_digit()) => top,
         Some(p) => p,
     }
+}
+
+/// Go's type for a field whose serde type names it differently.
+fn go_field_type<'a>(path: &[&str], serde_type: &'a str) -> &'a str {
+    match path {
+        [.., "Healthcheck", "Interval" | "Timeout" | "StartPeriod" | "StartInterval"] => {
+            "time.Duration"
+        }
+        [.., "RestartPolicy", "MaximumRetryCount"] => "int",
+        _ => serde_type,
+    }
+}
+
+/// Go's field path: struct fields only (no array indices, no map keys).
+fn go_path(path: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut map_next = false;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        if map_next || seg.starts_with('[') || seg.chars().all(|c| c.is_ascii_digit()) {
+            map_next = false;
+            continue;
+        }
+        // Maps of structs: the key is no field.
+        map_next = matches!(seg, "EndpointsConfig" | "PortBindings");
+        out.push(seg.split('[').next().unwrap_or(seg));
+    }
+    out
 }
 
 /// Turns serde's `invalid type: string "x", expected i64` or `invalid value:
@@ -44,11 +70,12 @@ fn go_struct<'a>(path: &'a [&'a str], top: &'a str) -> &'a str {
 fn go_words(msg: &str, path: &str, top: &str) -> Option<String> {
     let msg = msg.split(" at line ").next().unwrap_or(msg);
     let (found, expected) = msg.split_once(", expected ")?;
+    // Go names the number only when it is out of the type's range.
     let value = if let Some(v) = found.strip_prefix("invalid value: integer `") {
         format!("number {}", v.trim_end_matches('`'))
     } else if let Some(v) = found.strip_prefix("invalid type: ") {
         match v.split_whitespace().next()? {
-            "integer" | "floating" => format!("number {}", v.split('`').nth(1).unwrap_or("")),
+            "integer" | "floating" => "number".into(),
             "boolean" => "bool".into(),
             "map" => "object".into(),
             "sequence" => "array".into(),
@@ -57,12 +84,12 @@ fn go_words(msg: &str, path: &str, top: &str) -> Option<String> {
     } else {
         return None;
     };
-    let segs: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
+    let segs = go_path(path);
     Some(format!(
         "json: cannot unmarshal {value} into Go struct field {}.{} of type {}",
         go_struct(&segs, top),
         segs.join("."),
-        go_type(expected)
+        go_field_type(&segs, go_type(expected))
     ))
 }
 
@@ -118,10 +145,35 @@ mod tests {
             err(r#"{"Image":"x","Tty":"yes"}"#),
             "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Tty of type bool"
         );
-        assert_eq!(
-            err(r#"{"Image":"x","HostConfig":{"RestartPolicy":{"MaximumRetryCount":"3"}}}"#),
-            "json: cannot unmarshal string into Go struct field RestartPolicy.HostConfig.RestartPolicy.MaximumRetryCount of type int64"
-        );
+        // The rest as dockerd 20.10 words them.
+        for (body, want) in [
+            (
+                r#"{"HostConfig":{"RestartPolicy":{"MaximumRetryCount":"3"}}}"#,
+                "string into Go struct field RestartPolicy.HostConfig.RestartPolicy.MaximumRetryCount of type int",
+            ),
+            (
+                r#"{"Cmd":5}"#,
+                "number into Go struct field ContainerConfigWrapper.Cmd of type string",
+            ),
+            (
+                r#"{"Cmd":["a",5]}"#,
+                "number into Go struct field ContainerConfigWrapper.Cmd of type string",
+            ),
+            (
+                r#"{"HostConfig":{"Binds":"x"}}"#,
+                "string into Go struct field HostConfig.HostConfig.Binds of type []string",
+            ),
+            (
+                r#"{"NetworkingConfig":{"EndpointsConfig":{"bridge":{"Aliases":"x"}}}}"#,
+                "string into Go struct field EndpointSettings.NetworkingConfig.EndpointsConfig.Aliases of type []string",
+            ),
+            (
+                r#"{"Healthcheck":{"Interval":"x"}}"#,
+                "string into Go struct field HealthConfig.Healthcheck.Interval of type time.Duration",
+            ),
+        ] {
+            assert_eq!(err(body), format!("json: cannot unmarshal {want}"), "{body}");
+        }
         assert!(err(r#"{"Image":"x""#).starts_with("invalid JSON: "));
     }
 
