@@ -24,11 +24,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::model::Record;
+use crate::sys;
 use crate::{Containers, Entry};
-
-fn sys(e: impl std::fmt::Display) -> ApiError {
-    ApiError::system(e.to_string())
-}
 
 /// The container's filesystem as the host reaches it: its root, and the mounts
 /// that cover parts of it, longest destination first.

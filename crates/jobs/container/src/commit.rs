@@ -17,6 +17,7 @@ use berth_graph::{chain_ids, Compression, Digest, LayerMeta, Reference};
 use serde_json::{json, Map, Value};
 
 use crate::model::Record;
+use crate::sys;
 use crate::{event, Containers};
 
 /// Paths the daemon creates in every container (bind-mount targets), never part
@@ -25,10 +26,6 @@ const SKIP: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf", ".docker
 
 /// The digest of a tar with no entries: a container that changed nothing.
 const EMPTY_TAR: &str = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
-
-fn sys(e: impl std::fmt::Display) -> ApiError {
-    ApiError::system(e.to_string())
-}
 
 /// What becomes of a container's changes.
 struct Spec {

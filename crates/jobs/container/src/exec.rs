@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use crate::sys;
 use crate::{shim_command, Containers, Entry};
 use berth_api::container::{decode_optional, ExecCreate, ExecStart};
 
@@ -96,10 +97,6 @@ impl Execs {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container != container);
     }
-}
-
-fn sys(e: impl std::fmt::Display) -> ApiError {
-    ApiError::system(e.to_string())
 }
 
 fn not_running(id: &str) -> ApiError {
@@ -289,14 +286,14 @@ fn write_process(c: &Containers, entry: &Entry, e: &Exec, dir: &std::path::Path)
         e.user.clone()
     };
     let merged = c.dir(&rec.id).join("merged");
-    let (uid, gid, extra) = crate::lifecycle::resolve_user(&merged, &user)?;
-    let extra = crate::lifecycle::group_add(&merged, &rec.host_config, extra)?;
+    let (uid, gid, extra) = crate::user::resolve_user(&merged, &user)?;
+    let extra = crate::user::group_add(&merged, &rec.host_config, extra)?;
     // The exec's own user's home, unless the container or the exec sets HOME.
     let container_home = rec.config.env.iter().any(|v| v.starts_with("HOME="));
     let env = if container_home {
         e.env.clone()
     } else {
-        crate::lifecycle::with_home(e.env.clone(), &merged, uid)
+        crate::user::with_home(e.env.clone(), &merged, uid)
     };
     let cfg = ExecConfig {
         args: e.cmd.clone(),

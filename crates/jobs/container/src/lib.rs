@@ -7,13 +7,13 @@
 //! process holds the container.
 
 mod archive;
+mod bundle;
 mod commit;
 mod create;
 mod detach;
 mod etc;
 mod exec;
 mod health;
-mod lifecycle;
 mod links;
 mod logconfig;
 mod logs;
@@ -22,8 +22,15 @@ mod mounts;
 mod names;
 mod netjobs;
 mod ops;
+mod policy;
 mod reap;
+mod remove;
 mod resources;
+mod restore;
+mod run;
+mod signal;
+mod stop;
+mod user;
 mod validate;
 mod views;
 
@@ -113,6 +120,11 @@ pub const BUILTIN_ALIAS: &str = "berth";
 pub const RUNC_BINARY: &str = "runc-binary";
 
 pub use logconfig::{Driver as LogDriver, LogConfig};
+
+/// A failure of the host (I/O, a task that died): a 500 with its text.
+pub(crate) fn sys(e: impl std::fmt::Display) -> ApiError {
+    ApiError::system(e.to_string())
+}
 
 /// An image's `config` as a container's: the defaults create merges in.
 pub(crate) fn image_config(
@@ -247,8 +259,8 @@ impl Containers {
                     continue;
                 }
             };
-            if rec.state.running && !lifecycle::shim_alive(&rec) {
-                lifecycle::recover_exit(self, &mut rec);
+            if rec.state.running && !restore::shim_alive(&rec) {
+                restore::recover_exit(self, &mut rec);
             }
             records.push(rec);
         }
@@ -284,7 +296,7 @@ impl Containers {
                     }
                 }
                 health::start(engine, self, &entry, false);
-                lifecycle::watch_restored(engine.clone(), self.clone(), entry, rec.shim_pid);
+                run::watch_restored(engine.clone(), self.clone(), entry, rec.shim_pid);
             }
         }
         if let Some(n) = self.net() {
@@ -310,7 +322,7 @@ impl Containers {
             };
             if go {
                 tracing::info!(container = %rec.id, policy, "starting on boot (restart policy)");
-                lifecycle::boot_start(engine, self, &entry).await;
+                run::boot_start(engine, self, &entry).await;
             }
         }
     }
@@ -351,7 +363,7 @@ impl Containers {
     pub async fn stop_all(self: &Arc<Self>) {
         self.shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        lifecycle::stop_all(self).await
+        stop::stop_all(self).await
     }
 
     pub(crate) fn shutting_down(&self) -> bool {
@@ -516,15 +528,15 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
         }};
     }
     job!("container.create", create::create);
-    job!("container.start", lifecycle::start);
-    job!("container.wait", lifecycle::wait);
-    job!("container.stop", lifecycle::stop);
-    job!("container.kill", lifecycle::kill);
-    job!("container.restart", lifecycle::restart);
-    job!("container.delete", lifecycle::delete);
+    job!("container.start", run::start);
+    job!("container.wait", stop::wait);
+    job!("container.stop", stop::stop);
+    job!("container.kill", stop::kill);
+    job!("container.restart", stop::restart);
+    job!("container.delete", remove::delete);
     job!("container.unlink", links::unlink);
-    job!("container.rename", lifecycle::rename);
-    job!("container.resize", lifecycle::resize);
+    job!("container.rename", names::rename);
+    job!("container.resize", run::resize);
     job!("container.attach", logs::attach);
     job!("container.logs", logs::logs);
     job!(quick "container.list", views::list);
@@ -545,7 +557,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!("container.stats", ops::stats);
     job!("container.changes", ops::changes);
     job!("container.update", ops::update);
-    job!("container.prune", ops::prune);
+    job!("container.prune", remove::prune);
     job!("network.connect", netjobs::connect);
     job!("network.disconnect", netjobs::disconnect);
 }

@@ -1,4 +1,12 @@
-//! Container names: validation and generated `adjective_surname` names, as dockerd.
+//! Container names: validation, generated `adjective_surname` names, as dockerd,
+//! and `docker rename`.
+
+use std::sync::Arc;
+
+use berth_api::{ApiError, Result};
+use berth_engine::{Job, Reply};
+
+use crate::{event, Containers};
 
 const LEFT: &[&str] = &[
     "admiring",
@@ -218,6 +226,51 @@ pub fn valid(name: &str) -> bool {
         && b[1..]
             .iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// `POST /containers/{id}/rename?name=`.
+pub(crate) async fn rename(job: Job, c: Arc<Containers>) -> Result<Reply> {
+    // The path names the container as `id`: `name` is the query's new name.
+    let entry = c.find(job.args.required("id")?)?;
+    let new = job.args.str("name").unwrap_or("").to_string();
+    if new.is_empty() {
+        return Err(ApiError::invalid("Neither old nor new names may be empty"));
+    }
+    if !valid(&new) {
+        return Err(ApiError::invalid(format!(
+            "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    let full = if new.starts_with('/') {
+        new.clone()
+    } else {
+        format!("/{new}")
+    };
+    let old = entry.snapshot().name;
+    if old == full {
+        return Err(ApiError::invalid(
+            "Renaming a container with the same name as its current name",
+        ));
+    }
+    {
+        let mut names = c.names.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(other) = names.get(&full) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"{full}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        let id = entry.snapshot().id;
+        names.remove(&old);
+        names.insert(full.clone(), id);
+    }
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        r.name = full.clone();
+        r.clone()
+    };
+    c.save(&rec)?;
+    event(&job, &rec, "rename", &[("oldName", old)]);
+    Ok(Reply::empty(204))
 }
 
 #[cfg(test)]

@@ -6,18 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::container::{decode, HostConfig};
-use berth_api::filters::{label_matches, Filters};
 use berth_api::{ApiError, Result};
 use berth_engine::{Job, Reply, StreamKind};
 use berth_runtime::cgroups::{self, Cgroup};
 use serde_json::{json, Value};
 
 use crate::model::Record;
+use crate::sys;
 use crate::{event, Containers};
-
-fn sys(e: impl std::fmt::Display) -> ApiError {
-    ApiError::system(e.to_string())
-}
 
 pub(crate) fn cgroup(rec: &Record) -> Cgroup {
     Cgroup::new(&cgroup_path(rec))
@@ -458,67 +454,4 @@ pub(crate) async fn update(job: Job, c: Arc<Containers>) -> Result<Reply> {
     c.save(&rec)?;
     event(&job, &rec, "update", &[]);
     Ok(Reply::json(&json!({ "Warnings": [] })))
-}
-
-/// `POST /containers/prune`: every stopped container (filters `until`, `label`).
-pub(crate) async fn prune(job: Job, c: Arc<Containers>) -> Result<Reply> {
-    let filters = Filters::parse(job.args.str("filters").unwrap_or(""))?;
-    filters.validate(&["until", "label", "label!"])?;
-    let until = filters.until()?;
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0u64;
-    let engine = job.engine().clone();
-    for e in c.all() {
-        let rec = e.snapshot();
-        if rec.state.running || rec.state.restarting || rec.state.paused {
-            continue;
-        }
-        let labels = rec.labels();
-        if !filters
-            .get("label")
-            .iter()
-            .all(|l| label_matches(l, labels))
-            || filters
-                .get("label!")
-                .iter()
-                .any(|l| label_matches(l, labels))
-        {
-            continue;
-        }
-        if let Some(t) = until {
-            let created = time::OffsetDateTime::parse(
-                &rec.created,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .map(|c| c.unix_timestamp())
-            .unwrap_or(0);
-            if created >= t {
-                continue;
-            }
-        }
-        let size = dir_size(&c.dir(&rec.id).join("upper"));
-        if crate::lifecycle::remove_entry(&engine, &c, &e, false)
-            .await
-            .is_ok()
-        {
-            reclaimed += size;
-            deleted.push(rec.id.clone());
-        }
-    }
-    Ok(Reply::json(
-        &json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
-    ))
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if md.is_dir() {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| dir_size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        md.len()
-    }
 }

@@ -63,7 +63,7 @@ pub(crate) fn end(c: &Containers, rec: &Record, shims: &[i32]) {
         }
         cg.remove();
     }
-    crate::lifecycle::cleanup(c, &rec.id);
+    crate::bundle::cleanup(c, &rec.id);
 }
 
 /// Whether a container that is not running has anything left to end.

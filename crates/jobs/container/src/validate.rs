@@ -6,7 +6,7 @@
 use berth_api::container::{ContainerConfig, HostConfig};
 use berth_api::{ApiError, Result};
 
-/// Why `--ipc container:X` is refused (see `lifecycle::namespace_modes`).
+/// Why `--ipc container:X` is refused (see `bundle::namespace_modes`).
 pub(crate) const IPC_JOIN_UNSUPPORTED: &str =
     "joining another container's IPC namespace (--ipc container:…) is not supported";
 
@@ -43,7 +43,7 @@ fn namespace_modes(hc: &HostConfig, config: &ContainerConfig) -> Result<()> {
         return Err(ApiError::invalid(format!("invalid IPC mode: {ipc}")));
     }
     if joins(ipc) {
-        // See `lifecycle::namespace_modes`: refused at create, not left to fail at start.
+        // See `bundle::namespace_modes`: refused at create, not left to fail at start.
         return Err(ApiError::invalid(IPC_JOIN_UNSUPPORTED));
     }
     let uts = hc.uts_mode.as_str();

@@ -1,0 +1,352 @@
+//! Everything a container needs before its shim runs, and its undoing: the
+//! overlay root, `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`, mounts,
+//! namespaces and the OCI bundle (`config.json`).
+
+use std::path::{Path, PathBuf};
+
+use berth_api::container::HostConfig;
+use berth_api::network::NetSetup;
+use berth_api::{ApiError, Result};
+use berth_runtime::spec::{build, host_capabilities, MountSpec, Namespace, RunConfig, Shm};
+
+use crate::model::Record;
+use crate::sys;
+use crate::user::{group_add, resolve_user, with_default_path, with_home};
+use crate::Containers;
+
+/// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
+fn write_etc(
+    dir: &Path,
+    hostname: &str,
+    net: Option<&NetSetup>,
+    hc: &HostConfig,
+    links: &[(String, String)],
+) -> Result<Vec<MountSpec>> {
+    let ip = net
+        .and_then(|n| n.ip)
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "127.0.1.1".into());
+    let hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway), links)?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = crate::etc::resolv_conf(
+        &host_resolv,
+        net.and_then(|n| n.nameservers.as_deref()),
+        net.is_some_and(|n| n.host),
+        hc,
+    );
+    let mut mounts = Vec::new();
+    for (name, content, dest) in [
+        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+        ("hosts", hosts, "/etc/hosts"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+    ] {
+        let p = dir.join(name);
+        berth_atomicfile::write_mode(&p, content.as_bytes(), 0o644).map_err(sys)?;
+        mounts.push(MountSpec {
+            source: p.display().to_string(),
+            destination: dest.into(),
+            typ: "bind".into(),
+            options: vec!["rbind".into(), "rprivate".into()],
+        });
+    }
+    Ok(mounts)
+}
+
+/// The container's binds, volumes and tmpfs mounts as OCI mounts. Volumes are
+/// readied (mounted when they have driver options, filled from the image when
+/// new and empty). Blocking.
+fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountSpec>> {
+    let mut out = Vec::new();
+    for m in &rec.mounts {
+        let mut o = Vec::new();
+        let source = match m.kind.as_str() {
+            "bind" => {
+                if !Path::new(&m.source).exists() {
+                    std::fs::create_dir_all(&m.source).map_err(sys)?;
+                }
+                o.extend([
+                    "rbind".to_string(),
+                    if m.propagation.is_empty() {
+                        "rprivate".to_string()
+                    } else {
+                        m.propagation.clone()
+                    },
+                ]);
+                m.source.clone()
+            }
+            "volume" => {
+                let vols = c
+                    .vols()
+                    .ok_or_else(|| ApiError::not_implemented("volumes are not enabled"))?;
+                let path = vols.mount(&m.name)?;
+                if !m.nocopy {
+                    let from = rootfs.join(m.destination.trim_start_matches('/'));
+                    if let Err(e) = crate::mounts::copy_up(&from, &path) {
+                        tracing::warn!(volume = %m.name, error = %e, "copying image content into the volume");
+                    }
+                }
+                o.extend(["rbind".to_string(), "rprivate".to_string()]);
+                path.display().to_string()
+            }
+            _ => {
+                o.extend(["nosuid", "nodev", "noexec"].map(String::from));
+                o.extend(
+                    m.tmpfs
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
+                out.push(MountSpec {
+                    source: "tmpfs".into(),
+                    destination: m.destination.clone(),
+                    typ: "tmpfs".into(),
+                    options: if m.rw {
+                        o
+                    } else {
+                        [o, vec!["ro".into()]].concat()
+                    },
+                });
+                continue;
+            }
+        };
+        if !m.rw {
+            o.push("ro".into());
+        }
+        out.push(MountSpec {
+            source,
+            destination: m.destination.clone(),
+            typ: "bind".into(),
+            options: o,
+        });
+    }
+    if let Some(t) = &rec.host_config.tmpfs {
+        for (dst, opts) in t {
+            let mut o = vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                "noexec".to_string(),
+            ];
+            o.extend(
+                opts.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+            out.push(MountSpec {
+                source: "tmpfs".into(),
+                destination: dst.clone(),
+                typ: "tmpfs".into(),
+                options: o,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The init `--init` runs: dockerd's `docker-init`, or Debian's static tini (the
+/// container may have no C library for a dynamic one).
+fn init_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    ["docker-init", "tini-static"].iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `--pid`, `--ipc` and `--uts`: the host's namespaces, or another running
+/// container's PID namespace.
+fn namespace_modes(
+    c: &Containers,
+    hc: &HostConfig,
+) -> Result<(Namespace, Namespace, Namespace, Shm)> {
+    let running_pid = |other: &str, what: &str| -> Result<i32> {
+        let o = c.find(other)?.snapshot();
+        if !o.state.running || o.state.pid <= 0 {
+            return Err(ApiError::conflict(format!(
+                "cannot join {what} of a non running container: {}",
+                o.id
+            )));
+        }
+        Ok(o.state.pid)
+    };
+    let pid_ns = match hc.pid_mode.as_str() {
+        "host" => Namespace::Host,
+        m => match m.strip_prefix("container:") {
+            Some(o) => Namespace::Join(format!("/proc/{}/ns/pid", running_pid(o, "PID")?).into()),
+            None => Namespace::Own,
+        },
+    };
+    let (ipc_ns, shm) = match hc.ipc_mode.as_str() {
+        "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
+        "none" => (Namespace::Own, Shm::None),
+        // A container's /dev/shm is a tmpfs inside its own mount namespace, which
+        // another cannot bind: sharing would need it kept on the host, as dockerd
+        // keeps a shareable container's. Refused rather than half done.
+        m if m.starts_with("container:") => {
+            return Err(ApiError::invalid(crate::validate::IPC_JOIN_UNSUPPORTED))
+        }
+        _ => (Namespace::Own, Shm::Own),
+    };
+    let uts_ns = if hc.uts_mode == "host" {
+        Namespace::Host
+    } else {
+        Namespace::Own
+    };
+    Ok((pid_ns, ipc_ns, uts_ns, shm))
+}
+
+/// Releases the volumes of a container that ended (or failed to start).
+pub(crate) fn unmount_volumes(c: &Containers, rec: &Record) {
+    if let Some(v) = c.vols() {
+        for m in rec.mounts.iter().filter(|m| m.kind == "volume") {
+            v.unmount(&m.name);
+        }
+    }
+}
+
+/// Everything before the shim: root filesystem, files, spec. Blocking.
+pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathBuf> {
+    let dir = c.dir(&rec.id);
+    let merged = dir.join("merged");
+    let image =
+        berth_graph::Digest::parse(&rec.image).map_err(|e| ApiError::system(e.to_string()))?;
+    let lowers = c
+        .graph
+        .lowerdirs(&image)
+        .map_err(|e| ApiError::system(e.to_string()))?;
+    berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)
+        .map_err(sys)?;
+    let result = (|| {
+        let hostname = Some(rec.config.hostname.as_str())
+            .filter(|h| !h.is_empty())
+            .unwrap_or(rec.short_id())
+            .to_string();
+        let (uid, gid, extra) = resolve_user(&merged, &rec.config.user)?;
+        let extra = group_add(&merged, &rec.host_config, extra)?;
+        let links = crate::links::resolve(c, rec)?;
+        let hosts: Vec<(String, String)> = links.iter().map(|l| l.host.clone()).collect();
+        let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config, &hosts)?;
+        mounts.extend(user_mounts(c, rec, &merged)?);
+        let hc = &rec.host_config;
+        let security = HostConfig::list(&hc.security_opt);
+        let privileged = hc.privileged;
+        let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
+        let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, hc)?;
+        // `--init`: a small init as PID 1 that reaps and forwards signals, bound in
+        // read-only where dockerd puts it.
+        let mut init_args = Vec::new();
+        if hc.init.unwrap_or(false) {
+            let init = init_binary().ok_or_else(|| {
+                ApiError::system("exec: \"docker-init\": executable file not found in $PATH")
+            })?;
+            mounts.push(MountSpec {
+                source: init.display().to_string(),
+                destination: "/sbin/docker-init".into(),
+                typ: "bind".into(),
+                options: vec!["bind".into(), "ro".into()],
+            });
+            init_args = vec!["/sbin/docker-init".to_string(), "--".to_string()];
+        }
+        let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .unwrap_or((1024, 1024));
+        let cfg = RunConfig {
+            rootfs: merged.clone(),
+            readonly_rootfs: hc.readonly_rootfs,
+            args: init_args
+                .into_iter()
+                .chain(std::iter::once(rec.path.clone()))
+                .chain(rec.args.iter().cloned())
+                .collect(),
+            // Links' variables first: the container's own Env overrides them.
+            env: with_home(
+                with_default_path(
+                    links
+                        .iter()
+                        .flat_map(|l| l.env.iter().cloned())
+                        .chain(rec.config.env.iter().cloned())
+                        .collect(),
+                ),
+                &merged,
+                uid,
+            ),
+            cwd: rec.config.working_dir.clone(),
+            uid,
+            gid,
+            additional_gids: extra,
+            hostname,
+            tty: rec.tty(),
+            privileged,
+            cap_add: HostConfig::list(&hc.cap_add).to_vec(),
+            cap_drop: HostConfig::list(&hc.cap_drop).to_vec(),
+            seccomp: seccomp_choice(security, &c.default_seccomp),
+            no_new_privileges: security.iter().any(|s| {
+                s == "no-new-privileges"
+                    || s == "no-new-privileges:true"
+                    || s == "no-new-privileges=true"
+            }),
+            mounts,
+            cgroups_path: Some(crate::ops::cgroup_path(rec)),
+            netns: net.and_then(|n| n.netns.clone()),
+            host_network: net.map(|n| n.host).unwrap_or(hc.network_mode == "host"),
+            host_caps: host_capabilities(),
+            nofile: (nofile.0, nofile.1),
+            resources: crate::resources::of(hc),
+            ulimits: crate::resources::ulimits(hc),
+            shm_size: u64::try_from(hc.shm_size).ok().filter(|s| *s > 0),
+            sysctls: crate::resources::sysctls(hc),
+            devices,
+            device_rules,
+            oom_score_adj: Some(hc.oom_score_adj)
+                .filter(|a| *a != 0)
+                .and_then(|a| i32::try_from(a).ok()),
+            pid_ns,
+            ipc_ns,
+            uts_ns,
+            shm,
+        };
+        if !cfg.cwd.is_empty() {
+            let p = merged.join(cfg.cwd.trim_start_matches('/'));
+            if !p.exists() {
+                std::fs::create_dir_all(&p).map_err(sys)?;
+            }
+        }
+        let spec = build(&cfg).map_err(ApiError::system)?;
+        let bundle = c.run_dir(&rec.id);
+        std::fs::create_dir_all(&bundle).map_err(sys)?;
+        let _ = std::fs::remove_file(bundle.join("exit.json"));
+        let b = serde_json::to_vec(&spec).map_err(sys)?;
+        berth_atomicfile::write(&bundle.join("config.json"), &b).map_err(sys)?;
+        Ok(bundle)
+    })();
+    if result.is_err() {
+        unmount_volumes(c, rec);
+        let _ = berth_graph::mount::unmount(&merged);
+    }
+    result
+}
+
+/// The profile `--security-opt seccomp=…` asks for (the CLI sends a profile
+/// file's content; `seccomp:` is the old separator).
+fn seccomp_choice(
+    security: &[String],
+    default: &berth_runtime::spec::Seccomp,
+) -> berth_runtime::spec::Seccomp {
+    use berth_runtime::spec::Seccomp;
+    let value = security.iter().rev().find_map(|s| {
+        s.strip_prefix("seccomp=")
+            .or_else(|| s.strip_prefix("seccomp:"))
+    });
+    match value {
+        None => default.clone(),
+        Some("builtin") => Seccomp::Default,
+        Some("unconfined") => Seccomp::Unconfined,
+        Some(profile) => Seccomp::Profile(profile.to_string()),
+    }
+}
+
+/// Undoes `prepare` after the container ended. Blocking.
+pub(crate) fn cleanup(c: &Containers, id: &str) {
+    let _ = berth_graph::mount::unmount(&c.dir(id).join("merged"));
+    let _ = std::fs::remove_dir_all(c.run_dir(id));
+    let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
+}
