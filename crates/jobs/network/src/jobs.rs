@@ -235,7 +235,7 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
     }
     nets.lock().nets.insert(n.id.clone(), n.clone());
     if !n.internal {
-        crate::enable_forwarding();
+        crate::rules::enable_forwarding();
     }
     nets.apply_rules().await;
     event(job.engine(), &n, "create", &[]);

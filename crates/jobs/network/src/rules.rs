@@ -116,3 +116,17 @@ fn remove(table: &str, chain: &str) -> berth_netdriver::Result<()> {
     iptables::remove(chain)?;
     hostfw::remove(table)
 }
+
+pub(crate) fn enable_forwarding() {
+    let p = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(p)
+        .map(|s| s.trim() != "1")
+        .unwrap_or(false)
+    {
+        if let Err(e) = std::fs::write(p, "1") {
+            tracing::warn!(error = %e, "enabling IPv4 forwarding");
+        } else {
+            tracing::info!("enabled IPv4 forwarding");
+        }
+    }
+}
