@@ -7,7 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::container::{Health, HealthConfig, HealthLog};
+use berth_api::Result;
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
 
+use crate::exec::{exec_dir, Exec, ExecState};
+use crate::exec_start::{dev_null, pipe, spawn_exec_shim, write_process};
+use crate::sys;
 use crate::{Containers, Entry};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -95,7 +102,7 @@ pub(crate) fn start(
                 continue;
             }
             let begin = now();
-            let res = crate::exec::run_captured(&c, &entry, cmd.clone(), timeout, MAX_OUTPUT).await;
+            let res = run_captured(&c, &entry, cmd.clone(), timeout, MAX_OUTPUT).await;
             let (code, output) = match res {
                 Ok(Some((code, out))) => (code, out),
                 Ok(None) => (
@@ -145,6 +152,86 @@ pub(crate) fn start(
             }
         }
     });
+}
+
+/// Runs `cmd` in a running container without an API exec session (health
+/// checks): its exit code and up to `limit` bytes of its stdout and stderr. When
+/// `timeout` passes first the process is killed and `None` is returned.
+pub(crate) async fn run_captured(
+    c: &Arc<Containers>,
+    entry: &Arc<Entry>,
+    cmd: Vec<String>,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Option<(i32, String)>> {
+    let rec = entry.snapshot();
+    let e = Arc::new(Exec {
+        id: crate::create::random_id(),
+        container: rec.id.clone(),
+        cmd,
+        env: Vec::new(),
+        user: String::new(),
+        workdir: String::new(),
+        privileged: false,
+        tty: false,
+        stdin: false,
+        stdout: true,
+        stderr: true,
+        detach_keys: String::new(),
+        console_size: None,
+        state: watch::channel(ExecState::default()).0,
+    });
+    let dir = exec_dir(c, &e);
+    {
+        let (c2, en2, e2, d2) = (c.clone(), entry.clone(), e.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || write_process(&c2, &en2, &e2, &d2))
+            .await
+            .map_err(sys)??;
+    }
+    let result = async {
+        let (out_r, out_w) = pipe()?;
+        let out_w2 = out_w.try_clone().map_err(sys)?;
+        let stdio = [dev_null()?, out_w, out_w2];
+        let (mut child, pid, mut lines) = match spawn_exec_shim(c, &e, &dir, None, stdio).await? {
+            Ok(x) => x,
+            Err(msg) => return Ok(Some((126, msg))),
+        };
+        let mut out = tokio::net::unix::pipe::Receiver::from_owned_fd(out_r).map_err(sys)?;
+        let collect = async {
+            let mut text = Vec::new();
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = out.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                if text.len() < limit {
+                    let take = n.min(limit - text.len());
+                    text.extend_from_slice(&buf[..take]);
+                }
+            }
+            let code = lines
+                .next_line()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+                .and_then(|v| v["exit_code"].as_i64())
+                .unwrap_or(126) as i32;
+            (code, String::from_utf8_lossy(&text).into_owned())
+        };
+        let res = tokio::time::timeout(timeout, collect).await;
+        if res.is_err() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = child.wait().await;
+        Ok(res.ok())
+    }
+    .await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    result
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod create;
 mod detach;
 mod etc;
 mod exec;
+mod exec_start;
 mod health;
 mod links;
 mod logconfig;
@@ -542,7 +543,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!(quick "container.list", views::list);
     job!(quick "container.inspect", views::inspect);
     job!("container.exec", exec::create);
-    job!("exec.start", exec::start);
+    job!("exec.start", exec_start::start);
     job!("exec.resize", exec::resize);
     job!(quick "exec.inspect", exec::inspect);
     job!("container.archive_head", archive::head);
