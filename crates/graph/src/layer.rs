@@ -2,14 +2,47 @@
 //! diff ID on the way, and reading a stored layer back as its original tar.
 
 use std::io::{self, Read};
+use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
 
 use crate::digest::Digest;
 use crate::extract::{extract_recorded, Extracted};
-use crate::store::Staging;
 use crate::tarsplit::Reassembler;
 use crate::Error;
+
+/// A staging directory for a layer being unpacked; removed on drop unless committed.
+pub struct Staging {
+    pub(crate) dir: PathBuf,
+    pub(crate) committed: bool,
+}
+
+impl Staging {
+    pub(crate) fn new(dir: PathBuf) -> Staging {
+        Staging {
+            dir,
+            committed: false,
+        }
+    }
+
+    /// Where to unpack the layer's content.
+    pub fn diff(&self) -> PathBuf {
+        self.dir.join("diff")
+    }
+
+    /// Where the layer's tar record goes (see [`crate::tarsplit`]).
+    pub fn split(&self) -> PathBuf {
+        self.dir.join("tar-split")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,9 @@ mod store;
 pub use digest::{chain_ids, Digest};
 pub use image::ImageConfig;
 pub use layer::Compression;
+pub use layer::Staging;
 pub use reference::Reference;
-pub use store::{BlobSum, Graph, ImageRecord, LayerMeta, Staging};
+pub use store::{BlobSum, Graph, ImageRecord, LayerMeta};
 
 /// Errors of the graph, each with the thing it is about.
 #[derive(Debug, thiserror::Error)]

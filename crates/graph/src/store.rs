@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{chain_ids, Digest};
 use crate::image::ImageConfig;
+use crate::layer::Staging;
 use crate::reference::Reference;
 use crate::{io_err, Error};
 
@@ -75,32 +76,6 @@ struct RepositoriesFile {
 pub struct Graph {
     root: PathBuf,
     state: Mutex<State>,
-}
-
-/// A staging directory for a layer being unpacked; removed on drop unless committed.
-pub struct Staging {
-    dir: PathBuf,
-    committed: bool,
-}
-
-impl Staging {
-    /// Where to unpack the layer's content.
-    pub fn diff(&self) -> PathBuf {
-        self.dir.join("diff")
-    }
-
-    /// Where the layer's tar record goes (see [`crate::tarsplit`]).
-    pub fn split(&self) -> PathBuf {
-        self.dir.join("tar-split")
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
 }
 
 fn now_rfc3339() -> String {
@@ -304,10 +279,7 @@ impl Graph {
     pub fn staging(&self) -> Result<Staging, Error> {
         let dir = self.root.join("tmp").join(random_hex());
         std::fs::create_dir_all(dir.join("diff")).map_err(io_err(&dir))?;
-        Ok(Staging {
-            dir,
-            committed: false,
-        })
+        Ok(Staging::new(dir))
     }
 
     /// Moves an unpacked layer into the store. If the layer arrived meanwhile by

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use berth_api::ApiError;
 use berth_engine::{BoxedIo, Reply, ReplyBody};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
@@ -15,6 +15,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::DropGuard;
+
+pub type RequestBody = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 pub type ResBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -76,7 +78,7 @@ pub enum Hijack {
     Upgrade(OnUpgrade),
     /// No upgrade asked: the request body feeds the job's input and the job's output
     /// is the response body, as dockerd does for plain attach requests.
-    Plain(Option<crate::serve::RequestBody>),
+    Plain(Option<RequestBody>),
 }
 
 pub fn to_response(reply: Reply, guard: DropGuard, hijack: Hijack) -> Response<ResBody> {

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use berth_api::{ApiError, ErrorKind};
 use berth_engine::{Args, Body, Engine};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::{header, Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,7 +17,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::response::{common_headers, error_response, to_response, Hijack, ResBody};
+use crate::response::{common_headers, error_response, to_response, Hijack, RequestBody, ResBody};
 use crate::router::{BodyMode, Router};
 
 /// Largest JSON request body read whole (a container config is a few KiB).
@@ -27,8 +26,6 @@ const JSON_LIMIT: usize = 16 * 1024 * 1024;
 const HEAD_LIMIT: usize = 64 * 1024;
 /// How long open connections may take to finish once shutdown starts, by default.
 const DRAIN: Duration = Duration::from_secs(10);
-
-pub type RequestBody = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// A socket the server accepts connections on.
 pub enum Listener {

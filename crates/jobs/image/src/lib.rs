@@ -144,6 +144,14 @@ pub(crate) fn parse_ref(s: &str) -> Result<Reference> {
 }
 
 /// Registers the image jobs.
+/// `POST /images/create`: a pull, or with `fromSrc` an import.
+async fn create(job: Job, images: Arc<Images>) -> Result<Reply> {
+    if job.args.str("fromSrc").is_some() {
+        return archive::import(job, images).await;
+    }
+    pull::pull(job, images).await
+}
+
 pub fn register(engine: &Engine, images: Arc<Images>) {
     macro_rules! job {
         (quick $name:literal, $f:path) => {{
@@ -155,7 +163,7 @@ pub fn register(engine: &Engine, images: Arc<Images>) {
             engine.register($name, move |job: Job| $f(job, i.clone()));
         }};
     }
-    job!("image.create", pull::create);
+    job!("image.create", create);
     job!(quick "image.list", views::list);
     job!(quick "image.inspect", views::inspect);
     job!("image.history", views::history);

@@ -47,14 +47,7 @@ pub(crate) fn spawn_unpack(
     })
 }
 
-pub(crate) async fn create(job: Job, images: Arc<Images>) -> Result<Reply> {
-    if job.args.str("fromSrc").is_some() {
-        return crate::archive::import(job, images).await;
-    }
-    pull(job, images).await
-}
-
-async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
+pub(crate) async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let from = job.args.required("fromImage")?.to_string();
     let tag = job.args.str("tag").unwrap_or("").to_string();
     let name = match tag.as_str() {
