@@ -11,10 +11,14 @@
 
 mod bench;
 mod benchbuild;
+mod benchreport;
+mod benchsetup;
+mod benchwork;
 mod compose;
 mod dockerpy;
 mod fixtures;
 mod install;
+mod layout;
 mod packages;
 
 use std::path::{Path, PathBuf};
@@ -34,9 +38,10 @@ fn main() -> ExitCode {
         "fixtures" => fixtures_cmd(&rest),
         "bench" => bench::bench(&rest),
         "install" => install::install(&rest),
+        "layout" => layout::check(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | install [--root DIR] | fixtures [--out DIR] [--push HOST:PORT]\n       \
+                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | install [--root DIR] | layout | fixtures [--out DIR] [--push HOST:PORT]\n       \
                  | bench [--against unix:///other.sock] [--berth unix://…] [--only NAME] [--json FILE] [--runs N]"
             );
             return if cmd == "help" {

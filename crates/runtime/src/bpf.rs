@@ -271,8 +271,8 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let profile =
-            crate::seccomp::to_oci(&crate::seccomp::default_profile(), &caps).expect("profile");
+        let profile = crate::seccomp::to_oci(&crate::seccomp_default::default_profile(), &caps)
+            .expect("profile");
         let bpf = compile(&profile).expect("compile");
         assert!(!bpf.program.is_empty());
         // A plain fork goes through; a fork into a new user namespace does not.

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod exit;
 pub mod logfile;
 pub mod seccomp;
+pub mod seccomp_default;
 pub mod spec;
 
 pub use spec::{MountSpec, Resources, RunConfig};

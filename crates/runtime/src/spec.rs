@@ -595,7 +595,7 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
         match &cfg.seccomp {
             Seccomp::Default => {
                 linux["seccomp"] =
-                    crate::seccomp::to_oci(&crate::seccomp::default_profile(), &caps)?
+                    crate::seccomp::to_oci(&crate::seccomp_default::default_profile(), &caps)?
             }
             Seccomp::Profile(text) => {
                 linux["seccomp"] = crate::seccomp::to_oci(&crate::seccomp::parse(text)?, &caps)?

@@ -29,6 +29,7 @@ mod enter;
 mod exec;
 mod monitor;
 mod oci;
+mod plan;
 
 struct Args {
     id: String,
