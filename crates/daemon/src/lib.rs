@@ -269,10 +269,20 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
         }
     });
 
-    // Serve.
+    // Serve, once every route has a handler: a route whose job nobody
+    // registered would answer "not implemented" for good.
+    let table = routes::all();
+    if let Some(r) = table.iter().find(|r| !engine.has_job(r.job)) {
+        return Err(format!(
+            "{} {} names job {}, which no job family registered",
+            r.method(),
+            r.path(),
+            r.job
+        ));
+    }
     write_pidfile(&cfg.pidfile)?;
     let stop = CancellationToken::new();
-    let server = Server::new(engine.clone(), Router::new(routes::all()));
+    let server = Server::new(engine.clone(), Router::new(table));
     let serve = server
         .spawn_dedicated(listeners, stop.clone())
         .map_err(|e| format!("starting the API server: {e}"))?;

@@ -10,6 +10,7 @@ mod args;
 pub mod blocking;
 mod events;
 mod job;
+pub mod names;
 mod reply;
 
 pub use args::{Args, Body, BodyStream};

@@ -2,6 +2,7 @@
 //! registers a handler under that name. Paths are written without the `/vX.Y` prefix.
 
 use crate::router::{BodyMode, Route};
+use berth_engine::names;
 use http::Method;
 
 fn r(method: Method, path: &'static str, job: &'static str, body: BodyMode) -> Route {
@@ -12,13 +13,18 @@ fn r(method: Method, path: &'static str, job: &'static str, body: BodyMode) -> R
 pub fn system() -> Vec<Route> {
     use BodyMode::None;
     vec![
-        r(Method::GET, "/_ping", "system.ping", None),
-        r(Method::HEAD, "/_ping", "system.ping", None),
-        r(Method::GET, "/version", "system.version", None),
-        r(Method::GET, "/info", "system.info", None),
-        r(Method::GET, "/events", "system.events", None),
-        r(Method::GET, "/system/df", "system.df", None),
-        r(Method::POST, "/swarm/leave", "system.swarm_leave", None),
+        r(Method::GET, "/_ping", names::system::PING, None),
+        r(Method::HEAD, "/_ping", names::system::PING, None),
+        r(Method::GET, "/version", names::system::VERSION, None),
+        r(Method::GET, "/info", names::system::INFO, None),
+        r(Method::GET, "/events", names::system::EVENTS, None),
+        r(Method::GET, "/system/df", names::system::DF, None),
+        r(
+            Method::POST,
+            "/swarm/leave",
+            names::system::SWARM_LEAVE,
+            None,
+        ),
     ]
 }
 
@@ -26,29 +32,54 @@ pub fn system() -> Vec<Route> {
 pub fn image() -> Vec<Route> {
     use BodyMode::{Json, None, Stream};
     vec![
-        r(Method::POST, "/images/create", "image.create", Stream),
-        r(Method::GET, "/images/json", "image.list", None),
-        r(Method::GET, "/images/get", "image.save", None),
-        r(Method::POST, "/images/load", "image.load", Stream),
-        r(Method::POST, "/images/prune", "image.prune", None),
-        r(Method::GET, "/images/{name:.*}/json", "image.inspect", None),
+        r(Method::POST, "/images/create", names::image::CREATE, Stream),
+        r(Method::GET, "/images/json", names::image::LIST, None),
+        r(Method::GET, "/images/get", names::image::SAVE, None),
+        r(Method::POST, "/images/load", names::image::LOAD, Stream),
+        r(Method::POST, "/images/prune", names::image::PRUNE, None),
+        r(
+            Method::GET,
+            "/images/{name:.*}/json",
+            names::image::INSPECT,
+            None,
+        ),
         r(
             Method::GET,
             "/images/{name:.*}/history",
-            "image.history",
+            names::image::HISTORY,
             None,
         ),
-        r(Method::GET, "/images/{name:.*}/get", "image.save", None),
-        r(Method::POST, "/images/{name:.*}/tag", "image.tag", None),
-        r(Method::POST, "/images/{name:.*}/push", "image.push", None),
-        r(Method::DELETE, "/images/{name:.*}", "image.delete", None),
+        r(
+            Method::GET,
+            "/images/{name:.*}/get",
+            names::image::SAVE,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/images/{name:.*}/tag",
+            names::image::TAG,
+            None,
+        ),
+        r(
+            Method::POST,
+            "/images/{name:.*}/push",
+            names::image::PUSH,
+            None,
+        ),
+        r(
+            Method::DELETE,
+            "/images/{name:.*}",
+            names::image::DELETE,
+            None,
+        ),
         r(
             Method::GET,
             "/distribution/{name:.*}/json",
-            "image.distribution",
+            names::image::DISTRIBUTION,
             None,
         ),
-        r(Method::POST, "/auth", "image.auth", Json),
+        r(Method::POST, "/auth", names::image::AUTH, Json),
     ]
 }
 
@@ -56,147 +87,167 @@ pub fn image() -> Vec<Route> {
 pub fn container() -> Vec<Route> {
     use BodyMode::{Json, None, Stream};
     vec![
-        r(Method::POST, "/containers/create", "container.create", Json),
-        r(Method::GET, "/containers/json", "container.list", None),
+        r(
+            Method::POST,
+            "/containers/create",
+            names::container::CREATE,
+            Json,
+        ),
+        r(
+            Method::GET,
+            "/containers/json",
+            names::container::LIST,
+            None,
+        ),
         r(
             Method::GET,
             "/containers/{name}/json",
-            "container.inspect",
+            names::container::INSPECT,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/start",
-            "container.start",
+            names::container::START,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/stop",
-            "container.stop",
+            names::container::STOP,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/kill",
-            "container.kill",
+            names::container::KILL,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/restart",
-            "container.restart",
+            names::container::RESTART,
             None,
         ),
         r(
             Method::POST,
             "/containers/{id}/rename",
-            "container.rename",
+            names::container::RENAME,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/resize",
-            "container.resize",
+            names::container::RESIZE,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/wait",
-            "container.wait",
+            names::container::WAIT,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/attach",
-            "container.attach",
+            names::container::ATTACH,
             None,
         ),
         r(
             Method::GET,
             "/containers/{name}/logs",
-            "container.logs",
+            names::container::LOGS,
             None,
         ),
         r(
             Method::DELETE,
             "/containers/{name}",
-            "container.delete",
+            names::container::DELETE,
             None,
         ),
         // `{parent}/{alias}?link=1` removes a legacy link.
         r(
             Method::DELETE,
             "/containers/{parent}/{alias}",
-            "container.unlink",
+            names::container::UNLINK,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/exec",
-            "container.exec",
+            names::container::EXEC,
             Json,
         ),
         r(
             Method::HEAD,
             "/containers/{name}/archive",
-            "container.archive_head",
+            names::container::ARCHIVE_HEAD,
             None,
         ),
         r(
             Method::GET,
             "/containers/{name}/archive",
-            "container.archive_get",
+            names::container::ARCHIVE_GET,
             None,
         ),
         r(
             Method::PUT,
             "/containers/{name}/archive",
-            "container.archive_put",
+            names::container::ARCHIVE_PUT,
             Stream,
         ),
         r(
             Method::GET,
             "/containers/{name}/export",
-            "container.export",
+            names::container::EXPORT,
             None,
         ),
-        r(Method::POST, "/containers/prune", "container.prune", None),
-        r(Method::POST, "/commit", "container.commit", Json),
+        r(
+            Method::POST,
+            "/containers/prune",
+            names::container::PRUNE,
+            None,
+        ),
+        r(Method::POST, "/commit", names::container::COMMIT, Json),
         r(
             Method::POST,
             "/containers/{name}/pause",
-            "container.pause",
+            names::container::PAUSE,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/unpause",
-            "container.unpause",
+            names::container::UNPAUSE,
             None,
         ),
-        r(Method::GET, "/containers/{name}/top", "container.top", None),
+        r(
+            Method::GET,
+            "/containers/{name}/top",
+            names::container::TOP,
+            None,
+        ),
         r(
             Method::GET,
             "/containers/{name}/stats",
-            "container.stats",
+            names::container::STATS,
             None,
         ),
         r(
             Method::GET,
             "/containers/{name}/changes",
-            "container.changes",
+            names::container::CHANGES,
             None,
         ),
         r(
             Method::POST,
             "/containers/{name}/update",
-            "container.update",
+            names::container::UPDATE,
             Json,
         ),
-        r(Method::POST, "/exec/{id}/start", "exec.start", Json),
-        r(Method::POST, "/exec/{id}/resize", "exec.resize", None),
-        r(Method::GET, "/exec/{id}/json", "exec.inspect", None),
+        r(Method::POST, "/exec/{id}/start", names::exec::START, Json),
+        r(Method::POST, "/exec/{id}/resize", names::exec::RESIZE, None),
+        r(Method::GET, "/exec/{id}/json", names::exec::INSPECT, None),
     ]
 }
 
@@ -204,21 +255,31 @@ pub fn container() -> Vec<Route> {
 pub fn network() -> Vec<Route> {
     use BodyMode::{Json, None};
     vec![
-        r(Method::GET, "/networks", "network.list", None),
-        r(Method::POST, "/networks/create", "network.create", Json),
-        r(Method::POST, "/networks/prune", "network.prune", None),
-        r(Method::GET, "/networks/{id}", "network.inspect", None),
-        r(Method::DELETE, "/networks/{id}", "network.delete", None),
+        r(Method::GET, "/networks", names::network::LIST, None),
+        r(
+            Method::POST,
+            "/networks/create",
+            names::network::CREATE,
+            Json,
+        ),
+        r(Method::POST, "/networks/prune", names::network::PRUNE, None),
+        r(Method::GET, "/networks/{id}", names::network::INSPECT, None),
+        r(
+            Method::DELETE,
+            "/networks/{id}",
+            names::network::DELETE,
+            None,
+        ),
         r(
             Method::POST,
             "/networks/{id}/connect",
-            "network.connect",
+            names::network::CONNECT,
             Json,
         ),
         r(
             Method::POST,
             "/networks/{id}/disconnect",
-            "network.disconnect",
+            names::network::DISCONNECT,
             Json,
         ),
     ]
@@ -228,19 +289,34 @@ pub fn network() -> Vec<Route> {
 pub fn volume() -> Vec<Route> {
     use BodyMode::{Json, None};
     vec![
-        r(Method::GET, "/volumes", "volume.list", None),
-        r(Method::POST, "/volumes/create", "volume.create", Json),
-        r(Method::POST, "/volumes/prune", "volume.prune", None),
-        r(Method::GET, "/volumes/{name}", "volume.inspect", None),
-        r(Method::DELETE, "/volumes/{name}", "volume.delete", None),
+        r(Method::GET, "/volumes", names::volume::LIST, None),
+        r(Method::POST, "/volumes/create", names::volume::CREATE, Json),
+        r(Method::POST, "/volumes/prune", names::volume::PRUNE, None),
+        r(Method::GET, "/volumes/{name}", names::volume::INSPECT, None),
+        r(
+            Method::DELETE,
+            "/volumes/{name}",
+            names::volume::DELETE,
+            None,
+        ),
     ]
 }
 
 /// The build family (the classic builder).
 pub fn build() -> Vec<Route> {
     vec![
-        r(Method::POST, "/build", "build", BodyMode::Stream),
-        r(Method::POST, "/build/prune", "build.prune", BodyMode::None),
+        r(
+            Method::POST,
+            "/build",
+            names::build::BUILD,
+            BodyMode::Stream,
+        ),
+        r(
+            Method::POST,
+            "/build/prune",
+            names::build::PRUNE,
+            BodyMode::None,
+        ),
     ]
 }
 

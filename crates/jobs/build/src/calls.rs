@@ -3,6 +3,7 @@
 //! them): pulls, containers for RUN and metadata steps, their commits.
 
 use berth_api::{ApiError, ApiVersion};
+use berth_engine::names;
 use berth_engine::{Args, Body, Engine, Reply, ReplyBody};
 use bytes::Bytes;
 use serde_json::Value;
@@ -98,7 +99,7 @@ impl Calls {
         ];
         let reply = self
             .engine
-            .call("container.attach", Self::args(&params, None))
+            .call(names::container::ATTACH, Self::args(&params, None))
             .await?;
         match reply.body {
             ReplyBody::Hijack { io, .. } => {
@@ -155,7 +156,7 @@ impl Calls {
             let r = self
                 .engine
                 .call(
-                    "container.archive_head",
+                    names::container::ARCHIVE_HEAD,
                     Self::args(&[("name", id), ("path", &p)], None),
                 )
                 .await?;
@@ -190,7 +191,8 @@ impl Calls {
         let at = format!("/{}", comps[..have].join("/"));
         let mut a = Self::args(&[("name", id), ("path", &at)], None);
         a.body = Body::Bytes(Bytes::from(tar));
-        let (status, data) = body_of(self.engine.call("container.archive_put", a).await?).await?;
+        let (status, data) =
+            body_of(self.engine.call(names::container::ARCHIVE_PUT, a).await?).await?;
         if status >= 400 {
             return Err(reply_error(status, &data));
         }
@@ -224,7 +226,7 @@ impl Calls {
         if let Some(a) = auth {
             args.push_header("X-Registry-Auth", &a);
         }
-        let reply = self.engine.call("image.create", args).await?;
+        let reply = self.engine.call(names::image::CREATE, args).await?;
         if reply.status >= 400 {
             let (status, data) = body_of(reply).await?;
             return Err(reply_error(status, &data));

@@ -28,6 +28,7 @@ mod scope;
 mod stage;
 mod tartail;
 
+use berth_engine::names;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -83,8 +84,8 @@ fn unmount_under(dir: &Path) {
 
 pub fn register(engine: &Engine, b: Arc<Builder>) {
     let b2 = b.clone();
-    engine.register("build", move |job: Job| build(job, b2.clone()));
-    engine.register("build.prune", move |job: Job| prune(job));
+    engine.register(names::build::BUILD, move |job: Job| build(job, b2.clone()));
+    engine.register(names::build::PRUNE, move |job: Job| prune(job));
     let _ = b;
 }
 

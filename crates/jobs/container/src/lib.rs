@@ -35,6 +35,7 @@ mod user;
 mod validate;
 mod views;
 
+use berth_engine::names as jobname;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -519,48 +520,48 @@ pub(crate) fn publish(
 /// Registers the container jobs.
 pub fn register(engine: &Engine, containers: Arc<Containers>) {
     macro_rules! job {
-        (quick $name:literal, $f:path) => {{
+        (quick $name:expr, $f:path) => {{
             let c = containers.clone();
             engine.register_quick($name, move |job: Job| $f(job, c.clone()));
         }};
-        ($name:literal, $f:path) => {{
+        ($name:expr, $f:path) => {{
             let c = containers.clone();
             engine.register($name, move |job: Job| $f(job, c.clone()));
         }};
     }
-    job!("container.create", create::create);
-    job!("container.start", run::start);
-    job!("container.wait", stop::wait);
-    job!("container.stop", stop::stop);
-    job!("container.kill", stop::kill);
-    job!("container.restart", stop::restart);
-    job!("container.delete", remove::delete);
-    job!("container.unlink", links::unlink);
-    job!("container.rename", names::rename);
-    job!("container.resize", run::resize);
-    job!("container.attach", logs::attach);
-    job!("container.logs", logs::logs);
-    job!(quick "container.list", views::list);
-    job!(quick "container.inspect", views::inspect);
-    job!("container.exec", exec::create);
-    job!("exec.start", exec_start::start);
-    job!("exec.resize", exec::resize);
-    job!(quick "exec.inspect", exec::inspect);
-    job!("container.archive_head", archive::head);
-    job!("container.archive_get", archive::get);
-    job!("container.archive_put", archive::put);
-    job!("container.export", archive::export);
-    job!("container.commit", commit::commit);
-    job!("container.commit_build", commit::commit_build);
-    job!("container.pause", ops::pause);
-    job!("container.unpause", ops::unpause);
-    job!("container.top", ops::top);
-    job!("container.stats", ops::stats);
-    job!("container.changes", ops::changes);
-    job!("container.update", ops::update);
-    job!("container.prune", remove::prune);
-    job!("network.connect", netjobs::connect);
-    job!("network.disconnect", netjobs::disconnect);
+    job!(jobname::container::CREATE, create::create);
+    job!(jobname::container::START, run::start);
+    job!(jobname::container::WAIT, stop::wait);
+    job!(jobname::container::STOP, stop::stop);
+    job!(jobname::container::KILL, stop::kill);
+    job!(jobname::container::RESTART, stop::restart);
+    job!(jobname::container::DELETE, remove::delete);
+    job!(jobname::container::UNLINK, links::unlink);
+    job!(jobname::container::RENAME, names::rename);
+    job!(jobname::container::RESIZE, run::resize);
+    job!(jobname::container::ATTACH, logs::attach);
+    job!(jobname::container::LOGS, logs::logs);
+    job!(quick jobname::container::LIST, views::list);
+    job!(quick jobname::container::INSPECT, views::inspect);
+    job!(jobname::container::EXEC, exec::create);
+    job!(jobname::exec::START, exec_start::start);
+    job!(jobname::exec::RESIZE, exec::resize);
+    job!(quick jobname::exec::INSPECT, exec::inspect);
+    job!(jobname::container::ARCHIVE_HEAD, archive::head);
+    job!(jobname::container::ARCHIVE_GET, archive::get);
+    job!(jobname::container::ARCHIVE_PUT, archive::put);
+    job!(jobname::container::EXPORT, archive::export);
+    job!(jobname::container::COMMIT, commit::commit);
+    job!(jobname::container::COMMIT_BUILD, commit::commit_build);
+    job!(jobname::container::PAUSE, ops::pause);
+    job!(jobname::container::UNPAUSE, ops::unpause);
+    job!(jobname::container::TOP, ops::top);
+    job!(jobname::container::STATS, ops::stats);
+    job!(jobname::container::CHANGES, ops::changes);
+    job!(jobname::container::UPDATE, ops::update);
+    job!(jobname::container::PRUNE, remove::prune);
+    job!(jobname::network::CONNECT, netjobs::connect);
+    job!(jobname::network::DISCONNECT, netjobs::disconnect);
 }
 
 /// A command for the shim (possibly a sealed `/proc/self/fd/N` copy), named

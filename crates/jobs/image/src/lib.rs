@@ -11,6 +11,7 @@ mod pull;
 mod push;
 mod views;
 
+use berth_engine::names;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -154,27 +155,27 @@ async fn create(job: Job, images: Arc<Images>) -> Result<Reply> {
 
 pub fn register(engine: &Engine, images: Arc<Images>) {
     macro_rules! job {
-        (quick $name:literal, $f:path) => {{
+        (quick $name:expr, $f:path) => {{
             let i = images.clone();
             engine.register_quick($name, move |job: Job| $f(job, i.clone()));
         }};
-        ($name:literal, $f:path) => {{
+        ($name:expr, $f:path) => {{
             let i = images.clone();
             engine.register($name, move |job: Job| $f(job, i.clone()));
         }};
     }
-    job!("image.create", create);
-    job!(quick "image.list", views::list);
-    job!(quick "image.inspect", views::inspect);
-    job!("image.history", views::history);
-    job!("image.tag", views::tag);
-    job!("image.delete", delete::delete);
-    job!("image.prune", delete::prune);
-    job!("image.save", archive::save);
-    job!("image.load", archive::load);
-    job!("image.push", push::push);
-    job!("image.distribution", pull::distribution);
-    job!("image.auth", pull::auth);
+    job!(names::image::CREATE, create);
+    job!(quick names::image::LIST, views::list);
+    job!(quick names::image::INSPECT, views::inspect);
+    job!(names::image::HISTORY, views::history);
+    job!(names::image::TAG, views::tag);
+    job!(names::image::DELETE, delete::delete);
+    job!(names::image::PRUNE, delete::prune);
+    job!(names::image::SAVE, archive::save);
+    job!(names::image::LOAD, archive::load);
+    job!(names::image::PUSH, push::push);
+    job!(names::image::DISTRIBUTION, pull::distribution);
+    job!(names::image::AUTH, pull::auth);
 }
 
 /// A reply for jobs that answer with nothing but a status.

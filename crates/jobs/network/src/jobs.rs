@@ -1,5 +1,6 @@
 //! The network API: create, list, inspect, remove, prune.
 
+use berth_engine::names;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -353,18 +354,18 @@ pub(crate) async fn prune(job: Job, nets: Arc<Networks>) -> Result<Reply> {
 /// Registers the network jobs.
 pub fn register(engine: &Engine, nets: Arc<Networks>) {
     macro_rules! job {
-        (quick $name:literal, $f:path) => {{
+        (quick $name:expr, $f:path) => {{
             let n = nets.clone();
             engine.register_quick($name, move |job: Job| $f(job, n.clone()));
         }};
-        ($name:literal, $f:path) => {{
+        ($name:expr, $f:path) => {{
             let n = nets.clone();
             engine.register($name, move |job: Job| $f(job, n.clone()));
         }};
     }
-    job!("network.create", create);
-    job!(quick "network.list", list);
-    job!(quick "network.inspect", inspect);
-    job!("network.delete", delete);
-    job!("network.prune", prune);
+    job!(names::network::CREATE, create);
+    job!(quick names::network::LIST, list);
+    job!(quick names::network::INSPECT, inspect);
+    job!(names::network::DELETE, delete);
+    job!(names::network::PRUNE, prune);
 }

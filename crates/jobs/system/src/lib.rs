@@ -9,6 +9,7 @@ mod events;
 mod host;
 mod info;
 
+use berth_engine::names;
 use std::sync::{Arc, RwLock};
 
 use berth_api::system::{DiskUsage, Info};
@@ -105,14 +106,14 @@ impl System {
 
 /// Registers the system jobs on `engine`.
 pub fn register(engine: &Engine, system: Arc<System>) {
-    engine.register_quick("system.ping", |_job: Job| async move { Ok(ping()) });
+    engine.register_quick(names::system::PING, |_job: Job| async move { Ok(ping()) });
     let s = system.clone();
-    engine.register_quick("system.version", move |_job: Job| {
+    engine.register_quick(names::system::VERSION, move |_job: Job| {
         let s = s.clone();
         async move { Ok(Reply::json(&info::version(&s.host))) }
     });
     let s = system.clone();
-    engine.register("system.info", move |job: Job| {
+    engine.register(names::system::INFO, move |job: Job| {
         let s = s.clone();
         async move {
             let mut info = info::info(&s.host, &s.config());
@@ -124,7 +125,7 @@ pub fn register(engine: &Engine, system: Arc<System>) {
         }
     });
     let s = system.clone();
-    engine.register("system.df", move |_job: Job| {
+    engine.register(names::system::DF, move |_job: Job| {
         let s = s.clone();
         async move {
             let mut df = DiskUsage::default();
@@ -134,8 +135,8 @@ pub fn register(engine: &Engine, system: Arc<System>) {
             Ok(Reply::json(&df))
         }
     });
-    engine.register("system.events", events::events);
-    engine.register("system.swarm_leave", |_job: Job| async move {
+    engine.register(names::system::EVENTS, events::events);
+    engine.register(names::system::SWARM_LEAVE, |_job: Job| async move {
         Err::<Reply, _>(ApiError::unavailable("This node is not part of a swarm"))
     });
 }

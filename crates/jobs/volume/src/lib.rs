@@ -2,6 +2,7 @@
 //! `DELETE /volumes/{name}`, `POST /volumes/prune`. Which containers use a volume
 //! comes from the container family through [`VolumeUsage`], plugged in by the daemon.
 
+use berth_engine::names;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
@@ -218,18 +219,18 @@ async fn prune(job: Job, j: Arc<VolumeJobs>) -> Result<Reply> {
 /// Registers the volume jobs.
 pub fn register(engine: &Engine, j: Arc<VolumeJobs>) {
     macro_rules! job {
-        (quick $name:literal, $f:path) => {{
+        (quick $name:expr, $f:path) => {{
             let j = j.clone();
             engine.register_quick($name, move |job: Job| $f(job, j.clone()));
         }};
-        ($name:literal, $f:path) => {{
+        ($name:expr, $f:path) => {{
             let j = j.clone();
             engine.register($name, move |job: Job| $f(job, j.clone()));
         }};
     }
-    job!("volume.create", create);
-    job!(quick "volume.list", list);
-    job!(quick "volume.inspect", inspect);
-    job!("volume.delete", delete);
-    job!("volume.prune", prune);
+    job!(names::volume::CREATE, create);
+    job!(quick names::volume::LIST, list);
+    job!(quick names::volume::INSPECT, inspect);
+    job!(names::volume::DELETE, delete);
+    job!(names::volume::PRUNE, prune);
 }
