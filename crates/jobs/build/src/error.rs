@@ -49,7 +49,7 @@ impl From<std::io::Error> for BuildError {
 
 impl From<berth_graph::Error> for BuildError {
     fn from(e: berth_graph::Error) -> BuildError {
-        BuildError::System(e.to_string())
+        BuildError::Api(berth_apierr::graph(e))
     }
 }
 

@@ -171,7 +171,7 @@ impl Rootfs {
             });
         }
         let image = berth_graph::Digest::parse(&rec.image).map_err(sys)?;
-        let lowers = c.graph.lowerdirs(&image).map_err(sys)?;
+        let lowers = c.graph.lowerdirs(&image).map_err(berth_apierr::graph)?;
         let dir = c.dir(&rec.id);
         std::fs::create_dir_all(&merged).map_err(sys)?;
         berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)

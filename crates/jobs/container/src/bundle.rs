@@ -208,12 +208,8 @@ pub(crate) fn unmount_volumes(c: &Containers, rec: &Record) {
 pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> Result<PathBuf> {
     let dir = c.dir(&rec.id);
     let merged = dir.join("merged");
-    let image =
-        berth_graph::Digest::parse(&rec.image).map_err(|e| ApiError::system(e.to_string()))?;
-    let lowers = c
-        .graph
-        .lowerdirs(&image)
-        .map_err(|e| ApiError::system(e.to_string()))?;
+    let image = berth_graph::Digest::parse(&rec.image).map_err(sys)?;
+    let lowers = c.graph.lowerdirs(&image).map_err(berth_apierr::graph)?;
     berth_graph::mount::mount_overlay(&lowers, &dir.join("upper"), &dir.join("work"), &merged)
         .map_err(sys)?;
     let result = (|| {

@@ -162,7 +162,7 @@ async fn commit_record(c: &Arc<Containers>, rec: &Record, spec: Spec) -> Result<
     let upper = c.dir(&rec.id).join("upper");
     let layer = tokio::task::spawn_blocking(
         move || -> Result<(berth_graph::Staging, Digest, u64, u64)> {
-            let staging = graph.staging().map_err(sys)?;
+            let staging = graph.staging().map_err(berth_apierr::graph)?;
             let (r, w) = std::io::pipe().map_err(sys)?;
             let writer = std::thread::spawn(move || berth_graph::layer::diff_tar(&upper, SKIP, w));
             let unpacked = berth_graph::layer::unpack(r, Compression::None, &staging);
@@ -222,12 +222,16 @@ async fn commit_record(c: &Arc<Containers>, rec: &Record, spec: Spec) -> Result<
                 size,
                 tar_size,
             };
-            graph.commit_layer(staging, meta).map_err(sys)?;
+            graph
+                .commit_layer(staging, meta)
+                .map_err(berth_apierr::graph)?;
         }
-        let id = graph.put_image(&raw).map_err(sys)?;
-        graph.set_parent(&id, &parent_id).map_err(sys)?;
+        let id = graph.put_image(&raw).map_err(berth_apierr::graph)?;
+        graph
+            .set_parent(&id, &parent_id)
+            .map_err(berth_apierr::graph)?;
         if let Some(t) = target {
-            graph.tag(&t, &id).map_err(sys)?;
+            graph.tag(&t, &id).map_err(berth_apierr::graph)?;
         }
         Ok(id)
     })

@@ -15,7 +15,7 @@ use berth_engine::names;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use berth_api::{ApiError, ErrorKind, Result};
+use berth_api::{ApiError, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_graph::{Digest, Graph, Reference};
 use tokio::sync::Semaphore;
@@ -89,31 +89,7 @@ impl Images {
     }
 }
 
-/// The one place graph errors get their API kind.
-pub(crate) fn api_err(e: berth_graph::Error) -> ApiError {
-    use berth_graph::Error as G;
-    let kind = match &e {
-        G::InvalidReference(_) | G::InvalidDigest(_) | G::Config(_) => ErrorKind::InvalidParameter,
-        G::NoSuchImage(_) => ErrorKind::NotFound,
-        G::Conflict(_) => ErrorKind::Conflict,
-        G::Layer(_) => ErrorKind::InvalidParameter,
-        G::Io { .. } => ErrorKind::System,
-    };
-    ApiError::new(kind, e.to_string())
-}
-
-pub(crate) fn registry_err(e: berth_registry::Error) -> ApiError {
-    use berth_registry::Error as R;
-    let kind = match &e {
-        R::NotFound(_) => ErrorKind::NotFound,
-        // Not 401: the CLI answers a 401 on pull or push by prompting for a login,
-        // and dockerd reports registry auth failures as 500.
-        R::Unauthorized(_) => ErrorKind::System,
-        R::Manifest(_) | R::Verify(_) => ErrorKind::InvalidParameter,
-        R::Transport(_) => ErrorKind::System,
-    };
-    ApiError::new(kind, e.to_string())
-}
+pub(crate) use berth_apierr::{graph as api_err, registry as registry_err};
 
 /// Runs blocking work (file I/O on the graph) off the async runtime.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use berth_api::filters::{label_matches, Filters};
 use berth_api::{ApiError, ApiVersion, Result};
 use berth_engine::{Engine, Job, Reply};
-use berth_volume::{Error, Volume, Volumes};
+use berth_volume::{Volume, Volumes};
 use serde_json::{json, Value};
 
 /// Which containers (IDs) use a volume, running or not.
@@ -39,14 +39,7 @@ impl VolumeJobs {
     }
 }
 
-/// Maps the store's errors to Docker's statuses (in one place).
-pub fn api_error(e: Error) -> ApiError {
-    match e {
-        Error::NotFound(_) => ApiError::not_found(e.to_string()),
-        Error::Invalid(_) => ApiError::invalid(e.to_string()),
-        Error::Io(_) => ApiError::system(e.to_string()),
-    }
-}
+pub use berth_apierr::volume as api_error;
 
 /// A volume as `GET /volumes/{name}` shows it.
 pub fn view(vols: &Volumes, v: &Volume, usage: Option<(i64, i64)>) -> Value {
