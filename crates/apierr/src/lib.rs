@@ -36,6 +36,12 @@ pub fn registry(e: berth_registry::Error) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
+/// A container runtime error (its spec, seccomp profile or shim): the start
+/// fails as a system error, as dockerd's does.
+pub fn runtime(e: berth_runtime::Error) -> ApiError {
+    ApiError::new(ErrorKind::System, e.to_string())
+}
+
 /// A volume store error.
 pub fn volume(e: berth_volume::Error) -> ApiError {
     use berth_volume::Error as V;

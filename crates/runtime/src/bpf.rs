@@ -97,7 +97,11 @@ fn compare(arg: &Value) -> Result<ScmpArgCompare, String> {
 }
 
 /// Compiles the spec's seccomp object to a BPF program.
-pub fn compile(seccomp: &Value) -> Result<Bpf, String> {
+pub fn compile(seccomp: &Value) -> Result<Bpf, crate::Error> {
+    compile_program(seccomp).map_err(crate::Error::Seccomp)
+}
+
+fn compile_program(seccomp: &Value) -> Result<Bpf, String> {
     let err = |what: &str, e: &dyn std::fmt::Display| format!("seccomp: {what}: {e}");
     let default = action(&seccomp["defaultAction"], &seccomp["defaultErrnoRet"])?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("new filter", &e))?;
@@ -176,7 +180,7 @@ pub fn compile(seccomp: &Value) -> Result<Bpf, String> {
 
 /// The cached program for `seccomp` under `cache`, compiled and stored first
 /// when it is not there yet.
-pub fn cached(cache: &Path, seccomp: &Value) -> Result<Bpf, String> {
+pub fn cached(cache: &Path, seccomp: &Value) -> Result<Bpf, crate::Error> {
     let key = hex(&sha2::Sha256::digest(
         format!("{}\n{}", std::env::consts::ARCH, seccomp).as_bytes(),
     ));

@@ -67,8 +67,9 @@ pub struct Filter {
 }
 
 /// Parses a profile the way dockerd words its failure.
-pub fn parse(text: &str) -> Result<Profile, String> {
-    serde_json::from_str(text).map_err(|e| format!("Decoding seccomp profile failed: {e}"))
+pub fn parse(text: &str) -> Result<Profile, crate::Error> {
+    serde_json::from_str(text)
+        .map_err(|e| crate::Error::Seccomp(format!("Decoding seccomp profile failed: {e}")))
 }
 
 /// The host's architecture in Go's words (Docker's profiles use them) and libseccomp's.
@@ -102,8 +103,8 @@ fn parse_version(v: &str) -> Option<(u32, u32)> {
 
 /// The profile for a container with capabilities `caps` (`CAP_…` names), as the
 /// spec's `linux.seccomp`.
-pub fn to_oci(p: &Profile, caps: &[String]) -> Result<Value, String> {
-    to_oci_on(p, caps, native_arch(), kernel_version())
+pub fn to_oci(p: &Profile, caps: &[String]) -> Result<Value, crate::Error> {
+    to_oci_on(p, caps, native_arch(), kernel_version()).map_err(crate::Error::Seccomp)
 }
 
 pub(crate) fn to_oci_on(
@@ -239,7 +240,7 @@ mod tests {
         assert!(typed.is_ok(), "{typed:?}");
 
         let e = parse("{not json").expect_err("bad json");
-        assert!(e.starts_with("Decoding seccomp profile failed: "), "{e}");
+        assert!(e.to_string().starts_with("Decoding seccomp profile failed: "), "{e}");
         let both = parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}"#)
             .expect("parse");
         assert!(to_oci_on(&both, &[], AMD64, (6, 1))

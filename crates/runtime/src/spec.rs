@@ -394,7 +394,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
 
 /// Builds the spec as JSON (the spec's own vocabulary) and checks it by parsing it
 /// into oci-spec's typed `Spec`.
-pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
+pub fn build(cfg: &RunConfig) -> Result<Spec, crate::Error> {
     let cgroup_v2 = crate::cgroups::is_v2();
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
@@ -653,7 +653,8 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, String> {
     if cfg.uts_ns == Namespace::Own {
         spec["hostname"] = json!(cfg.hostname);
     }
-    serde_json::from_value(spec).map_err(|e| format!("building the OCI spec: {e}"))
+    serde_json::from_value(spec)
+        .map_err(|e| crate::Error::Spec(format!("building the OCI spec: {e}")))
 }
 
 #[cfg(test)]

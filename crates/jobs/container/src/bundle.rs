@@ -306,7 +306,7 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
                 std::fs::create_dir_all(&p).map_err(sys)?;
             }
         }
-        let spec = build(&cfg).map_err(ApiError::system)?;
+        let spec = build(&cfg).map_err(berth_apierr::runtime)?;
         let bundle = c.run_dir(&rec.id);
         std::fs::create_dir_all(&bundle).map_err(sys)?;
         let _ = std::fs::remove_file(bundle.join("exit.json"));

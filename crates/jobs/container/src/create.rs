@@ -147,7 +147,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         "" => host_config.runtime = c.runtimes.default.clone(),
         crate::BUILTIN_ALIAS => host_config.runtime = crate::BUILTIN_RUNTIME.into(),
         // Refused now, as dockerd does, not at the start.
-        r => drop(c.runtimes.shim_args(r)?),
+        r => drop(c.runtimes.binary(r)?),
     }
     crate::validate::host_config(&host_config, &config)?;
     let endpoints_config = networks_of(&c, &req, &host_config)?;

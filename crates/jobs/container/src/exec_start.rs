@@ -13,6 +13,7 @@ use berth_api::stdcopy::{frame, StdStream};
 use berth_api::{ApiError, ApiVersion, Result};
 use berth_engine::{Job, Reply};
 use berth_runtime::exec::{exec_process, ExecConfig};
+use berth_runtime::shim::{ExecArgs, Report as ShimReport};
 use berth_runtime::spec::host_capabilities;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -155,6 +156,13 @@ pub(crate) fn pipes(e: &Exec, detached: bool) -> Result<Pipes> {
 /// The report channel of a running exec shim (descriptor 3 on its side).
 type Report = tokio::io::Lines<tokio::io::BufReader<tokio::net::unix::pipe::Receiver>>;
 
+/// The next line of an exec shim's report channel (None: it closed, or wrote
+/// something unreadable).
+pub(crate) async fn next_report(lines: &mut Report) -> Option<ShimReport> {
+    let line = lines.next_line().await.ok().flatten()?;
+    ShimReport::parse(&line).ok()
+}
+
 /// Starts `berth-shim exec` for `e` with `stdio` as its descriptors 0-2 and waits
 /// for its first report: the process's PID, or the error that kept it from
 /// starting (`Err` with the shim's text, the shim already reaped).
@@ -165,26 +173,19 @@ pub(crate) async fn spawn_exec_shim(
     size: Option<(u64, u64)>,
     stdio: [OwnedFd; 3],
 ) -> Result<std::result::Result<(tokio::process::Child, i64, Report), String>> {
-    let runtime = c.runtime_args(&*c.find(&e.container)?)?;
+    let args = ExecArgs {
+        id: e.container.clone(),
+        state_root: c.exec_root.join("state"),
+        process: dir.join("process.json"),
+        dir: dir.to_path_buf(),
+        tty: e.tty,
+        resize: e.tty.then(|| dir.join("resize.fifo")),
+        size: size.filter(|_| e.tty),
+        runc: c.runtime_binary(&*c.find(&e.container)?)?,
+    };
     let (report_r, report_w) = pipe()?;
     let mut cmd = shim_command(&c.shim);
-    cmd.arg("exec")
-        .arg("--id")
-        .arg(&e.container)
-        .arg("--state-root")
-        .arg(c.exec_root.join("state"))
-        .arg("--process")
-        .arg(dir.join("process.json"))
-        .arg("--dir")
-        .arg(dir)
-        .args(runtime);
-    if e.tty {
-        cmd.args(["--tty", "1", "--resize"])
-            .arg(dir.join("resize.fifo"));
-        if let Some((h, w)) = size {
-            cmd.arg("--size").arg(format!("{h}x{w}"));
-        }
-    }
+    cmd.arg("exec").args(args.to_args());
     let [c0, c1, c2] = stdio;
     let report_fd = report_w.as_raw_fd();
     cmd.stdin(std::process::Stdio::from(c0))
@@ -209,18 +210,14 @@ pub(crate) async fn spawn_exec_shim(
     };
     let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r).map_err(sys)?;
     let mut lines = tokio::io::BufReader::new(report).lines();
-    let first: Value = lines
-        .next_line()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|l| serde_json::from_str(&l).ok())
-        .unwrap_or(Value::Null);
-    match first["pid"].as_i64() {
-        Some(pid) => Ok(Ok((child, pid, lines))),
-        None => {
+    match next_report(&mut lines).await {
+        Some(ShimReport::Started { pid }) => Ok(Ok((child, pid.into(), lines))),
+        other => {
             let _ = child.wait().await;
-            let raw = first["error"].as_str().unwrap_or("the exec shim failed");
+            let raw = match &other {
+                Some(ShimReport::Failed { error, .. }) => error.as_str(),
+                _ => "the exec shim failed",
+            };
             Ok(Err(start_error(
                 e.cmd.first().map(String::as_str).unwrap_or(""),
                 raw,
@@ -327,14 +324,10 @@ pub(crate) async fn start(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     // The exit is recorded whatever becomes of the client's connection.
     let (e2, c2) = (e.clone(), c.clone());
     let reaper = tokio::spawn(async move {
-        let code = lines
-            .next_line()
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| serde_json::from_str::<Value>(&l).ok())
-            .and_then(|v| v["exit_code"].as_i64())
-            .unwrap_or(126) as i32;
+        let code = match next_report(&mut lines).await {
+            Some(ShimReport::Exited { exit_code }) => exit_code,
+            _ => 126,
+        };
         let _ = child.wait().await;
         finish(&e2, code);
         exec_event(

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use berth_api::container::{Health, HealthConfig, HealthLog};
 use berth_api::Result;
-use serde_json::Value;
+use berth_runtime::shim::Report as ShimReport;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::exec::{exec_dir, Exec, ExecState};
-use crate::exec_start::{dev_null, pipe, spawn_exec_shim, write_process};
+use crate::exec_start::{dev_null, next_report, pipe, spawn_exec_shim, write_process};
 use crate::sys;
 use crate::{Containers, Entry};
 
@@ -209,14 +209,10 @@ pub(crate) async fn run_captured(
                     text.extend_from_slice(&buf[..take]);
                 }
             }
-            let code = lines
-                .next_line()
-                .await
-                .ok()
-                .flatten()
-                .and_then(|l| serde_json::from_str::<Value>(&l).ok())
-                .and_then(|v| v["exit_code"].as_i64())
-                .unwrap_or(126) as i32;
+            let code = match next_report(&mut lines).await {
+                Some(ShimReport::Exited { exit_code }) => exit_code,
+                _ => 126,
+            };
             (code, String::from_utf8_lossy(&text).into_owned())
         };
         let res = tokio::time::timeout(timeout, collect).await;

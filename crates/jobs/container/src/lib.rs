@@ -158,14 +158,14 @@ impl Default for Runtimes {
 }
 
 impl Runtimes {
-    /// The shim's arguments that pick the runtime `name`; dockerd's error for a
-    /// name it does not know.
-    pub(crate) fn shim_args(&self, name: &str) -> Result<Vec<std::ffi::OsString>> {
+    /// The runc-compatible binary the runtime `name` stands for (None: the
+    /// shim's built-in one); dockerd's error for a name it does not know.
+    pub(crate) fn binary(&self, name: &str) -> Result<Option<PathBuf>> {
         if name.is_empty() || name == BUILTIN_RUNTIME || name == BUILTIN_ALIAS {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         match self.binaries.get(name) {
-            Some(p) => Ok(vec!["--runc".into(), p.clone().into_os_string()]),
+            Some(p) => Ok(Some(p.clone())),
             None => Err(ApiError::invalid(format!(
                 "Unknown runtime specified {name}"
             ))),
@@ -230,10 +230,10 @@ impl Containers {
         Ok(c)
     }
 
-    /// The shim's arguments for the runtime the container was created with.
-    pub(crate) fn runtime_args(&self, entry: &Entry) -> Result<Vec<std::ffi::OsString>> {
+    /// The binary of the runtime the container was created with (None: built in).
+    pub(crate) fn runtime_binary(&self, entry: &Entry) -> Result<Option<PathBuf>> {
         let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        self.runtimes.shim_args(&rec.host_config.runtime)
+        self.runtimes.binary(&rec.host_config.runtime)
     }
 
     fn load(&self) {

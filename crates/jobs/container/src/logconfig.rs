@@ -14,7 +14,6 @@
 //! carry no `attrs`.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 
 use berth_api::container::{HostConfig, LogConfig as ApiLogConfig};
 use berth_api::{ApiError, Result};
@@ -150,8 +149,9 @@ impl LogConfig {
         }
     }
 
-    /// What the shim's json-file log keeps for this driver.
-    pub fn shim_args(&self) -> Vec<OsString> {
+    /// What the shim's json-file log keeps for this driver: its `max-size`
+    /// and how many files.
+    pub fn rotation(&self) -> (Option<String>, Option<u32>) {
         let (size, files) = match self.driver {
             Driver::JsonFile => (
                 self.opts.get("max-size").cloned(),
@@ -164,14 +164,8 @@ impl LogConfig {
             // A window for attached clients, nothing kept beyond it.
             Driver::None => (Some("1m".into()), Some("1".into())),
         };
-        let mut out = Vec::new();
-        if let Some(s) = size {
-            out.extend(["--log-max-size".into(), s.into()]);
-        }
-        if let Some(f) = files {
-            out.extend(["--log-max-file".into(), f.into()]);
-        }
-        out
+        // Checked at create: a max-file that is not a number is never stored.
+        (size, files.and_then(|f| f.parse().ok()))
     }
 }
 
@@ -235,14 +229,8 @@ mod tests {
             serde_json::to_value(c.to_config()).ok(),
             Some(json!({"Type": "none", "Config": {}}))
         );
-        assert_eq!(
-            c.shim_args(),
-            ["--log-max-size", "1m", "--log-max-file", "1"].map(OsString::from)
-        );
+        assert_eq!(c.rotation(), (Some("1m".into()), Some(1)));
         let local = LogConfig::new("local", BTreeMap::new()).expect("local");
-        assert_eq!(
-            local.shim_args(),
-            ["--log-max-size", "20m", "--log-max-file", "5"].map(OsString::from)
-        );
+        assert_eq!(local.rotation(), (Some("20m".into()), Some(5)));
     }
 }

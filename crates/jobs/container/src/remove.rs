@@ -87,34 +87,41 @@ pub(crate) async fn delete(job: Job, c: Arc<Containers>) -> Result<Reply> {
         return Ok(Reply::empty(204));
     }
     let entry = c.find(job.args.required("name")?)?;
-    if entry.snapshot().state.restarting {
-        if !job.args.bool("force") {
+    let force = job.args.bool("force");
+    {
+        // Under the container's lock no restart of its policy is under way, and
+        // once it is marked as stopped by the user none begins: the SIGKILL
+        // below cannot miss a container that restarts meanwhile.
+        let _guard = entry.op.lock().await;
+        let rec = entry.snapshot();
+        if !force && (rec.state.restarting || rec.state.running) {
+            let what = if rec.state.restarting {
+                "restarting"
+            } else {
+                "running"
+            };
             return Err(ApiError::conflict(format!(
-                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
-                entry.snapshot().id
-            )));
-        }
-        cancel_restart(&c, &entry);
-    }
-    let rec = entry.snapshot();
-    if rec.state.running {
-        if !job.args.bool("force") {
-            return Err(ApiError::conflict(format!(
-                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                "You cannot remove a {what} container {}. Stop the container before attempting removal or force remove",
                 rec.id
             )));
         }
-        entry
-            .record
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .manually_stopped = true;
-        let exits = entry.watch.borrow().exits;
-        let _ = send_signal(&rec, Signal::SIGKILL);
-        if rec.state.paused {
-            let _ = crate::ops::thaw(&c, &entry).await;
+        if rec.state.restarting || rec.state.running {
+            entry
+                .record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .manually_stopped = true;
         }
-        wait_exit(&entry, exits, Some(Duration::from_secs(30))).await;
+        cancel_restart(&c, &entry);
+        let exits = entry.watch.borrow().exits;
+        let rec = entry.snapshot();
+        if rec.state.running {
+            let _ = send_signal(&rec, Signal::SIGKILL);
+            if rec.state.paused {
+                let _ = crate::ops::thaw(&c, &entry).await;
+            }
+            wait_exit(&entry, exits, Some(Duration::from_secs(30))).await;
+        }
     }
     if entry.watch.borrow().removed {
         return Ok(Reply::empty(204));

@@ -3,6 +3,7 @@
 //! asks for (after a back-off, on boot, and for containers found running at
 //! start-up).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use berth_api::network::NetRequest;
 use berth_api::{ApiError, ErrorKind, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_runtime::exit::{now, ExitRecord};
-use serde_json::Value;
+use berth_runtime::shim::{Report, StartArgs};
 use tokio::io::AsyncBufReadExt;
 
 use crate::bundle::{cleanup, prepare, unmount_volumes};
@@ -21,36 +22,33 @@ use crate::remove::remove;
 use crate::sys;
 use crate::{shim_command, Containers, Entry};
 
-/// `--stdin FIFO` for containers created with `OpenStdin`, `--tty` and `--resize`
-/// for those with a terminal.
-fn stdin_args(c: &Containers, rec: &Record) -> Vec<std::ffi::OsString> {
-    let mut out = Vec::new();
+/// The shim's arguments for a container about to start from `bundle`.
+fn shim_args(c: &Containers, rec: &Record, bundle: &Path, runc: Option<PathBuf>) -> StartArgs {
     // What the log keeps: the driver's rotation, checked at create.
-    out.extend(crate::LogConfig::of_host_config(&rec.host_config).shim_args());
+    let (log_max_size, log_max_file) =
+        crate::LogConfig::of_host_config(&rec.host_config).rotation();
     let fifo = c.dir(&rec.id).join("stdin.fifo");
-    if rec.config.open_stdin && fifo.exists() {
-        out.extend(["--stdin".into(), fifo.into_os_string()]);
+    let stdin = (rec.config.open_stdin && fifo.exists()).then_some(fifo);
+    let [h, w] = rec.host_config.console_size;
+    StartArgs {
+        id: rec.id.clone(),
+        bundle: bundle.to_path_buf(),
+        state_root: c.exec_root.join("state"),
+        log: PathBuf::from(&rec.log_path),
+        exit: bundle.join("exit.json"),
         // Without StdinOnce, dockerd keeps a container's stdin open whoever
         // attaches and leaves (`docker run -d -i IMAGE cat` keeps running).
-        if !rec.config.stdin_once {
-            out.extend(["--stdin-hold".into(), "1".into()]);
-        }
-    }
-    if rec.tty() {
-        out.extend([
-            "--tty".into(),
-            "1".into(),
-            "--resize".into(),
-            c.dir(&rec.id).join("resize.fifo").into_os_string(),
-        ]);
-        // The CLI gives the terminal's size at create (API 1.42+): apply it before
+        stdin_hold: stdin.is_some() && !rec.config.stdin_once,
+        stdin,
+        tty: rec.tty(),
+        resize: rec.tty().then(|| c.dir(&rec.id).join("resize.fifo")),
+        // The CLI gives the terminal's size at create (API 1.42+): applied before
         // the process runs, so it never sees 0x0.
-        let [h, w] = rec.host_config.console_size;
-        if h > 0 && w > 0 {
-            out.extend(["--size".into(), format!("{h}x{w}").into()]);
-        }
+        size: (rec.tty() && h > 0 && w > 0).then_some((h, w)),
+        log_max_size,
+        log_max_file,
+        runc,
     }
-    out
 }
 
 /// `POST /containers/{id}/resize?h=&w=`: the new size goes to the shim.
@@ -176,7 +174,7 @@ async fn start_inner(
     rec: Record,
 ) -> Result<Reply> {
     // A runtime removed from the daemon's configuration since the create.
-    let runtime = c.runtime_args(entry)?;
+    let runc = c.runtime_binary(entry)?;
     let net = match c.net() {
         Some(n) => Some(n.setup(net_request(c, &rec)?).await?),
         None => None,
@@ -197,20 +195,8 @@ async fn start_inner(
             return Err(e);
         }
     };
-    let state_root = c.exec_root.join("state");
     let mut child = shim_command(&c.shim)
-        .arg("--id")
-        .arg(&rec.id)
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg("--state-root")
-        .arg(&state_root)
-        .arg("--log")
-        .arg(&rec.log_path)
-        .arg("--exit")
-        .arg(bundle.join("exit.json"))
-        .args(stdin_args(c, &rec))
-        .args(runtime)
+        .args(shim_args(c, &rec, &bundle, runc).to_args())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -222,41 +208,45 @@ async fn start_inner(
         let mut r = tokio::io::BufReader::new(out);
         let _ = tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut first)).await;
     }
-    let started: Value = serde_json::from_str(first.trim()).unwrap_or(Value::Null);
-    let Some(pid) = started["pid"].as_i64() else {
-        let msg = started["error"]
-            .as_str()
-            .unwrap_or("the shim did not start the container")
-            .to_string();
-        let code = started["exit_code"].as_i64().unwrap_or(125) as i32;
-        let _ = child.wait().await;
-        let c3 = c.clone();
-        let id = rec.id.clone();
-        let _ = tokio::task::spawn_blocking(move || cleanup(&c3, &id)).await;
-        if let Some(n) = c.net() {
-            n.teardown(rec.id.clone()).await;
+    let failure = match Report::parse(&first) {
+        Ok(Report::Started { pid }) => Ok(pid),
+        Ok(Report::Failed { error, exit_code }) => Err((error, exit_code)),
+        Ok(Report::Exited { .. }) | Err(_) => {
+            Err(("the shim did not start the container".to_string(), 125))
         }
-        unmount_volumes(c, &rec);
-        let err = docker_start_error(&rec, code, &msg);
-        let rec = {
-            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-            r.state.exit_code = code;
-            r.state.error = err.message.clone();
-            r.state.status = if r.state.started_at == crate::model::ZERO_TIME {
-                "created".into()
-            } else {
-                "exited".into()
+    };
+    let pid = match failure {
+        Ok(pid) => pid,
+        Err((msg, code)) => {
+            let _ = child.wait().await;
+            let c3 = c.clone();
+            let id = rec.id.clone();
+            let _ = tokio::task::spawn_blocking(move || cleanup(&c3, &id)).await;
+            if let Some(n) = c.net() {
+                n.teardown(rec.id.clone()).await;
+            }
+            unmount_volumes(c, &rec);
+            let err = docker_start_error(&rec, code, &msg);
+            let rec = {
+                let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+                r.state.exit_code = code;
+                r.state.error = err.message.clone();
+                r.state.status = if r.state.started_at == crate::model::ZERO_TIME {
+                    "created".into()
+                } else {
+                    "exited".into()
+                };
+                r.clone()
             };
-            r.clone()
-        };
-        let _ = c.save(&rec);
-        return Err(err);
+            let _ = c.save(&rec);
+            return Err(err);
+        }
     };
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         r.state.status = "running".into();
         r.state.running = true;
-        r.state.pid = pid as i32;
+        r.state.pid = pid;
         r.state.exit_code = 0;
         r.state.error.clear();
         r.state.restarting = false;

@@ -5,63 +5,34 @@
 //! [--tty 1 --resize FIFO --size RxC] [--runc PATH]`. The process's stdin, stdout and stderr are
 //! this shim's own descriptors 0, 1 and 2, handed straight to it (so without a
 //! terminal no byte passes through the shim); with a terminal the shim copies
-//! between them and the pty. Descriptor 3 is the report channel: one JSON line
-//! `{"pid":N}` or `{"error":"…","exit_code":N}` when the process started, then
-//! `{"exit_code":N}` when it ended.
+//! between them and the pty. Descriptor 3 is the report channel: a
+//! `berth_runtime::shim::Report` line when the process started (or failed to),
+//! then one when it ended.
 
+use berth_runtime::shim::{ExecArgs, Report};
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use super::oci;
 
-struct Args {
-    id: String,
-    state_root: PathBuf,
-    process: PathBuf,
-    dir: PathBuf,
-    tty: bool,
-    resize: Option<PathBuf>,
-    size: Option<String>,
-    runc: Option<PathBuf>,
+fn parse() -> Result<ExecArgs, String> {
+    ExecArgs::parse(std::env::args().skip(2)).map_err(|e| e.to_string())
 }
 
-fn parse() -> Result<Args, String> {
-    let (mut id, mut state_root, mut process, mut dir) = (None, None, None, None);
-    let (mut tty, mut resize, mut size, mut runc) = (false, None, None, None);
-    let mut it = std::env::args().skip(2);
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--id" => id = Some(v),
-            "--state-root" => state_root = Some(PathBuf::from(v)),
-            "--process" => process = Some(PathBuf::from(v)),
-            "--dir" => dir = Some(PathBuf::from(v)),
-            "--tty" => tty = v == "1" || v == "true",
-            "--resize" => resize = Some(PathBuf::from(v)),
-            "--size" => size = Some(v.replace(['x', ','], " ")),
-            "--runc" => runc = Some(PathBuf::from(v)),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(Args {
-        id: id.ok_or("--id is required")?,
-        state_root: state_root.ok_or("--state-root is required")?,
-        process: process.ok_or("--process is required")?,
-        dir: dir.ok_or("--dir is required")?,
-        tty,
-        resize,
-        size,
-        runc,
-    })
-}
+/// The report channel (the protocol's [`Report`] lines).
+struct Channel(std::fs::File);
 
-struct Report(std::fs::File);
-
-impl Report {
-    fn send(&mut self, v: serde_json::Value) {
+impl Channel {
+    fn send(&mut self, r: Report) {
         // One write: the daemon reads whole lines.
-        let _ = self.0.write_all(format!("{v}\n").as_bytes());
+        let _ = self.0.write_all(r.to_line().as_bytes());
+    }
+}
+
+fn failed(error: String) -> Report {
+    Report::Failed {
+        error,
+        exit_code: 126,
     }
 }
 
@@ -96,16 +67,16 @@ pub fn main() -> i32 {
     // Nothing we start may inherit it: only our own exit ends it.
     // Safety: F_SETFD on a descriptor we own.
     unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
-    let mut report = Report(report);
+    let mut report = Channel(report);
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {
-            report.send(serde_json::json!({ "error": e, "exit_code": 126 }));
+            report.send(failed(e));
             return 2;
         }
     };
-    let fail = |report: &mut Report, msg: String| -> i32 {
-        report.send(serde_json::json!({ "error": msg, "exit_code": 126 }));
+    let fail = |report: &mut Channel, msg: String| -> i32 {
+        report.send(failed(msg));
         reap_all();
         1
     };
@@ -141,8 +112,8 @@ pub fn main() -> i32 {
     let master = match &console {
         Some((l, _)) => match super::receive_master(l) {
             Ok(m) => {
-                if let Some(sz) = &args.size {
-                    super::set_size(&m, sz);
+                if let Some((h, w)) = args.size {
+                    super::set_size(&m, &format!("{h} {w}"));
                 }
                 Some(m)
             }
@@ -154,7 +125,7 @@ pub fn main() -> i32 {
         None => None,
     };
     let sizes = args.resize.as_deref().and_then(super::open_fifo);
-    report.send(serde_json::json!({ "pid": pid.as_raw() }));
+    report.send(Report::Started { pid: pid.as_raw() });
     if let Some(m) = master {
         let input = dup(0).ok().map(std::fs::File::from);
         let mut out = dup(1).ok().map(std::fs::File::from);
@@ -170,7 +141,7 @@ pub fn main() -> i32 {
         release_stdio();
     }
     let code = super::wait_for(pid);
-    report.send(serde_json::json!({ "exit_code": code }));
+    report.send(Report::Exited { exit_code: code });
     0
 }
 

@@ -8,19 +8,20 @@
 //! is its child once libcontainer's intermediate process has exited.
 //!
 //! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE
-//! [--runc PATH]` (the runtime: libcontainer, or a runc-compatible binary; see [`oci`])
-//! It prints one JSON line on stdout, `{"pid":N}` or `{"error":"…","exit_code":N}`,
-//! then closes stdout; the exit record lands in `--exit` when the container ends.
+//! [--runc PATH] …` (the runtime: libcontainer, or a runc-compatible binary; see
+//! [`oci`]); the arguments and the one report line it prints on stdout (then closes
+//! stdout) are the protocol of `berth_runtime::shim`. The exit record lands in
+//! `--exit` when the container ends.
 //!
 //! `berth-shim exec …` runs one more process in a running container (see [`exec`]).
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use berth_runtime::exit::{now, ExitRecord};
 use berth_runtime::logfile::{parse_size, Limits, LineSplitter, LogWriter};
+use berth_runtime::shim::{Report, StartArgs};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
@@ -31,80 +32,19 @@ mod monitor;
 mod oci;
 mod plan;
 
+/// The shim's arguments (the protocol's [`StartArgs`]) and its log's limits.
 struct Args {
-    id: String,
-    bundle: PathBuf,
-    state_root: PathBuf,
-    log: PathBuf,
-    exit: PathBuf,
-    /// A FIFO the daemon writes the client's stdin into (`docker run -i`).
-    stdin: Option<PathBuf>,
-    /// Keep the stdin FIFO open for writing while the container runs, so that it
-    /// never sees its stdin end (`OpenStdin` without `StdinOnce`, as dockerd).
-    stdin_hold: bool,
-    /// The container has a terminal (`docker run -t`).
-    tty: bool,
-    /// A FIFO of `rows cols` lines for terminal resizes.
-    resize: Option<PathBuf>,
-    /// The terminal's first size, `rows cols`.
-    size: Option<String>,
+    start: StartArgs,
     limits: Limits,
-    /// A runc-compatible binary to run the container with instead of libcontainer.
-    runc: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut id = None;
-    let mut bundle = None;
-    let mut state_root = None;
-    let mut log = None;
-    let mut exit = None;
-    let mut stdin = None;
-    let mut stdin_hold = false;
-    let mut tty = false;
-    let mut resize = None;
-    let mut size = None;
-    let mut runc = None;
-    let mut limits = Limits {
-        max_size: None,
-        max_file: 1,
+    let start = StartArgs::parse(std::env::args().skip(1)).map_err(|e| e.to_string())?;
+    let limits = Limits {
+        max_size: start.log_max_size.as_deref().and_then(parse_size),
+        max_file: start.log_max_file.unwrap_or(1),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--id" => id = Some(v),
-            "--bundle" => bundle = Some(PathBuf::from(v)),
-            "--state-root" => state_root = Some(PathBuf::from(v)),
-            "--log" => log = Some(PathBuf::from(v)),
-            "--exit" => exit = Some(PathBuf::from(v)),
-            "--stdin" => stdin = Some(PathBuf::from(v)),
-            "--stdin-hold" => stdin_hold = v == "1" || v == "true",
-            "--tty" => tty = v == "1" || v == "true",
-            "--resize" => resize = Some(PathBuf::from(v)),
-            "--size" => size = Some(v.replace(['x', ','], " ")),
-            "--runc" => runc = Some(PathBuf::from(v)),
-            "--log-max-size" => limits.max_size = parse_size(&v),
-            "--log-max-file" => {
-                limits.max_file = v.parse().map_err(|_| format!("bad --log-max-file {v}"))?
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(Args {
-        id: id.ok_or("--id is required")?,
-        bundle: bundle.ok_or("--bundle is required")?,
-        state_root: state_root.ok_or("--state-root is required")?,
-        log: log.ok_or("--log is required")?,
-        exit: exit.ok_or("--exit is required")?,
-        stdin,
-        stdin_hold,
-        tty,
-        resize,
-        size,
-        limits,
-        runc,
-    })
+    Ok(Args { start, limits })
 }
 
 /// Docker's exit codes for a start that failed: 127 not found, 126 not executable.
@@ -124,17 +64,21 @@ fn start_failure_code(msg: &str) -> i32 {
     }
 }
 
-fn report(line: serde_json::Value) {
+fn report(r: Report) {
     let mut out = std::io::stdout();
-    let _ = out.write_all(format!("{line}\n").as_bytes());
+    let _ = out.write_all(r.to_line().as_bytes());
     let _ = out.flush();
+}
+
+fn failed(error: String, exit_code: i32) -> Report {
+    Report::Failed { error, exit_code }
 }
 
 fn main() {
     // Before anything else: never run from a binary a container could overwrite
     // (CVE-2019-5736). This re-executes from a sealed in-memory copy.
     if let Err(e) = pentacle::ensure_sealed() {
-        report(serde_json::json!({ "error": format!("sealing the shim: {e}"), "exit_code": 125 }));
+        report(failed(format!("sealing the shim: {e}"), 125));
         std::process::exit(1);
     }
     if std::env::args().nth(1).as_deref() == Some("monitor") {
@@ -159,7 +103,7 @@ fn main() {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            report(serde_json::json!({ "error": e, "exit_code": 125 }));
+            report(failed(e, 125));
             std::process::exit(2);
         }
     };
@@ -211,7 +155,12 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
-fn run(args: Args) -> i32 {
+fn run(
+    Args {
+        start: args,
+        limits,
+    }: Args,
+) -> i32 {
     let fail = |msg: String| -> i32 {
         let code = start_failure_code(&msg);
         let rec = ExitRecord {
@@ -222,7 +171,7 @@ fn run(args: Args) -> i32 {
             oom_killed: false,
         };
         let _ = rec.write(&args.exit);
-        report(serde_json::json!({ "error": msg, "exit_code": code }));
+        report(failed(msg, code));
         1
     };
     // With a terminal, libcontainer hands the pty's master over a unix socket; the
@@ -282,8 +231,8 @@ fn run(args: Args) -> i32 {
     let master = match &console {
         Some((l, _)) => match receive_master(l) {
             Ok(m) => {
-                if let Some(sz) = &args.size {
-                    set_size(&m, sz);
+                if let Some((h, w)) = args.size {
+                    set_size(&m, &format!("{h} {w}"));
                 }
                 Some(m)
             }
@@ -303,7 +252,7 @@ fn run(args: Args) -> i32 {
             return fail(e);
         }
     };
-    report(serde_json::json!({ "pid": pid.as_raw() }));
+    report(Report::Started { pid: pid.as_raw() });
     // The daemon reads one line; nothing else goes to stdout.
     let _ = nix::unistd::close(1);
     drop(runtime);
@@ -327,7 +276,7 @@ fn run(args: Args) -> i32 {
         state_root: args.state_root,
         log: args.log,
         exit: args.exit,
-        limits: args.limits,
+        limits,
         runc: args.runc,
         pid,
         output,

@@ -105,7 +105,8 @@ impl Runtime for Youki {
         let mut youki_bundle = bundle.to_path_buf();
         let seccomp = spec.pointer("/linux/seccomp").filter(|v| !v.is_null());
         if let Some(profile) = seccomp.filter(|p| berth_runtime::bpf::cacheable(p)) {
-            let bpf = berth_runtime::bpf::cached(&self.seccomp_cache(), profile)?;
+            let bpf = berth_runtime::bpf::cached(&self.seccomp_cache(), profile)
+                .map_err(|e| e.to_string())?;
             youki_bundle = bundle.join("youki");
             std::fs::create_dir_all(&youki_bundle)
                 .map_err(|e| format!("{}: {e}", youki_bundle.display()))?;
@@ -339,7 +340,9 @@ impl Youki {
         match spec.pointer("/linux/seccomp") {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(p) if berth_runtime::bpf::cacheable(p) => {
-                berth_runtime::bpf::cached(&self.seccomp_cache(), p).map(Some)
+                berth_runtime::bpf::cached(&self.seccomp_cache(), p)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
             }
             Some(_) => Err(
                 "exec in a container whose seccomp profile notifies a listener is not supported"
