@@ -240,7 +240,11 @@ mod tests {
         assert!(typed.is_ok(), "{typed:?}");
 
         let e = parse("{not json").expect_err("bad json");
-        assert!(e.to_string().starts_with("Decoding seccomp profile failed: "), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Decoding seccomp profile failed: "),
+            "{e}"
+        );
         let both = parse(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}"#)
             .expect("parse");
         assert!(to_oci_on(&both, &[], AMD64, (6, 1))

@@ -31,6 +31,35 @@ pub fn compose() -> Option<PathBuf> {
         .filter(|p| p.exists())
 }
 
+/// An example program of the workspace, as `cargo test` builds them beside the
+/// test binaries (`target/debug/examples/NAME`).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let debug = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    debug.join("examples").join(name)
+}
+
+/// Runs an example to its end; its stdout, or a panic with what it printed.
+pub fn run_example(name: &str, args: &[&str]) -> String {
+    let bin = example(name);
+    let out = Command::new(&bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} {args:?} failed ({}):\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn registry() -> Option<String> {
     std::env::var("BERTH_TEST_REGISTRY")
         .ok()
