@@ -15,6 +15,9 @@ mod etc;
 mod exec;
 mod exec_start;
 mod health;
+mod launcher;
+#[cfg(test)]
+mod lifecycle_tests;
 mod links;
 mod logconfig;
 mod logs;
@@ -193,6 +196,8 @@ pub struct Containers {
     /// Set when a shutdown without live restore begins: from then on no restart
     /// policy starts a container again (it would outlive the daemon).
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Prepares bundles and runs shims (a fake in the lifecycle's tests).
+    launcher: Arc<dyn launcher::Launcher>,
 }
 
 impl Containers {
@@ -207,6 +212,25 @@ impl Containers {
         runtimes: Runtimes,
         default_seccomp: berth_runtime::spec::Seccomp,
         log_defaults: LogConfig,
+    ) -> Result<Arc<Containers>> {
+        let paths = (data_root, exec_root, shim);
+        Containers::open_with(
+            graph,
+            paths,
+            runtimes,
+            default_seccomp,
+            log_defaults,
+            Arc::new(launcher::Shim),
+        )
+    }
+
+    pub(crate) fn open_with(
+        graph: Arc<Graph>,
+        (data_root, exec_root, shim): (&Path, &Path, PathBuf),
+        runtimes: Runtimes,
+        default_seccomp: berth_runtime::spec::Seccomp,
+        log_defaults: LogConfig,
+        launcher: Arc<dyn launcher::Launcher>,
     ) -> Result<Arc<Containers>> {
         let root = data_root.join("containers");
         std::fs::create_dir_all(&root)
@@ -225,6 +249,7 @@ impl Containers {
             net: std::sync::OnceLock::new(),
             vols: std::sync::OnceLock::new(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            launcher,
         });
         c.load();
         Ok(c)

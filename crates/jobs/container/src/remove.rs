@@ -10,7 +10,6 @@ use berth_engine::{Engine, Job, Reply};
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use crate::bundle::cleanup;
 use crate::policy::cancel_restart;
 use crate::restore::shim_alive;
 use crate::signal::{send_signal, wait_exit};
@@ -50,7 +49,7 @@ pub(crate) async fn remove_entry(
             let shims: Vec<i32> = shim_alive(&r2).then_some(r2.shim_pid).into_iter().collect();
             crate::reap::end(&c2, &r2, &shims);
         } else {
-            cleanup(&c2, &r2.id);
+            c2.launcher.cleanup(&c2, &r2.id);
         }
         std::fs::remove_dir_all(c2.dir(&r2.id)).map_err(sys)
     })

@@ -13,14 +13,14 @@ use berth_api::{ApiError, ErrorKind, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_runtime::exit::{now, ExitRecord};
 use berth_runtime::shim::{Report, StartArgs};
-use tokio::io::AsyncBufReadExt;
 
-use crate::bundle::{cleanup, prepare, unmount_volumes};
+use crate::bundle::unmount_volumes;
+use crate::launcher::Spawned;
 use crate::model::Record;
 use crate::policy::should_restart;
 use crate::remove::remove;
 use crate::sys;
-use crate::{shim_command, Containers, Entry};
+use crate::{Containers, Entry};
 
 /// The shim's arguments for a container about to start from `bundle`.
 fn shim_args(c: &Containers, rec: &Record, bundle: &Path, runc: Option<PathBuf>) -> StartArgs {
@@ -182,7 +182,7 @@ async fn start_inner(
     let c2 = c.clone();
     let r2 = rec.clone();
     let n2 = net.clone();
-    let prepared = tokio::task::spawn_blocking(move || prepare(&c2, &r2, n2.as_ref()))
+    let prepared = tokio::task::spawn_blocking(move || c2.launcher.prepare(&c2, &r2, n2.as_ref()))
         .await
         .map_err(sys)
         .and_then(|r| r);
@@ -195,33 +195,35 @@ async fn start_inner(
             return Err(e);
         }
     };
-    let mut child = shim_command(&c.shim)
-        .args(shim_args(c, &rec, &bundle, runc).to_args())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|e| ApiError::system(format!("starting the shim: {e}")))?;
-    let mut first = String::new();
-    if let Some(out) = child.stdout.take() {
-        let mut r = tokio::io::BufReader::new(out);
-        let _ = tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut first)).await;
-    }
-    let failure = match Report::parse(&first) {
-        Ok(Report::Started { pid }) => Ok(pid),
-        Ok(Report::Failed { error, exit_code }) => Err((error, exit_code)),
-        Ok(Report::Exited { .. }) | Err(_) => {
-            Err(("the shim did not start the container".to_string(), 125))
-        }
+    let args = shim_args(c, &rec, &bundle, runc);
+    let spawned = match c.launcher.spawn(&c.shim, args).await {
+        Ok(s) => s,
+        Err(e) => Spawned {
+            report: Report::Failed {
+                error: e.message,
+                exit_code: 125,
+            },
+            shim_pid: 0,
+            ended: Box::pin(async {}),
+        },
+    };
+    let Spawned {
+        report,
+        shim_pid,
+        ended,
+    } = spawned;
+    let failure = match report {
+        Report::Started { pid } => Ok(pid),
+        Report::Failed { error, exit_code } => Err((error, exit_code)),
+        Report::Exited { .. } => Err(("the shim did not start the container".to_string(), 125)),
     };
     let pid = match failure {
         Ok(pid) => pid,
         Err((msg, code)) => {
-            let _ = child.wait().await;
+            ended.await;
             let c3 = c.clone();
             let id = rec.id.clone();
-            let _ = tokio::task::spawn_blocking(move || cleanup(&c3, &id)).await;
+            let _ = tokio::task::spawn_blocking(move || c3.launcher.cleanup(&c3, &id)).await;
             if let Some(n) = c.net() {
                 n.teardown(rec.id.clone()).await;
             }
@@ -254,7 +256,7 @@ async fn start_inner(
         r.state.oom_killed = false;
         r.state.started_at = now();
         r.state.finished_at = crate::model::ZERO_TIME.into();
-        r.shim_pid = child.id().map(|p| p as i32).unwrap_or(0);
+        r.shim_pid = shim_pid;
         if let Some(n) = &net {
             r.network_settings = Some(n.settings.clone());
         }
@@ -268,7 +270,7 @@ async fn start_inner(
     let engine = engine.clone();
     let (c4, e4) = (c.clone(), entry.clone());
     tokio::spawn(async move {
-        let _ = child.wait().await;
+        ended.await;
         exited(&engine, &c4, &e4).await;
     });
     Ok(Reply::empty(204))
@@ -287,7 +289,7 @@ async fn exited(engine: &Engine, c: &Arc<Containers>, entry: &Arc<Entry>) {
     });
     let c2 = c.clone();
     let id2 = id.clone();
-    let _ = tokio::task::spawn_blocking(move || cleanup(&c2, &id2)).await;
+    let _ = tokio::task::spawn_blocking(move || c2.launcher.cleanup(&c2, &id2)).await;
     if let Some(n) = c.net() {
         n.teardown(id.clone()).await;
     }

@@ -68,9 +68,9 @@ pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
 }
 
 /// What a stop takes from its job: `signal` and `t`.
-struct StopArgs {
-    signal: Option<Signal>,
-    timeout: Option<i64>,
+pub(crate) struct StopArgs {
+    pub(crate) signal: Option<Signal>,
+    pub(crate) timeout: Option<i64>,
 }
 
 impl StopArgs {
@@ -89,7 +89,7 @@ impl StopArgs {
 /// StopSignal, else SIGTERM), then SIGKILL after the timeout (`t`, else its
 /// StopTimeout, else 10 s); returns once it has exited. Each signal is a `kill`
 /// event, as dockerd publishes them.
-async fn stop_entry(
+pub(crate) async fn stop_entry(
     engine: &Engine,
     c: &Arc<Containers>,
     entry: &Arc<Entry>,
