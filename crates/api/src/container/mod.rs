@@ -12,6 +12,7 @@ mod config;
 mod decode;
 mod exec;
 mod host;
+mod inspect;
 mod netsettings;
 
 pub use config::{
@@ -22,6 +23,10 @@ pub use exec::{ExecCreate, ExecStart};
 pub use host::{
     BindOptions, DeviceMapping, DeviceRequest, DriverConfig, HostConfig, LogConfig, Mount,
     RestartPolicy, ThrottleDevice, TmpfsOptions, Ulimit, VolumeOptions, WeightDevice,
+};
+pub use inspect::{
+    ContainerInspect, ContainerState, ContainerSummary, GraphDriver, MountView, PortSummary,
+    SummaryHostConfig, SummaryNetworkSettings,
 };
 pub use netsettings::{
     Address, EndpointIpamConfig, EndpointSettings, NetworkSettings, PortBinding, PortMap,

@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth_api::container::{ContainerConfig, Empty, HostConfig, Mount};
+use berth_api::container::{ContainerConfig, Empty, HostConfig, Mount, MountView};
 use berth_api::{ApiError, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 use crate::Containers;
 
@@ -343,32 +342,40 @@ pub(crate) fn resolve(
 }
 
 /// Inspect's `Mounts`.
-pub(crate) fn view(c: &Containers, mounts: &[MountPoint]) -> Value {
-    Value::Array(
-        mounts
-            .iter()
-            .map(|m| match m.kind.as_str() {
-                "volume" => json!({
-                    "Type": "volume",
-                    "Name": m.name,
-                    "Source": c.vols().map(|v| v.path(&m.name).display().to_string()).unwrap_or_default(),
-                    "Destination": m.destination,
-                    "Driver": "local",
-                    "Mode": m.mode,
-                    "RW": m.rw,
-                    "Propagation": "",
-                }),
-                "tmpfs" => json!({
-                    "Type": "tmpfs", "Source": "", "Destination": m.destination,
-                    "Mode": "", "RW": m.rw, "Propagation": "",
-                }),
-                _ => json!({
-                    "Type": "bind", "Source": m.source, "Destination": m.destination,
-                    "Mode": m.mode, "RW": m.rw, "Propagation": m.propagation,
-                }),
-            })
-            .collect(),
-    )
+pub(crate) fn view(c: &Containers, mounts: &[MountPoint]) -> Vec<MountView> {
+    mounts
+        .iter()
+        .map(|m| match m.kind.as_str() {
+            "volume" => MountView {
+                kind: "volume".into(),
+                name: Some(m.name.clone()),
+                source: c
+                    .vols()
+                    .map(|v| v.path(&m.name).display().to_string())
+                    .unwrap_or_default(),
+                destination: m.destination.clone(),
+                driver: Some("local".into()),
+                mode: m.mode.clone(),
+                rw: m.rw,
+                propagation: String::new(),
+            },
+            "tmpfs" => MountView {
+                kind: "tmpfs".into(),
+                destination: m.destination.clone(),
+                rw: m.rw,
+                ..Default::default()
+            },
+            _ => MountView {
+                kind: "bind".into(),
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                mode: m.mode.clone(),
+                rw: m.rw,
+                propagation: m.propagation.clone(),
+                ..Default::default()
+            },
+        })
+        .collect()
 }
 
 /// Copies `from` (the image's content at a volume's mount point) into an empty

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use berth_api::filters::{label_matches, Filters};
 use berth_api::{ApiVersion, Result};
 use berth_engine::{Job, Reply};
-use serde_json::{json, Value};
 
-use berth_api::container::{EndpointSettings, NetworkSettings};
+use berth_api::container::{
+    ContainerInspect, ContainerState, ContainerSummary, EndpointSettings, GraphDriver,
+    NetworkSettings, PortSummary, SummaryHostConfig, SummaryNetworkSettings,
+};
 
 use crate::model::Record;
 use crate::Containers;
@@ -164,28 +166,32 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
 }
 
 /// A container in `GET /containers/json`, without `Status` (it changes with time).
-fn list_row(c: &Containers, rec: &Record) -> Value {
+fn list_row(c: &Containers, rec: &Record) -> ContainerSummary {
     let command = std::iter::once(rec.path.clone())
         .chain(rec.args.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    json!({
-        "Id": rec.id,
-        "Names": [rec.name],
-        "Image": rec.image_name,
-        "ImageID": rec.image,
-        "Command": command,
-        "Created": created_unix(rec),
-        "Ports": ps_ports(rec.network_settings.as_ref()),
-        "Labels": rec.labels(),
-        "State": rec.state.status,
-        "HostConfig": { "NetworkMode": rec.host_config.network_mode },
-        "NetworkSettings": { "Networks": network_settings(c, rec).networks },
-        "Mounts": crate::mounts::view(c, &rec.mounts),
-    })
+    ContainerSummary {
+        id: rec.id.clone(),
+        names: vec![rec.name.clone()],
+        image: rec.image_name.clone(),
+        image_id: rec.image.clone(),
+        command,
+        created: created_unix(rec),
+        ports: ps_ports(rec.network_settings.as_ref()),
+        labels: rec.labels().clone(),
+        state: rec.state.status.clone(),
+        host_config: SummaryHostConfig {
+            network_mode: rec.host_config.network_mode.clone(),
+        },
+        network_settings: SummaryNetworkSettings {
+            networks: network_settings(c, rec).networks,
+        },
+        mounts: crate::mounts::view(c, &rec.mounts),
+    }
 }
 
-pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value {
+pub(crate) fn inspect_view(c: &Containers, rec: &Record) -> ContainerInspect {
     let dir = c.dir(&rec.id);
     let image = berth_graph::Digest::parse(&rec.image).ok();
     let lowers = image
@@ -196,81 +202,84 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record, v: ApiVersion) -> Value
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(":");
-    let exec_ids = match c.execs.running_of(&rec.id) {
-        ids if ids.is_empty() => Value::Null,
-        ids => json!(ids),
-    };
-    let mut out = json!({
-        "Id": rec.id,
-        "Created": rec.created,
-        "Path": rec.path,
-        "Args": rec.args,
-        "State": {
-            "Status": rec.state.status,
-            "Running": rec.state.running,
-            "Paused": rec.state.paused,
-            "Restarting": rec.state.restarting,
-            "OOMKilled": rec.state.oom_killed,
-            "Dead": false,
-            "Pid": rec.state.pid,
-            "ExitCode": rec.state.exit_code,
-            "Error": rec.state.error,
-            "StartedAt": rec.state.started_at,
-            "FinishedAt": rec.state.finished_at,
-            "Health": rec.state.health,
+    let path = |f: &str| dir.join(f).display().to_string();
+    let st = &rec.state;
+    ContainerInspect {
+        id: rec.id.clone(),
+        created: rec.created.clone(),
+        path: rec.path.clone(),
+        args: rec.args.clone(),
+        state: ContainerState {
+            status: st.status.clone(),
+            running: st.running,
+            paused: st.paused,
+            restarting: st.restarting,
+            oom_killed: st.oom_killed,
+            dead: false,
+            pid: st.pid,
+            exit_code: st.exit_code,
+            error: st.error.clone(),
+            started_at: st.started_at.clone(),
+            finished_at: st.finished_at.clone(),
+            health: st.health.clone(),
         },
-        "Image": rec.image,
-        "ResolvConfPath": dir.join("resolv.conf"),
-        "HostnamePath": dir.join("hostname"),
-        "HostsPath": dir.join("hosts"),
-        "LogPath": rec.log_path,
-        "Name": rec.name,
-        "RestartCount": rec.restart_count,
-        "Driver": "overlay2",
-        "Platform": "linux",
-        "MountLabel": "",
-        "ProcessLabel": "",
-        "AppArmorProfile": "",
-        "ExecIDs": exec_ids,
-        "HostConfig": rec.host_config,
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "LowerDir": lower,
-                "MergedDir": dir.join("merged"),
-                "UpperDir": dir.join("upper"),
-                "WorkDir": dir.join("work"),
-            },
+        image: rec.image.clone(),
+        resolv_conf_path: path("resolv.conf"),
+        hostname_path: path("hostname"),
+        hosts_path: path("hosts"),
+        log_path: rec.log_path.clone(),
+        name: rec.name.clone(),
+        restart_count: rec.restart_count,
+        driver: "overlay2".into(),
+        platform: "linux".into(),
+        mount_label: String::new(),
+        process_label: String::new(),
+        app_armor_profile: String::new(),
+        exec_ids: Some(c.execs.running_of(&rec.id)).filter(|ids| !ids.is_empty()),
+        host_config: rec.host_config.clone(),
+        graph_driver: GraphDriver {
+            name: "overlay2".into(),
+            data: [
+                ("LowerDir", lower),
+                ("MergedDir", path("merged")),
+                ("UpperDir", path("upper")),
+                ("WorkDir", path("work")),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         },
-        "Mounts": crate::mounts::view(c, &rec.mounts),
-        "Config": rec.config,
-        "NetworkSettings": network_settings(c, rec),
-    });
-    if rec.state.health.is_none() {
-        if let Some(o) = out["State"].as_object_mut() {
-            o.remove("Health");
+        mounts: crate::mounts::view(c, &rec.mounts),
+        config: rec.config.clone(),
+        network_settings: network_settings(c, rec),
+    }
+}
+
+/// The inspect document as API version `v` shows it: since 1.44 without the
+/// `NetworkSettings` fields Docker deprecated.
+fn inspect_reply(view: &ContainerInspect, v: ApiVersion) -> Result<Reply> {
+    if v < ApiVersion::new(1, 44) {
+        return Ok(Reply::json(view));
+    }
+    let mut out = serde_json::to_value(view).map_err(crate::sys)?;
+    if let Some(o) = out["NetworkSettings"].as_object_mut() {
+        for k in [
+            "HairpinMode",
+            "LinkLocalIPv6Address",
+            "LinkLocalIPv6PrefixLen",
+            "SecondaryIPAddresses",
+            "SecondaryIPv6Addresses",
+        ] {
+            o.remove(k);
         }
     }
-    if v >= ApiVersion::new(1, 44) {
-        if let Some(o) = out["NetworkSettings"].as_object_mut() {
-            for k in [
-                "HairpinMode",
-                "LinkLocalIPv6Address",
-                "LinkLocalIPv6PrefixLen",
-                "SecondaryIPAddresses",
-                "SecondaryIPv6Addresses",
-            ] {
-                o.remove(k);
-            }
-        }
-    }
-    out
+    Ok(Reply::json(&out))
 }
 
 pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
-    Ok(Reply::json(&inspect_view(&c, &rec, job.args.version)))
+    inspect_reply(&inspect_view(&c, &rec), job.args.version)
 }
 
 /// `NetworkSettings`: the live one while the container runs, else the networks it
@@ -302,24 +311,29 @@ fn network_settings(c: &Containers, rec: &Record) -> NetworkSettings {
 }
 
 /// `Ports` of `GET /containers/json`: one entry per binding, and the exposed ones.
-fn ps_ports(settings: Option<&NetworkSettings>) -> Value {
+fn ps_ports(settings: Option<&NetworkSettings>) -> Vec<PortSummary> {
     let mut out = Vec::new();
     for (k, binds) in settings.iter().flat_map(|s| s.ports.iter()) {
         let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
-        let private: u64 = port.parse().unwrap_or(0);
+        let private_port = port.parse().unwrap_or(0);
+        let kind = proto.to_string();
         match binds {
             Some(list) if !list.is_empty() => {
                 for b in list {
-                    out.push(json!({
-                        "IP": b.host_ip,
-                        "PrivatePort": private,
-                        "PublicPort": b.host_port.parse::<u64>().unwrap_or(0),
-                        "Type": proto,
-                    }));
+                    out.push(PortSummary {
+                        ip: Some(b.host_ip.clone()),
+                        private_port,
+                        public_port: Some(b.host_port.parse().unwrap_or(0)),
+                        kind: kind.clone(),
+                    });
                 }
             }
-            _ => out.push(json!({ "PrivatePort": private, "Type": proto })),
+            _ => out.push(PortSummary {
+                private_port,
+                kind,
+                ..Default::default()
+            }),
         }
     }
-    Value::Array(out)
+    out
 }
