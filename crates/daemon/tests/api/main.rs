@@ -15,6 +15,7 @@ mod lifecycle;
 mod links;
 mod network;
 mod ops;
+mod pods;
 mod runtimes;
 mod system;
 mod systemd;

@@ -153,10 +153,73 @@ fn init_binary() -> Option<PathBuf> {
     })
 }
 
+/// Where a container with `--ipc shareable` keeps its /dev/shm on the host, as
+/// dockerd keeps it (`containers/<id>/mounts/shm`).
+pub(crate) fn shm_dir(c: &Containers, id: &str) -> PathBuf {
+    c.dir(id).join("mounts").join("shm")
+}
+
+/// The tmpfs of a shareable container's /dev/shm, mounted on the host at its
+/// first start (`--shm-size`, else dockerd's 64 MiB). Blocking.
+fn shared_shm(c: &Containers, rec: &Record, hc: &HostConfig) -> Result<PathBuf> {
+    use nix::mount::{mount, MsFlags};
+    let dir = shm_dir(c, &rec.id);
+    std::fs::create_dir_all(&dir).map_err(sys)?;
+    if !is_mountpoint(&dir) {
+        let size = if hc.shm_size > 0 {
+            hc.shm_size
+        } else {
+            64 << 20
+        };
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            flags,
+            Some(format!("mode=1777,size={size}").as_str()),
+        )
+        .map_err(|e| {
+            ApiError::system(format!("mounting the shm tmpfs at {}: {e}", dir.display()))
+        })?;
+    }
+    Ok(dir)
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(p), std::fs::metadata(p.join(".."))) {
+        (Ok(a), Ok(b)) => a.dev() != b.dev(),
+        _ => false,
+    }
+}
+
+/// `--ipc container:ID`: the donor's IPC namespace and /dev/shm, with dockerd's
+/// refusals of a donor that does not run or does not share.
+fn ipc_of(c: &Containers, donor: &str) -> Result<(Namespace, Shm)> {
+    let d = c.find(donor)?.snapshot();
+    let refuse =
+        |why: String| ApiError::system(format!("can't join IPC of container {}: {why}", d.id));
+    if !d.state.running || d.state.pid <= 0 {
+        return Err(refuse(format!("container {} is not running", d.id)));
+    }
+    match d.host_config.ipc_mode.as_str() {
+        "host" => Ok((Namespace::Host, Shm::Bind("/dev/shm".into()))),
+        "shareable" => Ok((
+            Namespace::Join(format!("/proc/{}/ns/ipc", d.state.pid).into()),
+            Shm::Bind(shm_dir(c, &d.id)),
+        )),
+        _ => Err(refuse(
+            "non-shareable IPC (hint: use IpcMode:shareable for the donor container)".into(),
+        )),
+    }
+}
+
 /// `--pid`, `--ipc` and `--uts`: the host's namespaces, or another running
 /// container's PID namespace.
 fn namespace_modes(
     c: &Containers,
+    rec: &Record,
     hc: &HostConfig,
 ) -> Result<(Namespace, Namespace, Namespace, Shm)> {
     let running_pid = |other: &str, what: &str| -> Result<i32> {
@@ -179,13 +242,12 @@ fn namespace_modes(
     let (ipc_ns, shm) = match hc.ipc_mode.as_str() {
         "host" => (Namespace::Host, Shm::Bind("/dev/shm".into())),
         "none" => (Namespace::Own, Shm::None),
-        // A container's /dev/shm is a tmpfs inside its own mount namespace, which
-        // another cannot bind: sharing would need it kept on the host, as dockerd
-        // keeps a shareable container's. Refused rather than half done.
-        m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(crate::validate::IPC_JOIN_UNSUPPORTED))
-        }
-        _ => (Namespace::Own, Shm::Own),
+        // Its /dev/shm on the host, where joiners can bind it too.
+        "shareable" => (Namespace::Own, Shm::Bind(shared_shm(c, rec, hc)?)),
+        m => match m.strip_prefix("container:") {
+            Some(donor) => ipc_of(c, donor)?,
+            None => (Namespace::Own, Shm::Own),
+        },
     };
     let uts_ns = if hc.uts_mode == "host" {
         Namespace::Host
@@ -227,7 +289,7 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
         let security = HostConfig::list(&hc.security_opt);
         let privileged = hc.privileged;
         let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
-        let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, hc)?;
+        let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, rec, hc)?;
         // `--init`: a small init as PID 1 that reaps and forwards signals, bound in
         // read-only where dockerd puts it.
         let mut init_args = Vec::new();
@@ -343,6 +405,12 @@ fn seccomp_choice(
 /// Undoes `prepare` after the container ended. Blocking.
 pub(crate) fn cleanup(c: &Containers, id: &str) {
     let _ = berth_graph::mount::unmount(&c.dir(id).join("merged"));
+    let shm = shm_dir(c, id);
+    if shm.exists() {
+        // Joiners that still run keep their own binds of it.
+        let _ = nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(c.dir(id).join("mounts"));
+    }
     let _ = std::fs::remove_dir_all(c.run_dir(id));
     let _ = std::fs::remove_dir_all(c.exec_root.join("state").join(id));
 }

@@ -150,6 +150,17 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         r => drop(c.runtimes.binary(r)?),
     }
     crate::validate::host_config(&host_config, &config)?;
+    // The donor of `--ipc container:NAME` must exist now, and is recorded by its
+    // full ID, as dockerd records it.
+    if let Some(donor) = host_config.ipc_mode.strip_prefix("container:") {
+        // dockerd answers 400 for a donor it cannot find.
+        let id = c
+            .find(donor)
+            .map_err(|e| ApiError::invalid(e.message))?
+            .snapshot()
+            .id;
+        host_config.ipc_mode = format!("container:{id}");
+    }
     let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();
     if host_config.uts_mode == "host" {

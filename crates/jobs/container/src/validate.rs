@@ -6,10 +6,6 @@
 use berth_api::container::{ContainerConfig, HostConfig};
 use berth_api::{ApiError, Result};
 
-/// Why `--ipc container:X` is refused (see `bundle::namespace_modes`).
-pub(crate) const IPC_JOIN_UNSUPPORTED: &str =
-    "joining another container's IPC namespace (--ipc container:…) is not supported";
-
 pub(crate) fn host_config(hc: &HostConfig, config: &ContainerConfig) -> Result<()> {
     crate::resources::validate(hc)?;
     restart_policy(hc)?;
@@ -41,10 +37,6 @@ fn namespace_modes(hc: &HostConfig, config: &ContainerConfig) -> Result<()> {
     let ipc = hc.ipc_mode.as_str();
     if !(matches!(ipc, "" | "private" | "shareable" | "host" | "none") || joins(ipc)) {
         return Err(ApiError::invalid(format!("invalid IPC mode: {ipc}")));
-    }
-    if joins(ipc) {
-        // See `bundle::namespace_modes`: refused at create, not left to fail at start.
-        return Err(ApiError::invalid(IPC_JOIN_UNSUPPORTED));
     }
     let uts = hc.uts_mode.as_str();
     if !(uts.is_empty() || uts == "host") {
@@ -113,8 +105,12 @@ mod tests {
             "invalid PID mode: bogus"
         );
         assert_eq!(
+            err(json!({"IpcMode": "container:"}), json!({})),
+            "invalid IPC mode: container:"
+        );
+        assert_eq!(
             err(json!({"IpcMode": "container:x"}), json!({})),
-            IPC_JOIN_UNSUPPORTED
+            "accepted"
         );
         assert_eq!(
             err(json!({"UTSMode": "host"}), json!({"Hostname": "h"})),

@@ -1,0 +1,134 @@
+//! Pods as cri-dockerd makes them: a sandbox container whose namespaces the pod's
+//! other containers join (`--ipc shareable` and `container:ID` for IPC, network
+//! and PID), with dockerd's answers where joining cannot work.
+
+use crate::daemon;
+use crate::images::busybox;
+
+fn ns_in(d: &berth_testkit::TestDaemon, container: &str, kind: &str) -> String {
+    d.cli_ok(&[
+        "exec",
+        container,
+        "readlink",
+        &format!("/proc/self/ns/{kind}"),
+    ])
+    .trim()
+    .to_string()
+}
+
+fn fails(d: &berth_testkit::TestDaemon, args: &[&str]) -> String {
+    let o = d.cli(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
+    let d = daemon();
+    let b = busybox(&d);
+    let sandbox = d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sandbox",
+        "--ipc",
+        "shareable",
+        "--network",
+        "none",
+        "--shm-size",
+        "8m",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let sandbox = sandbox.trim();
+    // Its /dev/shm is a tmpfs on the host, of the size asked for.
+    let shm = d
+        .data_root
+        .join("containers")
+        .join(sandbox)
+        .join("mounts/shm");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let line = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == shm.to_str())
+        .unwrap_or_else(|| panic!("no tmpfs at {}:\n{mounts}", shm.display()));
+    assert!(
+        line.contains("tmpfs") && line.contains("size=8192k"),
+        "{line}"
+    );
+    d.cli_ok(&[
+        "exec",
+        "sandbox",
+        "sh",
+        "-c",
+        "echo from-the-sandbox > /dev/shm/note",
+    ]);
+    // An app container of the pod, as cri-dockerd creates it.
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--ipc",
+        "container:sandbox",
+        "--network",
+        "container:sandbox",
+        "--pid",
+        "container:sandbox",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    for kind in ["ipc", "net", "pid"] {
+        assert_eq!(ns_in(&d, "app", kind), ns_in(&d, "sandbox", kind), "{kind}");
+    }
+    assert_eq!(
+        d.cli_ok(&["exec", "app", "cat", "/dev/shm/note"]),
+        "from-the-sandbox\n",
+        "the sandbox's /dev/shm"
+    );
+    // IpcMode is recorded with the donor's full ID, as dockerd records it.
+    assert_eq!(
+        d.cli_ok(&["inspect", "-f", "{{.HostConfig.IpcMode}}", "app"])
+            .trim(),
+        format!("container:{sandbox}")
+    );
+    // The app sees the sandbox's processes (PID 1 is the sandbox's).
+    let ps = d.cli_ok(&["exec", "app", "ps", "-o", "pid,comm"]);
+    assert_eq!(ps.matches("sleep").count(), 2, "{ps}");
+    // A stopped donor cannot be joined; the running app keeps its namespaces.
+    d.cli_ok(&["stop", "-t", "0", "sandbox"]);
+    let e = fails(
+        &d,
+        &["run", "--rm", "--ipc", "container:sandbox", &b, "true"],
+    );
+    assert!(
+        e.contains(&format!(
+            "can't join IPC of container {sandbox}: container {sandbox} is not running"
+        )),
+        "{e}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    assert!(
+        !mounts.contains(shm.to_str().unwrap_or("-")),
+        "the sandbox's shm outlived it"
+    );
+    d.cli_ok(&["rm", "-f", "app", "sandbox"]);
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
+
+#[test]
+fn joining_a_missing_container_is_refused_at_create() {
+    let d = daemon();
+    let b = busybox(&d);
+    let e = fails(&d, &["create", "--ipc", "container:nosuch", &b, "true"]);
+    assert!(e.contains("No such container: nosuch"), "{e}");
+    let body = format!(r#"{{"Image":"{b}","HostConfig":{{"IpcMode":"container:nosuch"}}}}"#);
+    let req = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = d.raw(req.as_bytes());
+    assert_eq!(crate::status(&resp), 400, "{resp}");
+}
