@@ -25,7 +25,8 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-const MASKED: &[&str] = &[
+/// Docker's default `MaskedPaths` (`HostConfig.MaskedPaths` replaces them).
+pub const MASKED: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -39,7 +40,8 @@ const MASKED: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-const READONLY: &[&str] = &[
+/// Docker's default `ReadonlyPaths` (`HostConfig.ReadonlyPaths` replaces them).
+pub const READONLY: &[&str] = &[
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
@@ -109,6 +111,10 @@ pub struct RunConfig {
     /// Device nodes made in the container's /dev (`--device`, and every host
     /// device for `--privileged`), each allowed in the device cgroup.
     pub devices: Vec<Device>,
+    /// `HostConfig.MaskedPaths` and `ReadonlyPaths` when set (else Docker's
+    /// defaults); neither for a privileged container.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
     /// `--device-cgroup-rule`s, already parsed.
     pub device_rules: Vec<DeviceRule>,
     /// `--oom-score-adj`: the process's (and its execs') OOM score adjustment.
@@ -590,8 +596,12 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, crate::Error> {
             .collect::<std::collections::BTreeMap<String, String>>());
     }
     if !cfg.privileged {
-        linux["maskedPaths"] = json!(MASKED);
-        linux["readonlyPaths"] = json!(READONLY);
+        let or_default = |v: &Option<Vec<String>>, d: &[&str]| -> Vec<String> {
+            v.clone()
+                .unwrap_or_else(|| d.iter().map(|s| s.to_string()).collect())
+        };
+        linux["maskedPaths"] = json!(or_default(&cfg.masked_paths, MASKED));
+        linux["readonlyPaths"] = json!(or_default(&cfg.readonly_paths, READONLY));
         match &cfg.seccomp {
             Seccomp::Default => {
                 linux["seccomp"] =

@@ -84,6 +84,12 @@ pub struct ContainerInspect {
     #[serde(rename = "ExecIDs")]
     pub exec_ids: Option<Vec<String>>,
     pub host_config: HostConfig,
+    /// With `size=1`: bytes written in the container's own layer, and with
+    /// its image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub graph_driver: GraphDriver,
     pub mounts: Vec<MountView>,
     pub config: ContainerConfig,
@@ -135,6 +141,11 @@ pub struct ContainerSummary {
     pub command: String,
     pub created: i64,
     pub ports: Vec<PortSummary>,
+    /// With `size=1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub labels: BTreeMap<String, String>,
     pub state: String,
     pub host_config: SummaryHostConfig,

@@ -132,3 +132,101 @@ fn joining_a_missing_container_is_refused_at_create() {
     let resp = d.raw(req.as_bytes());
     assert_eq!(crate::status(&resp), 400, "{resp}");
 }
+
+fn post(d: &berth_testkit::TestDaemon, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = d.raw(req.as_bytes());
+    (crate::status(&resp), crate::body_json(&resp))
+}
+
+#[test]
+fn the_host_config_fields_cri_dockerd_sets_take_effect() {
+    let d = daemon();
+    let b = busybox(&d);
+    // Docker's masked and read-only paths are recorded, as dockerd records them;
+    // a container's own lists replace them.
+    d.cli_ok(&["create", "--name", "plain", &b, "true"]);
+    let masked = d.cli_ok(&["inspect", "-f", "{{json .HostConfig.MaskedPaths}}", "plain"]);
+    assert!(masked.contains("\"/proc/kcore\""), "{masked}");
+    let body = format!(
+        r#"{{"Image":"{b}","Cmd":["sleep","300"],"HostConfig":{{"MaskedPaths":["/proc/uptime"],"ReadonlyPaths":["/etc"]}}}}"#
+    );
+    let (code, _) = post(&d, "/containers/create?name=paths", &body);
+    assert_eq!(code, 201);
+    d.cli_ok(&["start", "paths"]);
+    assert_eq!(
+        d.cli_ok(&["exec", "paths", "cat", "/proc/uptime"]),
+        "",
+        "masked"
+    );
+    let o = d.cli(&["exec", "paths", "touch", "/etc/x"]);
+    assert!(!o.status.success(), "/etc is read-only");
+    assert!(
+        !d.cli_ok(&["exec", "paths", "cat", "/proc/cpuinfo"])
+            .is_empty(),
+        "the defaults gave way to the container's lists"
+    );
+    // BindOptions.CreateMountpoint: a missing source is made.
+    let src = tempfile::tempdir().expect("tempdir");
+    let made = src.path().join("made/here");
+    let body = format!(
+        r#"{{"Image":"{b}","Cmd":["true"],"HostConfig":{{"Mounts":[{{"Type":"bind","Source":"{}","Target":"/data","BindOptions":{{"CreateMountpoint":true}}}}]}}}}"#,
+        made.display()
+    );
+    let (code, resp) = post(&d, "/containers/create?name=mkpoint", &body);
+    assert_eq!(code, 201, "{resp}");
+    assert!(made.is_dir(), "the bind's source was not made");
+    let body = body
+        .replace(r#","BindOptions":{"CreateMountpoint":true}"#, "")
+        .replace("made/here", "made/not");
+    let (code, resp) = post(&d, "/containers/create?name=nomk", &body);
+    assert_eq!(code, 400, "{resp}");
+    // DeviceRequests (`--gpus`): no driver, dockerd's words at the start.
+    let o = d.cli(&["run", "--rm", "--gpus", "all", &b, "true"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("could not select device driver \"\" with capabilities: [[gpu]]"),
+        "{e}"
+    );
+    // size=1: the container's own layer and with its image's.
+    d.cli_ok(&[
+        "exec",
+        "paths",
+        "dd",
+        "if=/dev/zero",
+        "of=/f",
+        "bs=1024",
+        "count=100",
+    ]);
+    let (rw, root): (i64, i64) = {
+        let s = d.cli_ok(&[
+            "inspect",
+            "-s",
+            "-f",
+            "{{.SizeRw}} {{.SizeRootFs}}",
+            "paths",
+        ]);
+        let v: Vec<i64> = s
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (
+            v.first().copied().unwrap_or(0),
+            v.get(1).copied().unwrap_or(0),
+        )
+    };
+    assert!((102_400..200_000).contains(&rw), "SizeRw {rw}");
+    assert!(
+        root > rw + 1_000_000,
+        "SizeRootFs {root} holds the image's layers"
+    );
+    let no_size = d.get("/containers/paths/json");
+    assert!(!no_size.contains("SizeRw"), "only with size=1");
+    let list = d.get("/containers/json?size=1&filters=%7B%22name%22%3A%5B%22paths%22%5D%7D");
+    assert!(list.contains(&format!("\"SizeRw\":{rw}")), "{list}");
+    d.cli_ok(&["rm", "-f", "paths", "plain", "mkpoint"]);
+}

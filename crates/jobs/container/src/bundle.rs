@@ -289,6 +289,7 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
         let security = HostConfig::list(&hc.security_opt);
         let privileged = hc.privileged;
         let (devices, device_rules) = crate::resources::devices(hc, privileged)?;
+        crate::resources::device_requests(hc)?;
         let (pid_ns, ipc_ns, uts_ns, shm) = namespace_modes(c, rec, hc)?;
         // `--init`: a small init as PID 1 that reaps and forwards signals, bound in
         // read-only where dockerd puts it.
@@ -354,6 +355,8 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
             sysctls: crate::resources::sysctls(hc),
             devices,
             device_rules,
+            masked_paths: hc.masked_paths.clone(),
+            readonly_paths: hc.readonly_paths.clone(),
             oom_score_adj: Some(hc.oom_score_adj)
                 .filter(|a| *a != 0)
                 .and_then(|a| i32::try_from(a).ok()),

@@ -150,6 +150,16 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         r => drop(c.runtimes.binary(r)?),
     }
     crate::validate::host_config(&host_config, &config)?;
+    // Recorded with Docker's defaults, as dockerd records them.
+    if !host_config.privileged {
+        let list = |d: &[&str]| Some(d.iter().map(|s| s.to_string()).collect());
+        if host_config.masked_paths.is_none() {
+            host_config.masked_paths = list(berth_runtime::spec::MASKED);
+        }
+        if host_config.readonly_paths.is_none() {
+            host_config.readonly_paths = list(berth_runtime::spec::READONLY);
+        }
+    }
     // The donor of `--ipc container:NAME` must exist now, and is recorded by its
     // full ID, as dockerd records it.
     if let Some(donor) = host_config.ipc_mode.strip_prefix("container:") {

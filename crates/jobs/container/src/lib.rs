@@ -126,6 +126,20 @@ pub const RUNC_BINARY: &str = "runc-binary";
 
 pub use logconfig::{Driver as LogDriver, LogConfig};
 
+/// Bytes of file content under `p` (what `SizeRw` and prune count).
+pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
+    let Ok(md) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if md.is_dir() {
+        std::fs::read_dir(p)
+            .map(|d| d.flatten().map(|e| dir_size(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        md.len()
+    }
+}
+
 /// A failure of the host (I/O, a task that died): a 500 with its text.
 pub(crate) fn sys(e: impl std::fmt::Display) -> ApiError {
     ApiError::system(e.to_string())

@@ -178,10 +178,24 @@ fn parse_mount(m: &Mount, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                     "invalid mount config for type \"bind\": field Source must not be empty",
                 ));
             }
+            let create = m
+                .bind_options
+                .as_ref()
+                .and_then(|b| b.create_mountpoint)
+                .unwrap_or(false);
             if !Path::new(source).exists() {
-                return Err(ApiError::invalid(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {source}"
-                )));
+                // `CreateMountpoint` (API 1.42, what cri-dockerd sets): made as a
+                // directory, as dockerd makes it.
+                if !create {
+                    return Err(ApiError::invalid(format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {source}"
+                    )));
+                }
+                std::fs::create_dir_all(source).map_err(|e| {
+                    ApiError::invalid(format!(
+                        "invalid mount config for type \"bind\": creating {source}: {e}"
+                    ))
+                })?;
             }
             Ok(MountPoint {
                 kind: "bind".into(),

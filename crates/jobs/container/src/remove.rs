@@ -165,7 +165,7 @@ pub(crate) async fn prune(job: Job, c: Arc<Containers>) -> Result<Reply> {
                 continue;
             }
         }
-        let size = dir_size(&c.dir(&rec.id).join("upper"));
+        let size = crate::dir_size(&c.dir(&rec.id).join("upper"));
         if remove_entry(&engine, &c, &e, false).await.is_ok() {
             reclaimed += size;
             deleted.push(rec.id.clone());
@@ -174,17 +174,4 @@ pub(crate) async fn prune(job: Job, c: Arc<Containers>) -> Result<Reply> {
     Ok(Reply::json(
         &json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
     ))
-}
-
-fn dir_size(p: &std::path::Path) -> u64 {
-    let Ok(md) = std::fs::symlink_metadata(p) else {
-        return 0;
-    };
-    if md.is_dir() {
-        std::fs::read_dir(p)
-            .map(|d| d.flatten().map(|e| dir_size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        md.len()
-    }
 }

@@ -304,6 +304,26 @@ pub(crate) fn devices(
     Ok((devices, rules))
 }
 
+/// `--gpus` and `DeviceRequests`: no device driver is registered in Berth (as in
+/// a dockerd without the NVIDIA runtime), so a start that asks for one fails in
+/// dockerd's words.
+pub(crate) fn device_requests(hc: &HostConfig) -> Result<()> {
+    let Some(r) = hc.device_requests.iter().flatten().next() else {
+        return Ok(());
+    };
+    let caps: Vec<String> = r
+        .capabilities
+        .iter()
+        .flatten()
+        .map(|set| format!("[{}]", set.join(" ")))
+        .collect();
+    Err(ApiError::system(format!(
+        "could not select device driver \"{}\" with capabilities: [{}]",
+        r.driver,
+        caps.join(" ")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +412,18 @@ mod tests {
         assert!(err(json!({"CpusetCpus": "4096"}))
             .starts_with("Requested CPUs are not available - requested 4096, available: "));
         assert!(validate(json!({"CpusetCpus": "0"})).is_ok());
+    }
+
+    #[test]
+    fn device_requests_are_refused_in_dockerds_words() {
+        let e = device_requests(&hc(
+            json!({"DeviceRequests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}),
+        ));
+        assert_eq!(
+            e.err().map(|e| e.message).as_deref(),
+            Some("could not select device driver \"\" with capabilities: [[gpu]]")
+        );
+        assert!(device_requests(&hc(json!({"DeviceRequests": []}))).is_ok());
     }
 
     #[test]

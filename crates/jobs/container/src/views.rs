@@ -84,6 +84,8 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
     // Filters look at each record under its lock (no copies); each container's
     // JSON is cached until its record changes, all but the time-dependent Status.
     let mut rows: Vec<(i128, bytes::Bytes, String)> = Vec::new();
+    let want_size = job.args.bool("size");
+    let mut sized: Vec<(i128, ContainerSummary, String, u64)> = Vec::new();
     for entry in c.all() {
         let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
         let rec: &Record = &rec;
@@ -129,6 +131,17 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
         if !keep {
             continue;
         }
+        if want_size {
+            // Sizes change with every write: these rows are not cached.
+            let image = image_size(&c, rec);
+            sized.push((
+                created_nanos(rec),
+                list_row(&c, rec),
+                status_text(rec),
+                image,
+            ));
+            continue;
+        }
         let cached = entry
             .list_json
             .lock()
@@ -144,6 +157,24 @@ pub(crate) async fn list(job: Job, c: Arc<Containers>) -> Result<Reply> {
             }
         };
         rows.push((created_nanos(rec), body, status_text(rec)));
+    }
+    if want_size {
+        let uppers: Vec<std::path::PathBuf> =
+            sized.iter().map(|r| c.dir(&r.1.id).join("upper")).collect();
+        let sizes = tokio::task::spawn_blocking(move || {
+            uppers
+                .iter()
+                .map(|u| crate::dir_size(u))
+                .collect::<Vec<u64>>()
+        })
+        .await
+        .map_err(crate::sys)?;
+        for ((created, mut row, status, image), rw) in sized.into_iter().zip(sizes) {
+            row.size_rw = Some(rw as i64);
+            row.size_root_fs = Some((rw + image) as i64);
+            let body = bytes::Bytes::from(serde_json::to_vec(&row).unwrap_or_default());
+            rows.push((created, body, status));
+        }
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     if let Some(l) = limit {
@@ -179,6 +210,8 @@ fn list_row(c: &Containers, rec: &Record) -> ContainerSummary {
         command,
         created: created_unix(rec),
         ports: ps_ports(rec.network_settings.as_ref()),
+        size_rw: None,
+        size_root_fs: None,
         labels: rec.labels().clone(),
         state: rec.state.status.clone(),
         host_config: SummaryHostConfig {
@@ -237,6 +270,8 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record) -> ContainerInspect {
         app_armor_profile: String::new(),
         exec_ids: Some(c.execs.running_of(&rec.id)).filter(|ids| !ids.is_empty()),
         host_config: rec.host_config.clone(),
+        size_rw: None,
+        size_root_fs: None,
         graph_driver: GraphDriver {
             name: "overlay2".into(),
             data: [
@@ -279,7 +314,25 @@ fn inspect_reply(view: &ContainerInspect, v: ApiVersion) -> Result<Reply> {
 pub(crate) async fn inspect(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     let rec = entry.snapshot();
-    inspect_reply(&inspect_view(&c, &rec), job.args.version)
+    let mut view = inspect_view(&c, &rec);
+    if job.args.bool("size") {
+        let upper = c.dir(&rec.id).join("upper");
+        let rw = tokio::task::spawn_blocking(move || crate::dir_size(&upper))
+            .await
+            .map_err(crate::sys)?;
+        view.size_rw = Some(rw as i64);
+        view.size_root_fs = Some((rw + image_size(&c, &rec)) as i64);
+    }
+    inspect_reply(&view, job.args.version)
+}
+
+/// The bytes of the container's image's layers.
+fn image_size(c: &Containers, rec: &Record) -> u64 {
+    berth_graph::Digest::parse(&rec.image)
+        .ok()
+        .and_then(|d| c.graph.image(&d))
+        .map(|i| c.graph.image_size(&i))
+        .unwrap_or(0)
 }
 
 /// `NetworkSettings`: the live one while the container runs, else the networks it
