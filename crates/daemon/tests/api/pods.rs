@@ -37,6 +37,8 @@ fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
         "none",
         "--shm-size",
         "8m",
+        "--hostname",
+        "podhost",
         &b,
         "sleep",
         "300",
@@ -87,6 +89,36 @@ fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
         d.cli_ok(&["exec", "app", "cat", "/dev/shm/note"]),
         "from-the-sandbox\n",
         "the sandbox's /dev/shm"
+    );
+    // The pod's names: the sandbox's hostname and /etc files, as dockerd shares them.
+    assert_eq!(d.cli_ok(&["exec", "app", "hostname"]), "podhost\n");
+    let files = |c: &str| {
+        d.cli_ok(&[
+            "inspect",
+            "-f",
+            "{{.HostnamePath}} {{.HostsPath}} {{.ResolvConfPath}}",
+            c,
+        ])
+    };
+    assert_eq!(files("app"), files("sandbox"));
+    assert_eq!(
+        d.cli_ok(&["exec", "app", "cat", "/etc/hosts"]),
+        d.cli_ok(&["exec", "sandbox", "cat", "/etc/hosts"])
+    );
+    let e = fails(
+        &d,
+        &[
+            "create",
+            "--network",
+            "container:sandbox",
+            "--hostname",
+            "x",
+            &b,
+        ],
+    );
+    assert!(
+        e.contains("conflicting options: hostname and the network mode"),
+        "{e}"
     );
     // IpcMode is recorded with the donor's full ID, as dockerd records it.
     assert_eq!(

@@ -14,6 +14,30 @@ use crate::sys;
 use crate::user::{group_add, resolve_user, with_default_path, with_home};
 use crate::Containers;
 
+/// The container whose network namespace `rec` joins (`--network container:ID`).
+pub(crate) fn network_donor(c: &Containers, rec: &Record) -> Option<String> {
+    let donor = rec.host_config.network_mode.strip_prefix("container:")?;
+    c.find(donor).ok().map(|e| e.snapshot().id)
+}
+
+/// The donor's /etc/hostname, /etc/hosts and /etc/resolv.conf, bound as they
+/// are (dockerd shares them with the containers that join its network).
+fn shared_etc(donor_dir: &Path) -> Vec<MountSpec> {
+    [
+        ("hostname", "/etc/hostname"),
+        ("hosts", "/etc/hosts"),
+        ("resolv.conf", "/etc/resolv.conf"),
+    ]
+    .into_iter()
+    .map(|(name, dest)| MountSpec {
+        source: donor_dir.join(name).display().to_string(),
+        destination: dest.into(),
+        typ: "bind".into(),
+        options: vec!["rbind".into(), "rprivate".into()],
+    })
+    .collect()
+}
+
 /// Files the container sees at /etc/hostname, /etc/hosts and /etc/resolv.conf.
 fn write_etc(
     dir: &Path,
@@ -283,7 +307,11 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
         let extra = group_add(&merged, &rec.host_config, extra)?;
         let links = crate::links::resolve(c, rec)?;
         let hosts: Vec<(String, String)> = links.iter().map(|l| l.host.clone()).collect();
-        let mut mounts = write_etc(&dir, &hostname, net, &rec.host_config, &hosts)?;
+        let mut mounts = match network_donor(c, rec) {
+            // The donor's own files: its namespace, its names.
+            Some(donor) => shared_etc(&c.dir(&donor)),
+            None => write_etc(&dir, &hostname, net, &rec.host_config, &hosts)?,
+        };
         mounts.extend(user_mounts(c, rec, &merged)?);
         let hc = &rec.host_config;
         let security = HostConfig::list(&hc.security_opt);

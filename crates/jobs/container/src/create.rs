@@ -160,16 +160,25 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
             host_config.readonly_paths = list(berth_runtime::spec::READONLY);
         }
     }
-    // The donor of `--ipc container:NAME` must exist now, and is recorded by its
-    // full ID, as dockerd records it.
+    // The donors of `--ipc container:NAME` and `--network container:NAME` must
+    // exist now, and are recorded by their full IDs, as dockerd records them
+    // (it answers 400 for a donor it cannot find).
+    let full_id = |donor: &str| -> Result<String> {
+        c.find(donor)
+            .map(|e| e.snapshot().id)
+            .map_err(|e| ApiError::invalid(e.message))
+    };
     if let Some(donor) = host_config.ipc_mode.strip_prefix("container:") {
-        // dockerd answers 400 for a donor it cannot find.
-        let id = c
-            .find(donor)
-            .map_err(|e| ApiError::invalid(e.message))?
-            .snapshot()
-            .id;
-        host_config.ipc_mode = format!("container:{id}");
+        host_config.ipc_mode = format!("container:{}", full_id(donor)?);
+    }
+    if let Some(donor) = host_config.network_mode.strip_prefix("container:") {
+        // It takes the donor's hostname and /etc files at its start.
+        if !req.config.hostname.is_empty() {
+            return Err(ApiError::invalid(
+                "conflicting options: hostname and the network mode",
+            ));
+        }
+        host_config.network_mode = format!("container:{}", full_id(donor)?);
     }
     let endpoints_config = networks_of(&c, &req, &host_config)?;
     let id = random_id();

@@ -175,6 +175,17 @@ async fn start_inner(
 ) -> Result<Reply> {
     // A runtime removed from the daemon's configuration since the create.
     let runc = c.runtime_binary(entry)?;
+    // Joining another's network is joining its names too, as with dockerd.
+    let rec = match crate::bundle::network_donor(c, &rec) {
+        Some(donor) => {
+            let config = c.find(&donor)?.snapshot().config;
+            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+            r.config.hostname = config.hostname;
+            r.config.domainname = config.domainname;
+            r.clone()
+        }
+        None => rec,
+    };
     let net = match c.net() {
         Some(n) => Some(n.setup(net_request(c, &rec)?).await?),
         None => None,

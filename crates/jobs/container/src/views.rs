@@ -236,6 +236,11 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record) -> ContainerInspect {
         .collect::<Vec<_>>()
         .join(":");
     let path = |f: &str| dir.join(f).display().to_string();
+    // A container on another's network shows (and uses) the other's files.
+    let etc_dir = crate::bundle::network_donor(c, rec)
+        .map(|d| c.dir(&d))
+        .unwrap_or_else(|| dir.clone());
+    let etc = |f: &str| etc_dir.join(f).display().to_string();
     let st = &rec.state;
     ContainerInspect {
         id: rec.id.clone(),
@@ -257,9 +262,9 @@ pub(crate) fn inspect_view(c: &Containers, rec: &Record) -> ContainerInspect {
             health: st.health.clone(),
         },
         image: rec.image.clone(),
-        resolv_conf_path: path("resolv.conf"),
-        hostname_path: path("hostname"),
-        hosts_path: path("hosts"),
+        resolv_conf_path: etc("resolv.conf"),
+        hostname_path: etc("hostname"),
+        hosts_path: etc("hosts"),
         log_path: rec.log_path.clone(),
         name: rec.name.clone(),
         restart_count: rec.restart_count,
