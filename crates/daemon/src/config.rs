@@ -64,6 +64,11 @@ pub struct Flags {
     /// Keep containers running while the daemon is down
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub live_restore: bool,
+    /// Never give a container an OOM score below the daemon's own (containerd's
+    /// restrict_oom_score_adj): for hosts that deny CAP_SYS_RESOURCE, such as
+    /// daemons in containers or VMs that run Kubernetes pods
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub restrict_oom_score_adj: bool,
     /// Enable insecure registry communication (host[:port] or CIDR)
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -122,6 +127,7 @@ struct FileConfig {
     group: Option<String>,
     labels: Option<Vec<String>>,
     live_restore: Option<bool>,
+    restrict_oom_score_adj: Option<bool>,
     insecure_registries: Option<Vec<String>>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
@@ -161,6 +167,7 @@ const FILE_KEYS: &[&str] = &[
     "group",
     "labels",
     "live-restore",
+    "restrict-oom-score-adj",
     "insecure-registries",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
@@ -193,6 +200,7 @@ pub struct Config {
     pub group_explicit: bool,
     pub labels: Vec<String>,
     pub live_restore: bool,
+    pub restrict_oom_score_adj: bool,
     pub insecure_registries: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
@@ -351,6 +359,12 @@ impl Config {
                 "live_restore",
                 flags.live_restore,
                 file.live_restore
+            ),
+            restrict_oom_score_adj: pick!(
+                "restrict-oom-score-adj",
+                "restrict_oom_score_adj",
+                flags.restrict_oom_score_adj,
+                file.restrict_oom_score_adj
             ),
             insecure_registries: pick!(
                 "insecure-registries",

@@ -215,6 +215,7 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     .await
     .map_err(|e| format!("opening containers: {e}"))?
     .map_err(|e| format!("opening containers: {}", e.message))?;
+    containers.restrict_oom_score_adj(cfg.restrict_oom_score_adj);
     berth_jobs_container::register(&engine, containers.clone());
 
     // Builds: what a killed daemon's builds left mounted or unpacked goes first.

@@ -262,3 +262,74 @@ fn the_host_config_fields_cri_dockerd_sets_take_effect() {
     assert!(list.contains(&format!("\"SizeRw\":{rw}")), "{list}");
     d.cli_ok(&["rm", "-f", "paths", "plain", "mkpoint"]);
 }
+
+/// Whether berthd (root here) may lower OOM scores on this host.
+fn host_gives_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .is_some_and(|c| c & (1 << 24) != 0)
+}
+
+#[test]
+fn a_sandboxs_negative_oom_score_is_explained_or_restricted() {
+    let d = daemon();
+    let b = busybox(&d);
+    let run = |d: &berth_testkit::TestDaemon, adj: &str| {
+        d.cli(&[
+            "run",
+            "--rm",
+            "--oom-score-adj",
+            adj,
+            &b,
+            "cat",
+            "/proc/self/oom_score_adj",
+        ])
+    };
+    // Positive scores never need a capability.
+    assert_eq!(String::from_utf8_lossy(&run(&d, "5").stdout), "5\n");
+    let o = run(&d, "-998");
+    if host_gives_sys_resource() {
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "-998\n");
+    } else {
+        // Where no runtime can set it (runc under dockerd fails with "can't get
+        // final child's PID from pipe"), the start says why and what to do.
+        assert!(!o.status.success());
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains(
+                "oom_score_adj -998 is below the daemon's own (0), which needs CAP_SYS_RESOURCE"
+            ) && e.contains("--restrict-oom-score-adj"),
+            "{e}"
+        );
+    }
+    // With the option, such a container gets the daemon's own score; the
+    // request stays recorded.
+    let r = crate::builder().arg("--restrict-oom-score-adj").start();
+    let b = busybox(&r);
+    let own = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", r.pid().unwrap_or(0)))
+        .unwrap_or_default();
+    r.cli_ok(&[
+        "create",
+        "--name",
+        "sandbox",
+        "--oom-score-adj",
+        "-998",
+        &b,
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    let out = r.cli_ok(&["start", "-a", "sandbox"]);
+    let want = if host_gives_sys_resource() {
+        "-998\n".to_string()
+    } else {
+        own
+    };
+    assert_eq!(out, want);
+    assert_eq!(
+        r.cli_ok(&["inspect", "-f", "{{.HostConfig.OomScoreAdj}}", "sandbox"]),
+        "-998\n"
+    );
+}

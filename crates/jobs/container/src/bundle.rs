@@ -14,6 +14,54 @@ use crate::sys;
 use crate::user::{group_add, resolve_user, with_default_path, with_home};
 use crate::Containers;
 
+/// The score below which lowering needs CAP_SYS_RESOURCE: the daemon's own.
+fn own_oom_score_adj() -> i64 {
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `linux/capability.h`.
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether this process may lower OOM scores (CAP_SYS_RESOURCE, effective).
+fn has_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// `--oom-score-adj` as the container will get it. A score below the daemon's
+/// needs CAP_SYS_RESOURCE: without it (daemons in containers and many VMs) no
+/// runtime can set one, so the start fails here in words that say why, or,
+/// with `--restrict-oom-score-adj`, gets the daemon's own score as containerd's
+/// CRI gives it.
+fn oom_score_adj(c: &Containers, asked: i64) -> Result<Option<i32>> {
+    let own = own_oom_score_adj();
+    let adj = if asked < own && !has_sys_resource() {
+        if !c.restricts_oom() {
+            return Err(ApiError::system(format!(
+                "oom_score_adj {asked} is below the daemon's own ({own}), which needs CAP_SYS_RESOURCE, and this host does not give it to berthd: start berthd with --restrict-oom-score-adj to give such containers the daemon's score instead"
+            )));
+        }
+        own
+    } else {
+        asked
+    };
+    Ok(Some(adj)
+        .filter(|a| *a != 0)
+        .and_then(|a| i32::try_from(a).ok()))
+}
+
 /// The container whose network namespace `rec` joins (`--network container:ID`).
 pub(crate) fn network_donor(c: &Containers, rec: &Record) -> Option<String> {
     let donor = rec.host_config.network_mode.strip_prefix("container:")?;
@@ -385,9 +433,7 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
             device_rules,
             masked_paths: hc.masked_paths.clone(),
             readonly_paths: hc.readonly_paths.clone(),
-            oom_score_adj: Some(hc.oom_score_adj)
-                .filter(|a| *a != 0)
-                .and_then(|a| i32::try_from(a).ok()),
+            oom_score_adj: oom_score_adj(c, hc.oom_score_adj)?,
             pid_ns,
             ipc_ns,
             uts_ns,

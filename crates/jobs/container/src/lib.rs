@@ -212,6 +212,8 @@ pub struct Containers {
     shutting_down: std::sync::atomic::AtomicBool,
     /// Prepares bundles and runs shims (a fake in the lifecycle's tests).
     launcher: Arc<dyn launcher::Launcher>,
+    /// `--restrict-oom-score-adj`: no container's OOM score below the daemon's.
+    restrict_oom: std::sync::atomic::AtomicBool,
 }
 
 impl Containers {
@@ -264,9 +266,20 @@ impl Containers {
             vols: std::sync::OnceLock::new(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             launcher,
+            restrict_oom: std::sync::atomic::AtomicBool::new(false),
         });
         c.load();
         Ok(c)
+    }
+
+    /// `--restrict-oom-score-adj`.
+    pub fn restrict_oom_score_adj(&self, on: bool) {
+        self.restrict_oom
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn restricts_oom(&self) -> bool {
+        self.restrict_oom.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The binary of the runtime the container was created with (None: built in).
