@@ -4,6 +4,7 @@
 mod bad_input;
 mod behaviours;
 mod build;
+mod compat_cri;
 mod containers;
 mod durability;
 mod endpoints;

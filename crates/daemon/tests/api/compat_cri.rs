@@ -1,0 +1,298 @@
+//! cri-dockerd's requests, replayed: the calls it makes (through the docker
+//! client at API 1.46) for RunPodSandbox, CreateContainer, StartContainer,
+//! ListContainers, ContainerStatus, ExecSync, ContainerStats, StopPodSandbox and
+//! RemovePodSandbox, with the bodies `core/sandbox_helpers.go` and
+//! `core/container_create.go` build, each answer checked for the fields it
+//! reads (research/ORCHESTRATORS-AND-OPERATIONS.md §1).
+
+use serde_json::{json, Value};
+
+use crate::images::busybox;
+
+const V: &str = "/v1.46";
+
+/// One request as the docker client sends it; (status, body).
+fn call(
+    d: &berth_testkit::TestDaemon,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} {V}{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: cri-dockerd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = d.raw(req.as_bytes());
+    let text = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (crate::status(&resp), text)
+}
+
+fn json_of(
+    d: &berth_testkit::TestDaemon,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let (code, text) = call(d, method, path, body);
+    let start = text.find(['{', '[']).unwrap_or(0);
+    let end = text.rfind(['}', ']']).map(|e| e + 1).unwrap_or(text.len());
+    (
+        code,
+        serde_json::from_str(&text[start..end]).unwrap_or(Value::Null),
+    )
+}
+
+fn rfc3339(t: &Value) -> bool {
+    t.as_str().is_some_and(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+    })
+}
+
+fn filters(labels: &[&str]) -> String {
+    let f = json!({ "label": labels }).to_string();
+    form_urlencoded::byte_serialize(f.as_bytes()).collect()
+}
+
+#[test]
+fn a_pod_through_cri_dockerds_calls() {
+    // Kubernetes sandboxes ask for OOM score -998; on hosts without
+    // CAP_SYS_RESOURCE that needs the restriction (see pods.rs).
+    let d = crate::builder().arg("--restrict-oom-score-adj").start();
+    let image = busybox(&d);
+
+    // Start-up: the version as semver (≥ 1.42), the info it checks.
+    let (code, v) = json_of(&d, "GET", "/version", None);
+    assert_eq!(code, 200);
+    let api = v["ApiVersion"].as_str().unwrap_or("");
+    let minor: u32 = api
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(api.starts_with("1.") && minor >= 42, "{v}");
+    let (_, info) = json_of(&d, "GET", "/info", None);
+    assert!(
+        matches!(info["CgroupDriver"].as_str(), Some("cgroupfs" | "systemd")),
+        "{info}"
+    );
+    assert_eq!(info["LoggingDriver"], "json-file");
+    assert_eq!(info["DockerRootDir"].as_str(), d.data_root.to_str());
+    let default = info["DefaultRuntime"].as_str().unwrap_or("");
+    assert!(info["Runtimes"].get(default).is_some(), "{info}");
+
+    // RunPodSandbox: the image inspected, the sandbox created and started.
+    let (code, _) = json_of(&d, "GET", &format!("/images/{image}/json"), None);
+    assert_eq!(code, 200);
+    let sandbox = json!({
+        "Hostname": "web-0",
+        "Image": image,
+        // As pause: PID 1 of the pod, ending on SIGTERM.
+        "Cmd": ["sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"],
+        "Labels": {
+            "io.kubernetes.docker.type": "podsandbox",
+            "io.kubernetes.pod.name": "web-0",
+            "io.kubernetes.pod.namespace": "default",
+            "io.kubernetes.pod.uid": "uid-1",
+            "annotation.kubernetes.io/config.source": "api"
+        },
+        "HostConfig": {
+            "NetworkMode": "none",
+            "IpcMode": "shareable",
+            "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "18080"}]},
+            "OomScoreAdj": -998,
+            "CpuShares": 2,
+            "MemorySwap": 0,
+            "ShmSize": 67108864,
+            "SecurityOpt": ["no-new-privileges"],
+            "Sysctls": {"net.ipv4.ip_unprivileged_port_start": "0"}
+        }
+    });
+    let (code, created) = json_of(
+        &d,
+        "POST",
+        "/containers/create?name=k8s_POD_web-0_default_uid-1_0",
+        Some(&sandbox),
+    );
+    assert_eq!(code, 201, "{created}");
+    let sid = created["Id"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        call(&d, "POST", &format!("/containers/{sid}/start"), None).0,
+        204
+    );
+    let (_, s) = json_of(&d, "GET", &format!("/containers/{sid}/json"), None);
+    let pid = s["State"]["Pid"].as_i64().unwrap_or(0);
+    assert!(pid > 0 && s["State"]["Running"] == true, "{s}");
+    // CNI runs in /proc/<Pid>/ns/net; Nomad uses SandboxKey.
+    assert!(std::path::Path::new(&format!("/proc/{pid}/ns/net")).exists());
+    let key = s["NetworkSettings"]["SandboxKey"].as_str().unwrap_or("");
+    assert!(!key.is_empty() && std::path::Path::new(key).exists(), "{s}");
+    assert!(
+        rfc3339(&s["State"]["StartedAt"]) && rfc3339(&s["State"]["FinishedAt"]),
+        "{s}"
+    );
+    assert!(rfc3339(&s["Created"]));
+    let runtime = s["HostConfig"]["Runtime"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(!runtime.is_empty());
+
+    // CreateContainer and StartContainer: the app joins the sandbox.
+    let host = tempfile::tempdir().expect("tempdir");
+    let hostpath = host.path().join("volume");
+    let app = json!({
+        "Image": image,
+        "Cmd": ["sh", "-c", "echo hello from the pod; exec sleep 300"],
+        "Labels": {
+            "io.kubernetes.docker.type": "container",
+            "io.kubernetes.sandbox.id": sid,
+            "io.kubernetes.container.name": "app"
+        },
+        "Healthcheck": {"Test": ["NONE"]},
+        "HostConfig": {
+            "NetworkMode": format!("container:{sid}"),
+            "IpcMode": format!("container:{sid}"),
+            "PidMode": format!("container:{sid}"),
+            "Runtime": runtime,
+            "RestartPolicy": {},
+            "SecurityOpt": ["seccomp=unconfined"],
+            "Memory": 67108864,
+            "MemorySwap": 67108864,
+            "Mounts": [{
+                "Type": "bind",
+                "Source": hostpath,
+                "Target": "/data",
+                "BindOptions": {"CreateMountpoint": true}
+            }]
+        }
+    });
+    let (code, created) = json_of(
+        &d,
+        "POST",
+        "/containers/create?name=k8s_app_web-0_default_uid-1_0",
+        Some(&app),
+    );
+    assert_eq!(code, 201, "{created}");
+    let cid = created["Id"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        call(&d, "POST", &format!("/containers/{cid}/start"), None).0,
+        204
+    );
+
+    // ListContainers: by labels, ANDed; Status by its prefix.
+    let q = filters(&[
+        "io.kubernetes.docker.type=container",
+        &format!("io.kubernetes.sandbox.id={sid}"),
+    ]);
+    let (_, list) = call(
+        &d,
+        "GET",
+        &format!("/containers/json?all=1&filters={q}"),
+        None,
+    );
+    let list: Value = serde_json::from_str(list.trim()).unwrap_or(Value::Null);
+    let rows = list.as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["Names"][0], "/k8s_app_web-0_default_uid-1_0");
+    assert!(
+        rows[0]["Status"].as_str().unwrap_or("").starts_with("Up"),
+        "{list}"
+    );
+    let q = filters(&["io.kubernetes.docker.type=podsandbox"]);
+    let (_, sandboxes) = call(&d, "GET", &format!("/containers/json?filters={q}"), None);
+    assert!(sandboxes.contains(&sid), "{sandboxes}");
+
+    // ContainerStatus: what it reads.
+    let (_, c) = json_of(&d, "GET", &format!("/containers/{cid}/json"), None);
+    assert_eq!(c["Config"]["Labels"]["io.kubernetes.container.name"], "app");
+    assert_eq!(c["HostConfig"]["PidMode"], format!("container:{sid}"));
+    assert_eq!(
+        c["ResolvConfPath"], s["ResolvConfPath"],
+        "the pod's resolv.conf"
+    );
+    let mount = &c["Mounts"][0];
+    assert_eq!(
+        (mount["Destination"].as_str(), mount["RW"].as_bool()),
+        (Some("/data"), Some(true))
+    );
+    assert!(hostpath.is_dir(), "CreateMountpoint made the source");
+    // The kubelet parses the json-file log itself.
+    let log = std::fs::read_to_string(c["LogPath"].as_str().unwrap_or("")).unwrap_or_default();
+    let line: Value = serde_json::from_str(log.lines().next().unwrap_or("")).unwrap_or(Value::Null);
+    assert_eq!(line["log"], "hello from the pod\n", "{log}");
+    assert_eq!(line["stream"], "stdout");
+    assert!(rfc3339(&line["time"]), "{log}");
+
+    // ExecSync: create, start attached, then the exit code once not running.
+    let (code, ex) = json_of(
+        &d,
+        "POST",
+        &format!("/containers/{cid}/exec"),
+        Some(
+            &json!({"Cmd": ["sh", "-c", "echo probed; exit 3"], "AttachStdout": true, "AttachStderr": true}),
+        ),
+    );
+    assert_eq!(code, 201, "{ex}");
+    let eid = ex["Id"].as_str().unwrap_or("").to_string();
+    let (code, out) = call(
+        &d,
+        "POST",
+        &format!("/exec/{eid}/start"),
+        Some(&json!({"Detach": false, "Tty": false})),
+    );
+    assert_eq!(code, 200);
+    assert!(out.contains("probed"), "{out}");
+    let (_, ei) = json_of(&d, "GET", &format!("/exec/{eid}/json"), None);
+    assert_eq!(
+        (ei["Running"].as_bool(), ei["ExitCode"].as_i64()),
+        (Some(false), Some(3)),
+        "{ei}"
+    );
+
+    // ContainerStats, one shot.
+    let (_, st) = json_of(
+        &d,
+        "GET",
+        &format!("/containers/{cid}/stats?stream=0&one-shot=1"),
+        None,
+    );
+    assert!(
+        st["cpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .is_some(),
+        "{st}"
+    );
+    assert!(
+        st["memory_stats"]["usage"].as_u64().is_some_and(|u| u > 0),
+        "{st}"
+    );
+
+    // StopPodSandbox and RemovePodSandbox.
+    for id in [&cid, &sid] {
+        assert_eq!(
+            call(&d, "POST", &format!("/containers/{id}/stop?t=10"), None).0,
+            204
+        );
+    }
+    let (_, s) = json_of(&d, "GET", &format!("/containers/{sid}/json"), None);
+    assert_eq!(s["State"]["Running"], false);
+    assert!(rfc3339(&s["State"]["FinishedAt"]));
+    for id in [&cid, &sid] {
+        assert_eq!(
+            call(&d, "DELETE", &format!("/containers/{id}?v=1&force=1"), None).0,
+            204
+        );
+    }
+    // The words it matches with regexes.
+    let (code, gone) = call(&d, "GET", &format!("/containers/{sid}/json"), None);
+    assert_eq!(code, 404);
+    assert!(
+        gone.contains(&format!("No such container: {sid}")),
+        "{gone}"
+    );
+    assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
+}
