@@ -5,6 +5,7 @@ mod bad_input;
 mod behaviours;
 mod build;
 mod compat_cri;
+mod compat_nomad;
 mod containers;
 mod durability;
 mod endpoints;
