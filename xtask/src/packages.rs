@@ -36,6 +36,9 @@ pub const TEST: &[&str] = &[
     // iptables itself, where Berth's accept chain goes.
     "docker.io",
     "iptables",
+    // CNI's bridge plugin, run on a pause container's SandboxKey as Nomad and
+    // Kubernetes' network plugins run it.
+    "containernetworking-plugins",
 ];
 
 fn installed(pkg: &str) -> bool {

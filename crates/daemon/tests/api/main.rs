@@ -4,6 +4,7 @@
 mod bad_input;
 mod behaviours;
 mod build;
+mod compat_cni;
 mod compat_cri;
 mod compat_nomad;
 mod containers;
