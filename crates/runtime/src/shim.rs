@@ -51,41 +51,23 @@ pub struct StartArgs {
 impl StartArgs {
     /// The shim's command line, without the program.
     pub fn to_args(&self) -> Vec<OsString> {
-        let mut out: Vec<OsString> = Vec::new();
-        let mut push = |k: &str, v: OsString| {
-            out.push(k.into());
-            out.push(v);
-        };
-        push("--id", self.id.clone().into());
-        push("--bundle", self.bundle.clone().into());
-        push("--state-root", self.state_root.clone().into());
-        push("--log", self.log.clone().into());
-        push("--exit", self.exit.clone().into());
-        if let Some(s) = &self.log_max_size {
-            push("--log-max-size", s.into());
-        }
-        if let Some(n) = self.log_max_file {
-            push("--log-max-file", n.to_string().into());
-        }
+        let mut l = Line::default();
+        l.push("--id", &self.id);
+        l.push("--bundle", &self.bundle);
+        l.push("--state-root", &self.state_root);
+        l.push("--log", &self.log);
+        l.push("--exit", &self.exit);
+        l.opt("--log-max-size", self.log_max_size.as_ref());
+        l.opt("--log-max-file", self.log_max_file.map(|n| n.to_string()));
         if let Some(p) = &self.stdin {
-            push("--stdin", p.clone().into());
+            l.push("--stdin", p);
             if self.stdin_hold {
-                push("--stdin-hold", "1".into());
+                l.push("--stdin-hold", "1");
             }
         }
-        if self.tty {
-            push("--tty", "1".into());
-        }
-        if let Some(p) = &self.resize {
-            push("--resize", p.clone().into());
-        }
-        if let Some((h, w)) = self.size {
-            push("--size", format!("{h}x{w}").into());
-        }
-        if let Some(p) = &self.runc {
-            push("--runc", p.clone().into());
-        }
-        out
+        l.terminal(self.tty, &self.resize, self.size);
+        l.opt("--runc", self.runc.as_ref());
+        l.0
     }
 
     /// Reads the shim's command line (without the program).
@@ -129,6 +111,32 @@ impl StartArgs {
     }
 }
 
+/// A command line of `--flag value` pairs.
+#[derive(Default)]
+struct Line(Vec<OsString>);
+
+impl Line {
+    fn push(&mut self, flag: &str, v: impl Into<OsString>) {
+        self.0.push(flag.into());
+        self.0.push(v.into());
+    }
+
+    fn opt(&mut self, flag: &str, v: Option<impl Into<OsString>>) {
+        if let Some(v) = v {
+            self.push(flag, v);
+        }
+    }
+
+    /// The flags both command lines share: terminal, its first size, runtime.
+    fn terminal(&mut self, tty: bool, resize: &Option<PathBuf>, size: Option<(u64, u64)>) {
+        if tty {
+            self.push("--tty", "1");
+        }
+        self.opt("--resize", resize.clone());
+        self.opt("--size", size.map(|(h, w)| format!("{h}x{w}")));
+    }
+}
+
 /// `berth-shim exec --id ID --process FILE …`: one process of a `docker exec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecArgs {
@@ -148,28 +156,14 @@ pub struct ExecArgs {
 impl ExecArgs {
     /// The command line after `berth-shim exec`.
     pub fn to_args(&self) -> Vec<OsString> {
-        let mut out: Vec<OsString> = Vec::new();
-        let mut push = |k: &str, v: OsString| {
-            out.push(k.into());
-            out.push(v);
-        };
-        push("--id", self.id.clone().into());
-        push("--state-root", self.state_root.clone().into());
-        push("--process", self.process.clone().into());
-        push("--dir", self.dir.clone().into());
-        if self.tty {
-            push("--tty", "1".into());
-        }
-        if let Some(p) = &self.resize {
-            push("--resize", p.clone().into());
-        }
-        if let Some((h, w)) = self.size {
-            push("--size", format!("{h}x{w}").into());
-        }
-        if let Some(p) = &self.runc {
-            push("--runc", p.clone().into());
-        }
-        out
+        let mut l = Line::default();
+        l.push("--id", &self.id);
+        l.push("--state-root", &self.state_root);
+        l.push("--process", &self.process);
+        l.push("--dir", &self.dir);
+        l.terminal(self.tty, &self.resize, self.size);
+        l.opt("--runc", self.runc.as_ref());
+        l.0
     }
 
     /// Reads the command line after `berth-shim exec`.

@@ -9,43 +9,6 @@ use serde_json::{json, Value};
 
 use crate::images::busybox;
 
-const V: &str = "/v1.46";
-
-/// One request as the docker client sends it; (status, body).
-fn call(
-    d: &berth_testkit::TestDaemon,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, String) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {V}{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nUser-Agent: cri-dockerd\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let resp = d.raw(req.as_bytes());
-    let text = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (crate::status(&resp), text)
-}
-
-fn json_of(
-    d: &berth_testkit::TestDaemon,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let (code, text) = call(d, method, path, body);
-    let start = text.find(['{', '[']).unwrap_or(0);
-    let end = text.rfind(['}', ']']).map(|e| e + 1).unwrap_or(text.len());
-    (
-        code,
-        serde_json::from_str(&text[start..end]).unwrap_or(Value::Null),
-    )
-}
-
 fn rfc3339(t: &Value) -> bool {
     t.as_str().is_some_and(|s| {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
@@ -62,10 +25,13 @@ fn a_pod_through_cri_dockerds_calls() {
     // Kubernetes sandboxes ask for OOM score -998; on hosts without
     // CAP_SYS_RESOURCE that needs the restriction (see pods.rs).
     let d = crate::builder().arg("--restrict-oom-score-adj").start();
+    // Requests as the orchestrator's docker client sends them, at API 1.46.
+    let call = |m: &str, p: &str, b: Option<&Value>| crate::api(&d, "1.46", m, p, b);
+    let json_of = |m: &str, p: &str, b: Option<&Value>| crate::api_json(&d, "1.46", m, p, b);
     let image = busybox(&d);
 
     // Start-up: the version as semver (≥ 1.42), the info it checks.
-    let (code, v) = json_of(&d, "GET", "/version", None);
+    let (code, v) = json_of("GET", "/version", None);
     assert_eq!(code, 200);
     let api = v["ApiVersion"].as_str().unwrap_or("");
     let minor: u32 = api
@@ -74,7 +40,7 @@ fn a_pod_through_cri_dockerds_calls() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(0);
     assert!(api.starts_with("1.") && minor >= 42, "{v}");
-    let (_, info) = json_of(&d, "GET", "/info", None);
+    let (_, info) = json_of("GET", "/info", None);
     assert!(
         matches!(info["CgroupDriver"].as_str(), Some("cgroupfs" | "systemd")),
         "{info}"
@@ -85,7 +51,7 @@ fn a_pod_through_cri_dockerds_calls() {
     assert!(info["Runtimes"].get(default).is_some(), "{info}");
 
     // RunPodSandbox: the image inspected, the sandbox created and started.
-    let (code, _) = json_of(&d, "GET", &format!("/images/{image}/json"), None);
+    let (code, _) = json_of("GET", &format!("/images/{image}/json"), None);
     assert_eq!(code, 200);
     let sandbox = json!({
         "Hostname": "web-0",
@@ -112,7 +78,6 @@ fn a_pod_through_cri_dockerds_calls() {
         }
     });
     let (code, created) = json_of(
-        &d,
         "POST",
         "/containers/create?name=k8s_POD_web-0_default_uid-1_0",
         Some(&sandbox),
@@ -120,10 +85,10 @@ fn a_pod_through_cri_dockerds_calls() {
     assert_eq!(code, 201, "{created}");
     let sid = created["Id"].as_str().unwrap_or("").to_string();
     assert_eq!(
-        call(&d, "POST", &format!("/containers/{sid}/start"), None).0,
+        call("POST", &format!("/containers/{sid}/start"), None).0,
         204
     );
-    let (_, s) = json_of(&d, "GET", &format!("/containers/{sid}/json"), None);
+    let (_, s) = json_of("GET", &format!("/containers/{sid}/json"), None);
     let pid = s["State"]["Pid"].as_i64().unwrap_or(0);
     assert!(pid > 0 && s["State"]["Running"] == true, "{s}");
     // CNI runs in /proc/<Pid>/ns/net; Nomad uses SandboxKey.
@@ -171,7 +136,6 @@ fn a_pod_through_cri_dockerds_calls() {
         }
     });
     let (code, created) = json_of(
-        &d,
         "POST",
         "/containers/create?name=k8s_app_web-0_default_uid-1_0",
         Some(&app),
@@ -179,7 +143,7 @@ fn a_pod_through_cri_dockerds_calls() {
     assert_eq!(code, 201, "{created}");
     let cid = created["Id"].as_str().unwrap_or("").to_string();
     assert_eq!(
-        call(&d, "POST", &format!("/containers/{cid}/start"), None).0,
+        call("POST", &format!("/containers/{cid}/start"), None).0,
         204
     );
 
@@ -188,12 +152,7 @@ fn a_pod_through_cri_dockerds_calls() {
         "io.kubernetes.docker.type=container",
         &format!("io.kubernetes.sandbox.id={sid}"),
     ]);
-    let (_, list) = call(
-        &d,
-        "GET",
-        &format!("/containers/json?all=1&filters={q}"),
-        None,
-    );
+    let (_, list) = call("GET", &format!("/containers/json?all=1&filters={q}"), None);
     let list: Value = serde_json::from_str(list.trim()).unwrap_or(Value::Null);
     let rows = list.as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 1, "{list}");
@@ -203,11 +162,11 @@ fn a_pod_through_cri_dockerds_calls() {
         "{list}"
     );
     let q = filters(&["io.kubernetes.docker.type=podsandbox"]);
-    let (_, sandboxes) = call(&d, "GET", &format!("/containers/json?filters={q}"), None);
+    let (_, sandboxes) = call("GET", &format!("/containers/json?filters={q}"), None);
     assert!(sandboxes.contains(&sid), "{sandboxes}");
 
     // ContainerStatus: what it reads.
-    let (_, c) = json_of(&d, "GET", &format!("/containers/{cid}/json"), None);
+    let (_, c) = json_of("GET", &format!("/containers/{cid}/json"), None);
     assert_eq!(c["Config"]["Labels"]["io.kubernetes.container.name"], "app");
     assert_eq!(c["HostConfig"]["PidMode"], format!("container:{sid}"));
     assert_eq!(
@@ -229,7 +188,6 @@ fn a_pod_through_cri_dockerds_calls() {
 
     // ExecSync: create, start attached, then the exit code once not running.
     let (code, ex) = json_of(
-        &d,
         "POST",
         &format!("/containers/{cid}/exec"),
         Some(
@@ -239,14 +197,13 @@ fn a_pod_through_cri_dockerds_calls() {
     assert_eq!(code, 201, "{ex}");
     let eid = ex["Id"].as_str().unwrap_or("").to_string();
     let (code, out) = call(
-        &d,
         "POST",
         &format!("/exec/{eid}/start"),
         Some(&json!({"Detach": false, "Tty": false})),
     );
     assert_eq!(code, 200);
     assert!(out.contains("probed"), "{out}");
-    let (_, ei) = json_of(&d, "GET", &format!("/exec/{eid}/json"), None);
+    let (_, ei) = json_of("GET", &format!("/exec/{eid}/json"), None);
     assert_eq!(
         (ei["Running"].as_bool(), ei["ExitCode"].as_i64()),
         (Some(false), Some(3)),
@@ -255,7 +212,6 @@ fn a_pod_through_cri_dockerds_calls() {
 
     // ContainerStats, one shot.
     let (_, st) = json_of(
-        &d,
         "GET",
         &format!("/containers/{cid}/stats?stream=0&one-shot=1"),
         None,
@@ -274,21 +230,21 @@ fn a_pod_through_cri_dockerds_calls() {
     // StopPodSandbox and RemovePodSandbox.
     for id in [&cid, &sid] {
         assert_eq!(
-            call(&d, "POST", &format!("/containers/{id}/stop?t=10"), None).0,
+            call("POST", &format!("/containers/{id}/stop?t=10"), None).0,
             204
         );
     }
-    let (_, s) = json_of(&d, "GET", &format!("/containers/{sid}/json"), None);
+    let (_, s) = json_of("GET", &format!("/containers/{sid}/json"), None);
     assert_eq!(s["State"]["Running"], false);
     assert!(rfc3339(&s["State"]["FinishedAt"]));
     for id in [&cid, &sid] {
         assert_eq!(
-            call(&d, "DELETE", &format!("/containers/{id}?v=1&force=1"), None).0,
+            call("DELETE", &format!("/containers/{id}?v=1&force=1"), None).0,
             204
         );
     }
     // The words it matches with regexes.
-    let (code, gone) = call(&d, "GET", &format!("/containers/{sid}/json"), None);
+    let (code, gone) = call("GET", &format!("/containers/{sid}/json"), None);
     assert_eq!(code, 404);
     assert!(
         gone.contains(&format!("No such container: {sid}")),

@@ -8,54 +8,22 @@ use serde_json::{json, Value};
 use crate::daemon;
 use crate::images::busybox;
 
-/// One request as Nomad's client sends it (API 1.44 here); (status, body).
-fn call(
-    d: &berth_testkit::TestDaemon,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, String) {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} /v1.44{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let resp = d.raw(req.as_bytes());
-    let text = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (crate::status(&resp), text)
-}
-
-fn json_of(
-    d: &berth_testkit::TestDaemon,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let (code, text) = call(d, method, path, body);
-    let start = text.find(['{', '[']).unwrap_or(0);
-    let end = text.rfind(['}', ']']).map(|e| e + 1).unwrap_or(text.len());
-    (
-        code,
-        serde_json::from_str(&text[start..end]).unwrap_or(Value::Null),
-    )
-}
-
 #[test]
 fn an_allocation_through_nomads_calls() {
     let d = daemon();
+    // Requests as the orchestrator's docker client sends them, at API 1.44.
+    let call = |m: &str, p: &str, b: Option<&Value>| crate::api(&d, "1.44", m, p, b);
+    let json_of = |m: &str, p: &str, b: Option<&Value>| crate::api_json(&d, "1.44", m, p, b);
     let image = busybox(&d);
     let alloc = "5f1c2a9e-0b7d-4c1e-9d2a-7f3b8e6a1c44";
 
     // Fingerprint.
-    let (_, v) = json_of(&d, "GET", "/version", None);
+    let (_, v) = json_of("GET", "/version", None);
     assert!(v["Version"].as_str().is_some_and(|s| !s.is_empty()));
-    let (_, info) = json_of(&d, "GET", "/info", None);
+    let (_, info) = json_of("GET", "/info", None);
     assert_eq!(info["OSType"], "linux");
     assert!(info["Runtimes"].as_object().is_some_and(|r| !r.is_empty()));
-    let (_, nets) = json_of(&d, "GET", "/networks", None);
+    let (_, nets) = json_of("GET", "/networks", None);
     let bridge = nets
         .as_array()
         .and_then(|n| n.iter().find(|n| n["Name"] == "bridge"))
@@ -74,7 +42,6 @@ fn an_allocation_through_nomads_calls() {
         "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "unless-stopped"}}
     });
     let (code, p) = json_of(
-        &d,
         "POST",
         &format!("/containers/create?name=nomad_init_{alloc}"),
         Some(&pause),
@@ -82,10 +49,10 @@ fn an_allocation_through_nomads_calls() {
     assert_eq!(code, 201, "{p}");
     let pid = p["Id"].as_str().unwrap_or("").to_string();
     assert_eq!(
-        call(&d, "POST", &format!("/containers/{pid}/start"), None).0,
+        call("POST", &format!("/containers/{pid}/start"), None).0,
         204
     );
-    let (_, pi) = json_of(&d, "GET", &format!("/containers/{pid}/json"), None);
+    let (_, pi) = json_of("GET", &format!("/containers/{pid}/json"), None);
     let key = pi["NetworkSettings"]["SandboxKey"].as_str().unwrap_or("");
     assert!(
         !key.is_empty() && std::path::Path::new(key).exists(),
@@ -115,7 +82,6 @@ fn an_allocation_through_nomads_calls() {
         }
     });
     let (code, t) = json_of(
-        &d,
         "POST",
         &format!("/containers/create?name={name}"),
         Some(&task),
@@ -123,7 +89,6 @@ fn an_allocation_through_nomads_calls() {
     assert_eq!(code, 201, "{t}");
     let tid = t["Id"].as_str().unwrap_or("").to_string();
     let (code, again) = call(
-        &d,
         "POST",
         &format!("/containers/create?name={name}"),
         Some(&task),
@@ -135,7 +100,7 @@ fn an_allocation_through_nomads_calls() {
         )),
         "{again}"
     );
-    let (_, all) = json_of(&d, "GET", "/containers/json?all=1", None);
+    let (_, all) = json_of("GET", "/containers/json?all=1", None);
     let found = all
         .as_array()
         .and_then(|a| {
@@ -150,14 +115,14 @@ fn an_allocation_through_nomads_calls() {
 
     // Start (again: not an error for Nomad), inspect.
     assert_eq!(
-        call(&d, "POST", &format!("/containers/{tid}/start"), None).0,
+        call("POST", &format!("/containers/{tid}/start"), None).0,
         204
     );
     assert!(matches!(
-        call(&d, "POST", &format!("/containers/{tid}/start"), None).0,
+        call("POST", &format!("/containers/{tid}/start"), None).0,
         304 | 409
     ));
-    let (_, ti) = json_of(&d, "GET", &format!("/containers/{tid}/json"), None);
+    let (_, ti) = json_of("GET", &format!("/containers/{tid}/json"), None);
     assert_eq!(ti["State"]["Status"], "running");
     assert_eq!(
         (
@@ -174,12 +139,7 @@ fn an_allocation_through_nomads_calls() {
     );
 
     // Stats, once, with the previous sample filled.
-    let (_, st) = json_of(
-        &d,
-        "GET",
-        &format!("/containers/{tid}/stats?stream=0"),
-        None,
-    );
+    let (_, st) = json_of("GET", &format!("/containers/{tid}/stats?stream=0"), None);
     for path in [
         "/cpu_stats/cpu_usage/total_usage",
         "/cpu_stats/cpu_usage/usage_in_kernelmode",
@@ -204,7 +164,6 @@ fn an_allocation_through_nomads_calls() {
 
     // Logs, both streams, multiplexed.
     let (code, logs) = call(
-        &d,
         "GET",
         &format!("/containers/{tid}/logs?stdout=1&stderr=1&since=0"),
         None,
@@ -218,7 +177,6 @@ fn an_allocation_through_nomads_calls() {
     // Kill, wait, destroy; a second destroy is Nomad's recoverable 404.
     assert_eq!(
         call(
-            &d,
             "POST",
             &format!("/containers/{tid}/kill?signal=SIGTERM"),
             None
@@ -227,7 +185,6 @@ fn an_allocation_through_nomads_calls() {
         204
     );
     let (code, w) = json_of(
-        &d,
         "POST",
         &format!("/containers/{tid}/wait?condition=not-running"),
         None,
@@ -236,11 +193,11 @@ fn an_allocation_through_nomads_calls() {
     assert_eq!(w["StatusCode"], 143, "{w}");
     for id in [&tid, &pid] {
         assert_eq!(
-            call(&d, "DELETE", &format!("/containers/{id}?force=1"), None).0,
+            call("DELETE", &format!("/containers/{id}?force=1"), None).0,
             204
         );
     }
-    let (code, gone) = call(&d, "DELETE", &format!("/containers/{tid}?force=1"), None);
+    let (code, gone) = call("DELETE", &format!("/containers/{tid}?force=1"), None);
     assert_eq!(code, 404);
     assert!(gone.contains("No such container"), "{gone}");
     assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());

@@ -777,17 +777,6 @@ fn daemon_wide_seccomp_profile() {
 }
 
 /// The namespace a process of the container is in, as `readlink /proc/…/ns/KIND`.
-fn ns_in(d: &berth_testkit::TestDaemon, container: &str, kind: &str) -> String {
-    d.cli_ok(&[
-        "exec",
-        container,
-        "readlink",
-        &format!("/proc/self/ns/{kind}"),
-    ])
-    .trim()
-    .to_string()
-}
-
 fn host_ns(kind: &str) -> String {
     std::fs::read_link(format!("/proc/self/ns/{kind}"))
         .map(|p| p.display().to_string())
@@ -804,7 +793,7 @@ fn pid_ipc_uts_modes_and_group_add() {
         "sleep", "300",
     ]);
     for kind in ["pid", "ipc", "uts"] {
-        assert_eq!(ns_in(&d, "hostns", kind), host_ns(kind), "{kind}");
+        assert_eq!(crate::ns_in(&d, "hostns", kind), host_ns(kind), "{kind}");
     }
     let host_name = nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
@@ -844,8 +833,14 @@ fn pid_ipc_uts_modes_and_group_add() {
         "sleep",
         "300",
     ]);
-    assert_eq!(ns_in(&d, "nsjoin", "pid"), ns_in(&d, "nsbase", "pid"));
-    assert_ne!(ns_in(&d, "nsjoin", "ipc"), ns_in(&d, "nsbase", "ipc"));
+    assert_eq!(
+        crate::ns_in(&d, "nsjoin", "pid"),
+        crate::ns_in(&d, "nsbase", "pid")
+    );
+    assert_ne!(
+        crate::ns_in(&d, "nsjoin", "ipc"),
+        crate::ns_in(&d, "nsbase", "ipc")
+    );
     // A private IPC namespace is not joined (see pods.rs for shareable ones).
     let (code, e) = stderr_of(
         &d,

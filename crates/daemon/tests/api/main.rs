@@ -76,3 +76,52 @@ pub fn body_json(resp: &str) -> serde_json::Value {
     let end = body.rfind('}').map(|e| e + 1).unwrap_or(body.len());
     serde_json::from_str(&body[start..end]).unwrap_or(serde_json::Value::Null)
 }
+
+/// One API request at `version` (`1.46`) with a JSON body, as an SDK sends it:
+/// (status, body after the head).
+pub fn api(
+    d: &TestDaemon,
+    version: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, String) {
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = format!(
+        "{method} /v{version}{path} HTTP/1.1\r\nHost: api.moby.localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let resp = d.raw(req.as_bytes());
+    let text = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status(&resp), text)
+}
+
+/// As [`api`], the answer's JSON (object or array, chunked or not).
+pub fn api_json(
+    d: &TestDaemon,
+    version: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let (code, text) = api(d, version, method, path, body);
+    let start = text.find(['{', '[']).unwrap_or(0);
+    let end = text.rfind(['}', ']']).map(|e| e + 1).unwrap_or(text.len());
+    let v = serde_json::from_str(&text[start..end]).unwrap_or(serde_json::Value::Null);
+    (code, v)
+}
+
+/// The namespace of `kind` (`ipc`, `net`, `pid`…) a container's processes are in.
+pub fn ns_in(d: &TestDaemon, container: &str, kind: &str) -> String {
+    d.cli_ok(&[
+        "exec",
+        container,
+        "readlink",
+        &format!("/proc/self/ns/{kind}"),
+    ])
+    .trim()
+    .to_string()
+}

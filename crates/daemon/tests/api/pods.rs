@@ -5,17 +5,6 @@
 use crate::daemon;
 use crate::images::busybox;
 
-fn ns_in(d: &berth_testkit::TestDaemon, container: &str, kind: &str) -> String {
-    d.cli_ok(&[
-        "exec",
-        container,
-        "readlink",
-        &format!("/proc/self/ns/{kind}"),
-    ])
-    .trim()
-    .to_string()
-}
-
 fn fails(d: &berth_testkit::TestDaemon, args: &[&str]) -> String {
     let o = d.cli(args);
     assert!(!o.status.success(), "{args:?} succeeded");
@@ -83,7 +72,11 @@ fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
         "300",
     ]);
     for kind in ["ipc", "net", "pid"] {
-        assert_eq!(ns_in(&d, "app", kind), ns_in(&d, "sandbox", kind), "{kind}");
+        assert_eq!(
+            crate::ns_in(&d, "app", kind),
+            crate::ns_in(&d, "sandbox", kind),
+            "{kind}"
+        );
     }
     assert_eq!(
         d.cli_ok(&["exec", "app", "cat", "/dev/shm/note"]),

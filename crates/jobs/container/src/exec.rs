@@ -11,7 +11,6 @@ use berth_engine::{Engine, Job, Reply};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::sys;
 use crate::Containers;
 /// Finished execs stay inspectable this long, as dockerd's exec GC.
 const KEEP_FINISHED: Duration = Duration::from_secs(300);
@@ -210,18 +209,7 @@ pub(crate) async fn resize(job: Job, c: Arc<Containers>) -> Result<Reply> {
         return Ok(Reply::empty(200));
     }
     let fifo = exec_dir(&c, &e).join("resize.fifo");
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)?;
-        writeln!(f, "{h} {w}")
-    })
-    .await
-    .map_err(sys)?
-    .map_err(|e| ApiError::system(format!("resizing: {e}")))?;
+    crate::resize_tty(fifo, h, w).await?;
     Ok(Reply::empty(200))
 }
 

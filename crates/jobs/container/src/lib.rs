@@ -140,6 +140,27 @@ pub(crate) fn dir_size(p: &std::path::Path) -> u64 {
     }
 }
 
+/// Tells a shim the new size of its terminal (`rows cols` into its resize FIFO).
+pub(crate) async fn resize_tty(
+    fifo: PathBuf,
+    h: impl std::fmt::Display + Send + 'static,
+    w: impl std::fmt::Display + Send + 'static,
+) -> Result<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: with no shim reading, fail instead of hanging.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)?;
+        writeln!(f, "{h} {w}")
+    })
+    .await
+    .map_err(sys)?
+    .map_err(|e| ApiError::system(format!("resizing: {e}")))
+}
+
 /// A failure of the host (I/O, a task that died): a 500 with its text.
 pub(crate) fn sys(e: impl std::fmt::Display) -> ApiError {
     ApiError::system(e.to_string())

@@ -70,19 +70,7 @@ pub(crate) async fn resize(job: Job, c: Arc<Containers>) -> Result<Reply> {
         return Ok(Reply::empty(200));
     }
     let fifo = c.dir(&rec.id).join("resize.fifo");
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Non-blocking: with no shim reading, fail instead of hanging.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&fifo)?;
-        writeln!(f, "{h} {w}")
-    })
-    .await
-    .map_err(sys)?
-    .map_err(|e| ApiError::system(format!("resizing: {e}")))?;
+    crate::resize_tty(fifo, h, w).await?;
     Ok(Reply::empty(200))
 }
 
