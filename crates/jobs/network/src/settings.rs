@@ -86,3 +86,83 @@ pub(crate) fn settings_json(
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn endpoint(net: &Net, ip: [u8; 4], aliases: &[&str], static_ip: bool) -> Endpoint {
+        Endpoint {
+            network: net.id.clone(),
+            id: format!("ep-{}", ip[3]),
+            ip: Ipv4Addr::from(ip),
+            prefix: 24,
+            gateway: Ipv4Addr::new(ip[0], ip[1], ip[2], 1),
+            mac: "02:42:0a:00:00:02".into(),
+            veth: "veth0".into(),
+            ifname: "eth0".into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            static_ip,
+            ipam_config: None,
+            driver_opts: None,
+            links: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn settings_show_the_default_bridge_at_the_top_and_every_network_below() {
+        let bridge = Net::empty("bridge", "bridge");
+        let user = Net::empty("app", "bridge");
+        let nets: BTreeMap<String, Net> = [bridge.clone(), user.clone()]
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
+        let eps = [
+            endpoint(&bridge, [172, 18, 0, 2], &[], false),
+            endpoint(&user, [10, 1, 0, 5], &["web", "abc123"], true),
+        ];
+        let ports = [PortMap {
+            proto: "tcp".into(),
+            container_port: 80,
+            host_ip: Ipv4Addr::LOCALHOST,
+            host_port: 8080,
+        }];
+        let s = settings_json(
+            Some(Path::new("/run/berth/netns/abc")),
+            &eps,
+            &nets,
+            &ports,
+            &["443/tcp".into()],
+        );
+        // The default bridge's endpoint fills the legacy top-level fields.
+        assert_eq!((s.ip_address.as_str(), s.ip_prefix_len), ("172.18.0.2", 24));
+        assert_eq!(
+            (s.sandbox_key.as_str(), s.sandbox_id.as_str()),
+            ("/run/berth/netns/abc", "abc")
+        );
+        let app = &s.networks["app"];
+        assert_eq!(app.ip_address, "10.1.0.5");
+        assert_eq!(
+            app.dns_names.as_deref(),
+            Some(&["web".to_string(), "abc123".into()][..])
+        );
+        assert_eq!(
+            app.ipam_config
+                .as_ref()
+                .and_then(|c| c.ipv4_address.as_deref()),
+            Some("10.1.0.5"),
+            "an address asked for is shown as asked"
+        );
+        assert_eq!(
+            s.networks["bridge"].dns_names, None,
+            "no DNS on the default bridge"
+        );
+        let bound = s.ports["80/tcp"].clone().unwrap_or_default();
+        assert_eq!(
+            (bound[0].host_ip.as_str(), bound[0].host_port.as_str()),
+            ("127.0.0.1", "8080")
+        );
+        assert_eq!(s.ports["443/tcp"], None, "exposed only");
+    }
+}
