@@ -92,11 +92,34 @@ pub fn api(
         body.len()
     );
     let resp = d.raw(req.as_bytes());
-    let text = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let text = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     (status(&resp), text)
+}
+
+/// A chunked body's content (a streamed answer comes in as many chunks as the
+/// daemon made writes).
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let (Some(chunk), Some(after)) = (rest.get(..n), rest.get(n..)) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(chunk);
+        body = after.strip_prefix("\r\n").unwrap_or(after);
+    }
+    out
 }
 
 /// As [`api`], the answer's JSON (object or array, chunked or not).
