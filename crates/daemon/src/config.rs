@@ -49,6 +49,9 @@ pub struct Flags {
     /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal")
     #[arg(short = 'l', long, default_value = "info")]
     pub log_level: String,
+    /// Set the logging format ("text"|"json")
+    #[arg(long, default_value = "text")]
+    pub log_format: String,
     /// Enable debug mode
     #[arg(short = 'D', long)]
     pub debug: bool,
@@ -123,6 +126,7 @@ struct FileConfig {
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
     log_level: Option<String>,
+    log_format: Option<String>,
     debug: Option<bool>,
     group: Option<String>,
     labels: Option<Vec<String>>,
@@ -163,6 +167,7 @@ const FILE_KEYS: &[&str] = &[
     "exec-root",
     "pidfile",
     "log-level",
+    "log-format",
     "debug",
     "group",
     "labels",
@@ -195,6 +200,7 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
     pub log_level: String,
+    pub log_format: String,
     pub debug: bool,
     pub group: String,
     pub group_explicit: bool,
@@ -350,6 +356,12 @@ impl Config {
             exec_root: pick!("exec-root", "exec_root", flags.exec_root, file.exec_root),
             pidfile: pick!("pidfile", "pidfile", flags.pidfile, file.pidfile),
             log_level: pick!("log-level", "log_level", flags.log_level, file.log_level),
+            log_format: pick!(
+                "log-format",
+                "log_format",
+                flags.log_format,
+                file.log_format
+            ),
             debug: pick!("debug", "debug", flags.debug, file.debug),
             group_explicit: explicit("group") || file.group.is_some(),
             group: pick!("group", "group", flags.group, file.group),
@@ -420,6 +432,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "log-level",
                 reason: format!("unable to parse logging level: {}", self.log_level),
+            });
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid {
+                name: "log-format",
+                reason: format!("unsupported log format: {} (text or json)", self.log_format),
             });
         }
         for l in &self.labels {

@@ -94,11 +94,19 @@ fn init_tracing(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.tracing_level()));
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // `--log-format json`: one JSON object a line, each with its job's span
+    // (name and id), for log shippers.
+    let _ = if cfg.log_format == "json" {
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        fmt.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), String> {

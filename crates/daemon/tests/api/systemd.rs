@@ -57,3 +57,26 @@ fn fd_hosts_without_activation_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn json_logs_carry_each_jobs_name_and_id() {
+    let mut d = crate::builder().arg("--log-format").arg("json").start();
+    d.cli_ok(&["volume", "create", "logged"]);
+    d.cli_ok(&["volume", "rm", "logged"]);
+    d.stop();
+    let logs = d.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "starting berthd"));
+    let job = lines
+        .iter()
+        .find(|l| l["span"]["job"] == "volume.create")
+        .unwrap_or_else(|| panic!("no line of the volume.create job in:\n{logs}"));
+    assert!(job["span"]["id"].as_u64().is_some_and(|id| id > 0), "{job}");
+    assert!(crate::berthd_refuses(&["--log-format", "xml"]).contains("unsupported log format: xml"));
+}
