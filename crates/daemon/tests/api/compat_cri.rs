@@ -180,7 +180,16 @@ fn a_pod_through_cri_dockerds_calls() {
     );
     assert!(hostpath.is_dir(), "CreateMountpoint made the source");
     // The kubelet parses the json-file log itself.
-    let log = std::fs::read_to_string(c["LogPath"].as_str().unwrap_or("")).unwrap_or_default();
+    let log_path = c["LogPath"].as_str().unwrap_or("").to_string();
+    let mut log = String::new();
+    // The container writes its line when it gets to it; under load, later.
+    for _ in 0..200 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains('\n') {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let line: Value = serde_json::from_str(log.lines().next().unwrap_or("")).unwrap_or(Value::Null);
     assert_eq!(line["log"], "hello from the pod\n", "{log}");
     assert_eq!(line["stream"], "stdout");

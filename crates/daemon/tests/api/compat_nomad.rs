@@ -162,13 +162,21 @@ fn an_allocation_through_nomads_calls() {
         "{st}"
     );
 
-    // Logs, both streams, multiplexed.
-    let (code, logs) = call(
-        "GET",
-        &format!("/containers/{tid}/logs?stdout=1&stderr=1&since=0"),
-        None,
-    );
-    assert_eq!(code, 200);
+    // Logs, both streams, multiplexed (written when the task gets to them).
+    let mut logs = String::new();
+    for _ in 0..200 {
+        let (code, l) = call(
+            "GET",
+            &format!("/containers/{tid}/logs?stdout=1&stderr=1&since=0"),
+            None,
+        );
+        assert_eq!(code, 200);
+        logs = l;
+        if logs.contains("task started") && logs.contains("oops") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(
         logs.contains("task started") && logs.contains("oops"),
         "{logs:?}"
