@@ -8,7 +8,7 @@ use super::{empty_values, Empty, EndpointSettings, Extra, HostConfig};
 
 /// Go's decoder leaves a field at its zero value for `null`; serde's refuses
 /// `null` for anything but an `Option`. Fields that are always written use this.
-pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,

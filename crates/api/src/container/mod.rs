@@ -16,7 +16,8 @@ mod inspect;
 mod netsettings;
 
 pub use config::{
-    ContainerConfig, CreateRequest, Health, HealthConfig, HealthLog, NetworkingConfig, StrSlice,
+    nullable, ContainerConfig, CreateRequest, Health, HealthConfig, HealthLog, NetworkingConfig,
+    StrSlice,
 };
 pub use decode::{decode, decode_optional};
 pub use exec::{ExecCreate, ExecStart};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use berth_api::container::{
     ContainerConfig, EndpointSettings, Health, HostConfig, NetworkSettings,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -75,23 +75,14 @@ pub struct Record {
     #[serde(default)]
     pub shim_pid: i32,
     /// `NetworkingConfig.EndpointsConfig`: the networks it joins when it starts.
-    #[serde(default, deserialize_with = "null_default")]
+    // Records written before this field was typed hold `null` where a map is now.
+    #[serde(default, deserialize_with = "berth_api::container::nullable")]
     pub endpoints_config: BTreeMap<String, EndpointSettings>,
     /// `NetworkSettings` while it runs (addresses, ports, sandbox).
     #[serde(default)]
     pub network_settings: Option<NetworkSettings>,
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountPoint>,
-}
-
-/// Records written before these fields were typed hold `null` where a map is
-/// now kept.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Record {
