@@ -115,6 +115,16 @@ pub struct Flags {
     /// Default log driver option, KEY=VALUE (repeatable)
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opts: Vec<String>,
+    /// Runtime execution options (native.cgroupdriver=cgroupfs|systemd)
+    #[arg(long = "exec-opt", value_name = "KEY=VALUE")]
+    pub exec_opts: Vec<String>,
+    /// Parent cgroup of containers that name none (a slice with the systemd driver)
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// Containers' cgroup namespace when they ask for none: "private" or "host"
+    /// (private on cgroup v2 hosts, host on v1)
+    #[arg(long)]
+    pub default_cgroupns_mode: Option<String>,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -122,6 +132,9 @@ pub struct Flags {
 #[serde(rename_all = "kebab-case")]
 struct FileConfig {
     hosts: Option<Vec<String>>,
+    exec_opts: Option<Vec<String>>,
+    cgroup_parent: Option<String>,
+    default_cgroupns_mode: Option<String>,
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -226,9 +239,34 @@ pub struct Config {
     /// `--log-driver` and `--log-opt`: containers' default log driver.
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
+    /// `--exec-opt`: `native.cgroupdriver` is the one Berth reads.
+    pub exec_opts: Vec<String>,
+    pub cgroup_parent: Option<String>,
+    pub default_cgroupns_mode: Option<String>,
 }
 
 impl Config {
+    /// `native.cgroupdriver` from `--exec-opt`, or the host's default (systemd
+    /// on a cgroup v2 host booted with systemd, as dockerd chooses).
+    pub fn cgroup_driver(&self) -> Result<berth_runtime::placement::Driver, ConfigError> {
+        let mut driver = None;
+        for o in &self.exec_opts {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::Invalid {
+                name: "exec-opt",
+                reason: format!("Unable to parse key/value option: {o}"),
+            })?;
+            if k.trim().eq_ignore_ascii_case("native.cgroupdriver") {
+                driver = Some(berth_runtime::placement::Driver::parse(v.trim()).map_err(
+                    |reason| ConfigError::Invalid {
+                        name: "exec-opt",
+                        reason,
+                    },
+                )?);
+            }
+        }
+        Ok(driver.unwrap_or_else(berth_runtime::placement::Driver::default_for_host))
+    }
+
     /// Parses the process's arguments and the configuration file.
     pub fn load() -> Result<Config, ConfigError> {
         let m = Flags::command().get_matches();
@@ -331,6 +369,19 @@ impl Config {
                 file.log_driver
             ),
             log_opts,
+            exec_opts: pick!("exec-opts", "exec_opts", flags.exec_opts, file.exec_opts),
+            cgroup_parent: pick!(
+                "cgroup-parent",
+                "cgroup_parent",
+                flags.cgroup_parent,
+                file.cgroup_parent.map(Some)
+            ),
+            default_cgroupns_mode: pick!(
+                "default-cgroupns-mode",
+                "default_cgroupns_mode",
+                flags.default_cgroupns_mode,
+                file.default_cgroupns_mode.map(Some)
+            ),
             seccomp_profile: pick!(
                 "seccomp-profile",
                 "seccomp_profile",
@@ -432,6 +483,17 @@ impl Config {
             return Err(ConfigError::Invalid {
                 name: "log-level",
                 reason: format!("unable to parse logging level: {}", self.log_level),
+            });
+        }
+        self.cgroup_driver()?;
+        if let Some(m) = self
+            .default_cgroupns_mode
+            .as_ref()
+            .filter(|m| !matches!(m.as_str(), "private" | "host"))
+        {
+            return Err(ConfigError::Invalid {
+                name: "default-cgroupns-mode",
+                reason: format!("default cgroup namespace mode ({m}) is invalid"),
             });
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {

@@ -153,7 +153,20 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| format!("trapping SIGHUP: {e}"))?;
 
     // Job registration, with the subsystems each family needs.
+    let cgroup_driver = cfg.cgroup_driver().map_err(|e| e.to_string())?;
+    if cgroup_driver == berth_runtime::placement::Driver::Systemd
+        && std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_none()
+        && !std::path::Path::new("/run/dbus/system_bus_socket").exists()
+    {
+        // libcontainer then talks to systemd on its private socket, where its
+        // bus client loses replies among other units' signals and waits out a
+        // 10 s timeout: starts slow down whenever units change.
+        tracing::warn!(
+            "the systemd cgroup driver without a system bus: install and start dbus, or containers that start while other units change will each take seconds longer"
+        );
+    }
     let system = System::new(SystemConfig {
+        cgroup_driver: cgroup_driver.name().to_string(),
         logging_driver: cfg.log_driver.clone(),
         log_drivers: berth_jobs_container::LogDriver::ALL
             .iter()
@@ -224,6 +237,15 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     .map_err(|e| format!("opening containers: {e}"))?
     .map_err(|e| format!("opening containers: {}", e.message))?;
     containers.restrict_oom_score_adj(cfg.restrict_oom_score_adj);
+    let mut cgroups = berth_jobs_container::CgroupSettings {
+        driver: cgroup_driver,
+        parent: cfg.cgroup_parent.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(m) = &cfg.default_cgroupns_mode {
+        cgroups.default_ns_mode = m.clone();
+    }
+    containers.set_cgroup_settings(cgroups);
     berth_jobs_container::register(&engine, containers.clone());
 
     // Builds: what a killed daemon's builds left mounted or unpacked goes first.

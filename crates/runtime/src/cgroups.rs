@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 const ROOT: &str = "/sys/fs/cgroup";
 
-/// The cgroup of a container (`cgroupsPath` in its spec, e.g. `/berth/<id>`).
+/// The cgroup of a container (`cgroupsPath` in its spec, e.g. `/berth/<id>` or
+/// `system.slice:berth:<id>`).
 #[derive(Debug, Clone)]
 pub struct Cgroup {
     rel: String,
@@ -62,15 +63,39 @@ fn write(p: &Path, v: &str) -> std::io::Result<()> {
     std::fs::write(p, v).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))
 }
 
+/// v2's `cpu.weight` for v1's `cpu.shares`, as the runtime converts it when the
+/// container starts (libcontainer and runc 1.3: a curve that maps the default
+/// 1024 to the default 100 and keeps the ends, 2 to 1 and 262144 to 10000), so a
+/// `docker update` writes what a start with the same value would.
+pub fn cpu_weight(shares: u64) -> u64 {
+    if shares <= 2 {
+        return 1;
+    }
+    if shares >= 262_144 {
+        return 10_000;
+    }
+    let l = (shares as f64).log2();
+    let exponent = (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0;
+    (10f64.powf(exponent).ceil() as u64).clamp(1, 10_000)
+}
+
+/// v2's `io.weight` for v1's blkio weight (10..=1000 onto 1..=10000, linearly,
+/// as runc and libcontainer convert it).
+pub fn io_weight(blkio: u16) -> u64 {
+    1 + u64::from(blkio.saturating_sub(10)) * 9999 / 990
+}
+
 /// Whether the host runs the unified hierarchy only.
 pub fn is_v2() -> bool {
     Path::new(ROOT).join("cgroup.controllers").exists()
 }
 
 impl Cgroup {
-    pub fn new(rel: &str) -> Cgroup {
+    /// The cgroup a spec's `cgroupsPath` names (either driver's form, see
+    /// `placement`).
+    pub fn new(cgroups_path: &str) -> Cgroup {
         Cgroup {
-            rel: rel.trim_start_matches('/').to_string(),
+            rel: crate::cgpath::dir_of(cgroups_path),
             v2: is_v2(),
         }
     }
@@ -206,6 +231,16 @@ impl Cgroup {
             read(&self.dir("").join("cgroup.freeze")).as_deref() == Some("1")
         } else {
             read(&self.dir("freezer").join("freezer.state")).as_deref() == Some("FROZEN")
+        }
+    }
+
+    /// The file whose `oom_kill` count [`Cgroup::oom_kills`] reads; on v2 the
+    /// kernel notifies inotify watchers when it changes.
+    pub fn oom_events_file(&self) -> PathBuf {
+        if self.v2 {
+            self.dir("").join("memory.events")
+        } else {
+            self.dir("memory").join("memory.oom_control")
         }
     }
 
@@ -351,9 +386,7 @@ impl Cgroup {
                 write(&d.join("memory.swap.max"), &swap)?;
             }
             if let Some(v) = l.cpu_shares {
-                // cgroup v2 weight from v1 shares, as runc converts it.
-                let w = 1 + ((v.saturating_sub(2)) * 9999) / 262142;
-                write(&d.join("cpu.weight"), &w.to_string())?;
+                write(&d.join("cpu.weight"), &cpu_weight(v).to_string())?;
             }
             if l.cpu_quota.is_some() || l.cpu_period.is_some() {
                 let q = l
@@ -381,7 +414,13 @@ impl Cgroup {
                 write(&d.join("pids.max"), &max(v))?;
             }
             if let Some(v) = l.blkio_weight {
-                write(&d.join("io.weight"), &v.to_string())?;
+                // BFQ takes v1's scale as it is; the generic weight is converted.
+                let bfq = d.join("io.bfq.weight");
+                if bfq.exists() {
+                    write(&bfq, &v.to_string())?;
+                } else {
+                    write(&d.join("io.weight"), &io_weight(v).to_string())?;
+                }
             }
             return Ok(());
         }
@@ -481,4 +520,22 @@ pub fn online_cpus() -> u64 {
     std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_weights_convert_as_the_runtime_converts_them() {
+        // The defaults map onto each other; the ends are kept.
+        assert_eq!(cpu_weight(1024), 100);
+        assert_eq!(cpu_weight(2), 1);
+        assert_eq!(cpu_weight(0), 1);
+        assert_eq!(cpu_weight(262_144), 10_000);
+        assert_eq!(cpu_weight(512), 59);
+        assert_eq!(io_weight(10), 1);
+        assert_eq!(io_weight(1000), 10_000);
+        assert_eq!(io_weight(500), 4950);
+    }
 }

@@ -8,7 +8,9 @@
 //! arguments and reports), defined once for both sides and versioned.
 
 pub mod bpf;
+pub mod cgpath;
 pub mod cgroups;
+pub mod placement;
 mod error;
 pub mod exec;
 pub mod exit;
@@ -17,6 +19,7 @@ pub mod seccomp;
 pub mod seccomp_default;
 pub mod shim;
 pub mod spec;
+pub mod unitprops;
 
 pub use error::Error;
 pub use spec::{MountSpec, Resources, RunConfig};

@@ -126,6 +126,8 @@ pub struct RunConfig {
     pub uts_ns: Namespace,
     /// What `/dev/shm` is (`--ipc`).
     pub shm: Shm,
+    /// `--cgroupns private`: a cgroup namespace of its own, rooted at its cgroup.
+    pub cgroup_ns: bool,
 }
 
 /// Whose namespace a container gets.
@@ -492,7 +494,7 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, crate::Error> {
             None => namespaces.push(json!({"type": "network"})),
         }
     }
-    if cgroup_v2 {
+    if cfg.cgroup_ns {
         namespaces.push(json!({"type": "cgroup"}));
     }
     let caps = capabilities(cfg);
@@ -572,7 +574,13 @@ pub fn build(cfg: &RunConfig) -> Result<Spec, crate::Error> {
         resources["pids"] = json!({ "limit": v });
     }
     if let Some(v) = r.blkio_weight.filter(|v| *v > 0) {
-        resources["blockIO"] = json!({ "weight": v });
+        if cgroup_v2 {
+            // Converted here, not by the runtime: libcontainer 0.7 converts in
+            // 16 bits, which overflows for any weight above 75.
+            resources["unified"] = json!({ "io.weight": crate::cgroups::io_weight(v).to_string() });
+        } else {
+            resources["blockIO"] = json!({ "weight": v });
+        }
     }
     let mut linux = json!({
         "namespaces": namespaces,

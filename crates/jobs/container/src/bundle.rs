@@ -438,11 +438,23 @@ pub(crate) fn prepare(c: &Containers, rec: &Record, net: Option<&NetSetup>) -> R
             ipc_ns,
             uts_ns,
             shm,
+            // Records from before the mode was recorded at create had the
+            // default of their host.
+            cgroup_ns: match hc.cgroupns_mode.as_str() {
+                "private" => true,
+                "host" => false,
+                _ => berth_runtime::cgroups::is_v2(),
+            },
         };
         if !cfg.cwd.is_empty() {
             let p = merged.join(cfg.cwd.trim_start_matches('/'));
             if !p.exists() {
                 std::fs::create_dir_all(&p).map_err(sys)?;
+            }
+        }
+        if let Some(p) = &cfg.cgroups_path {
+            if let Err(e) = berth_runtime::placement::prepare_parent(p) {
+                tracing::warn!(cgroup = %p, error = %e, "making the cgroup's parent");
             }
         }
         let spec = build(&cfg).map_err(berth_apierr::runtime)?;

@@ -150,6 +150,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         r => drop(c.runtimes.binary(r)?),
     }
     crate::validate::host_config(&host_config, &config)?;
+    crate::cgroupconf::at_create(&c.cgroup_settings(), &mut host_config)?;
     // Recorded with Docker's defaults, as dockerd records them.
     if !host_config.privileged {
         let list = |d: &[&str]| Some(d.iter().map(|s| s.to_string()).collect());
@@ -258,6 +259,7 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         endpoints_config,
         network_settings: None,
         mounts,
+        cgroups_path: String::new(),
     };
     let saved = std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::system(format!("{}: {e}", dir.display())))

@@ -8,6 +8,7 @@
 
 mod archive;
 mod bundle;
+mod cgroupconf;
 mod commit;
 mod create;
 mod detach;
@@ -50,6 +51,7 @@ use berth_engine::{Engine, Job};
 use berth_graph::Graph;
 use tokio::sync::watch;
 
+pub use cgroupconf::CgroupSettings;
 pub use model::{Record, State};
 pub use mounts::{MountPoint, VolumeService};
 
@@ -235,6 +237,7 @@ pub struct Containers {
     launcher: Arc<dyn launcher::Launcher>,
     /// `--restrict-oom-score-adj`: no container's OOM score below the daemon's.
     restrict_oom: std::sync::atomic::AtomicBool,
+    cgroups: std::sync::RwLock<CgroupSettings>,
 }
 
 impl Containers {
@@ -288,6 +291,7 @@ impl Containers {
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             launcher,
             restrict_oom: std::sync::atomic::AtomicBool::new(false),
+            cgroups: std::sync::RwLock::new(CgroupSettings::default()),
         });
         c.load();
         Ok(c)

@@ -164,6 +164,7 @@ fn create(c: &Containers, name: &str, policy: (&str, i64)) -> Arc<Entry> {
         endpoints_config: Default::default(),
         network_settings: None,
         mounts: Vec::new(),
+        cgroups_path: String::new(),
     };
     std::fs::create_dir_all(c.dir(&id)).expect("dir");
     c.save(&rec).expect("save");

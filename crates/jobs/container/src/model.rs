@@ -83,6 +83,10 @@ pub struct Record {
     pub network_settings: Option<NetworkSettings>,
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountPoint>,
+    /// The runtime's `cgroupsPath` at the last start: where its cgroup is, by
+    /// the driver of that start.
+    #[serde(default)]
+    pub cgroups_path: String,
 }
 
 impl Record {

@@ -19,13 +19,16 @@ pub(crate) fn cgroup(rec: &Record) -> Cgroup {
     Cgroup::new(&cgroup_path(rec))
 }
 
-/// The container's cgroup: under `/berth`, or under `--cgroup-parent` (taken from
-/// the hierarchy's root, as dockerd's cgroupfs driver takes it).
+/// The container's cgroup, as the runtime was given it at its last start
+/// (either driver's form); records from before that was kept were all placed
+/// by the cgroupfs driver.
 pub(crate) fn cgroup_path(rec: &Record) -> String {
-    match rec.host_config.cgroup_parent.trim_matches('/') {
-        "" => format!("/berth/{}", rec.id),
-        p => format!("/{p}/{}", rec.id),
+    if !rec.cgroups_path.is_empty() {
+        return rec.cgroups_path.clone();
     }
+    berth_runtime::placement::Driver::Cgroupfs
+        .cgroups_path(&rec.host_config.cgroup_parent, &rec.id)
+        .unwrap_or_default()
 }
 
 fn not_running(rec: &Record) -> ApiError {
@@ -441,8 +444,16 @@ pub(crate) async fn update(job: Job, c: Arc<Containers>) -> Result<Reply> {
         let only_changed = crate::resources::of(&only_changed);
         let limits = crate::resources::limits(&only_changed);
         let cg = cgroup(&rec);
-        tokio::task::spawn_blocking(move || cg.update(&limits))
-            .await
+        let unit = berth_runtime::cgpath::unit_of(&cgroup_path(&rec));
+        tokio::task::spawn_blocking(move || {
+            // The unit's properties first: systemd writes the files too, and the
+            // files then get the exact values.
+            if let Some(u) = &unit {
+                berth_runtime::unitprops::set(u, &limits)?;
+            }
+            cg.update(&limits)
+        })
+        .await
             .map_err(sys)?
             .map_err(|e| ApiError::system(format!("Cannot update container {}: {e}", rec.id)))?;
     }

@@ -164,15 +164,20 @@ async fn start_inner(
     // A runtime removed from the daemon's configuration since the create.
     let runc = c.runtime_binary(entry)?;
     // Joining another's network is joining its names too, as with dockerd.
-    let rec = match crate::bundle::network_donor(c, &rec) {
-        Some(donor) => {
-            let config = c.find(&donor)?.snapshot().config;
-            let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+    let donor = match crate::bundle::network_donor(c, &rec) {
+        Some(donor) => Some(c.find(&donor)?.snapshot().config),
+        None => None,
+    };
+    // Placed by the daemon's driver of now; kept for the life of this start.
+    let cgroups_path = c.cgroups_path(&rec).map_err(ApiError::invalid)?;
+    let rec = {
+        let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(config) = donor {
             r.config.hostname = config.hostname;
             r.config.domainname = config.domainname;
-            r.clone()
         }
-        None => rec,
+        r.cgroups_path = cgroups_path;
+        r.clone()
     };
     let net = match c.net() {
         Some(n) => Some(n.setup(net_request(c, &rec)?).await?),

@@ -126,7 +126,7 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         n_goroutines: threads(),
         system_time: system_time(),
         logging_driver: cfg.logging_driver.clone(),
-        cgroup_driver: "cgroupfs".into(),
+        cgroup_driver: cfg.cgroup_driver.clone(),
         cgroup_version: host.cgroup_version.clone(),
         kernel_version: host.kernel_version.clone(),
         operating_system: host.operating_system.clone(),

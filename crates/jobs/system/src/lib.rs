@@ -45,6 +45,8 @@ pub struct SystemConfig {
     /// Containers' default log driver (`LoggingDriver`), and every driver there is.
     pub logging_driver: String,
     pub log_drivers: Vec<String>,
+    /// `cgroupfs` or `systemd` (`CgroupDriver`).
+    pub cgroup_driver: String,
 }
 
 /// Shared state of the system jobs.

@@ -52,16 +52,15 @@ pub fn exec(
         setns(&plan.pidfd, plan.for_children)
             .map_err(|e| format!("joining the container's PID namespace: {}", text(&e)))?;
     }
-    // Safety: this process is single-threaded; the child makes system calls and
-    // leaves with _exit or execve.
-    let forked = unsafe { nix::unistd::fork() };
+    let into = cgroup_dir(&plan);
+    let (forked, born_inside) = fork_into(into.as_ref());
     match forked {
         Ok(nix::unistd::ForkResult::Child) => {
             // An ignored signal stays ignored across execve: the program starts
             // with none (Rust ignores SIGPIPE in the shim).
             super::default_signals();
             drop(report_r);
-            let msg = child(&plan, io);
+            let msg = child(&plan, io, born_inside);
             let _ = nix::unistd::write(&report_w, msg.as_bytes());
             // Safety: leaving the child without running the parent's destructors.
             unsafe { libc::_exit(127) }
@@ -79,6 +78,82 @@ pub fn exec(
         }
         Err(e) => Err(format!("fork: {e}")),
     }
+}
+
+/// On cgroup v2, the container's cgroup directory, for the child to be born in
+/// it: writing a PID to v2's `cgroup.procs` takes the kernel's global
+/// threadgroup lock for writing, as v1's `cgroup.procs` does (see above), and
+/// v2 has no `tasks` file to move a thread by; clone3's `CLONE_INTO_CGROUP`
+/// takes it only for reading.
+fn cgroup_dir(plan: &Plan) -> Option<OwnedFd> {
+    let [procs] = plan.cgroups.as_slice() else {
+        return None;
+    };
+    let dir = procs.to_str().ok()?.strip_suffix("/cgroup.procs")?;
+    let dir = std::ffi::CString::new(dir).ok()?;
+    // Safety: open with a valid C string; the descriptor is ours.
+    let fd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    // Safety: a fresh descriptor only we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `struct clone_args` of clone3(2), up to `cgroup` (kernel 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks, into the cgroup at `cgroup` when there is one and the kernel can
+/// (clone3 with CLONE_INTO_CGROUP, like fork otherwise: no new stack, SIGCHLD
+/// at exit); returns whether the child was born in it.
+fn fork_into(cgroup: Option<&OwnedFd>) -> (nix::Result<nix::unistd::ForkResult>, bool) {
+    if let Some(fd) = cgroup {
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: fd.as_raw_fd() as u64,
+            ..Default::default()
+        };
+        // Safety: this process is single-threaded, so the child is a fork of
+        // it; it makes system calls and leaves with _exit or execve.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match r {
+            0 => return (Ok(nix::unistd::ForkResult::Child), true),
+            pid if pid > 0 => {
+                let child = Pid::from_raw(pid as libc::pid_t);
+                return (Ok(nix::unistd::ForkResult::Parent { child }), true);
+            }
+            // An older kernel or a seccomp filter that refuses clone3: fork, and
+            // the child writes cgroup.procs.
+            _ => {}
+        }
+    }
+    // Safety: as above.
+    (unsafe { nix::unistd::fork() }, false)
 }
 
 fn setns(fd: &OwnedFd, flags: libc::c_int) -> std::io::Result<()> {
@@ -120,14 +195,14 @@ fn write_file(path: &CStr, data: &[u8]) -> Result<(), String> {
 }
 
 /// The child's side: every step up to the execve. Returns only with what failed.
-fn child(plan: &Plan, io: Io) -> String {
-    match prepare(plan, io) {
+fn child(plan: &Plan, io: Io, born_inside: bool) -> String {
+    match prepare(plan, io, born_inside) {
         Ok(()) => run(plan),
         Err(e) => e,
     }
 }
 
-fn prepare(plan: &Plan, io: Io) -> Result<(), String> {
+fn prepare(plan: &Plan, io: Io, born_inside: bool) -> Result<(), String> {
     // Safety: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     let console = match io {
@@ -162,7 +237,7 @@ fn prepare(plan: &Plan, io: Io) -> Result<(), String> {
     if let Some(adj) = plan.oom_score_adj {
         write_file(c"/proc/self/oom_score_adj", adj.to_string().as_bytes())?;
     }
-    for f in &plan.cgroups {
+    for f in plan.cgroups.iter().filter(|_| !born_inside) {
         write_file(f, b"0").map_err(|e| format!("joining the container's cgroup: {e}"))?;
     }
     if plan.join != 0 {

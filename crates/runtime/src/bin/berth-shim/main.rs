@@ -31,6 +31,7 @@ mod exec;
 mod monitor;
 mod oci;
 mod plan;
+mod scope;
 
 /// The shim's arguments (the protocol's [`StartArgs`]) and its log's limits.
 struct Args {

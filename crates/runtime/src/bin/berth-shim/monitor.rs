@@ -13,12 +13,51 @@ use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use berth_runtime::exit::{now, ExitRecord};
 use berth_runtime::logfile::{parse_size, Limits};
 use nix::unistd::Pid;
 
 use super::oci;
+
+/// OOM kills in the container's cgroup, followed while it runs (v2). With the
+/// systemd driver the scope's cgroup goes as soon as its last process exits,
+/// before the monitor could read the count afterwards; the kernel notifies
+/// inotify watchers of `memory.events` when it changes (containerd follows it
+/// the same way). A thread with a small stack blocks on the watch.
+fn watch_ooms(cgroups_path: &str) -> Option<Arc<AtomicU64>> {
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let cg = berth_runtime::cgroups::Cgroup::new(cgroups_path);
+    if !berth_runtime::cgroups::is_v2() {
+        return None;
+    }
+    let ino = Inotify::init(InitFlags::IN_CLOEXEC).ok()?;
+    ino.add_watch(&cg.oom_events_file(), AddWatchFlags::IN_MODIFY)
+        .ok()?;
+    let count = Arc::new(AtomicU64::new(cg.oom_kills()));
+    let c = count.clone();
+    std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            match ino.read_events() {
+                Ok(events) => {
+                    c.fetch_max(cg.oom_kills(), Ordering::Relaxed);
+                    if events
+                        .iter()
+                        .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
+                    {
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        })
+        .ok()?;
+    Some(count)
+}
 
 /// What the container's output arrives on.
 pub enum Output {
@@ -54,6 +93,7 @@ impl Monitor {
     /// Copies, waits, records, deletes. Returns the shim's exit code.
     pub fn run(self) -> i32 {
         let _hold = self.stdin_hold;
+        let seen_ooms = super::cgroup_of(&self.bundle).and_then(|cg| watch_ooms(&cg));
         match self.output {
             Output::Tty {
                 master,
@@ -66,7 +106,8 @@ impl Monitor {
         // Read before the runtime removes the cgroup with the container's state.
         let oom_killed = super::cgroup_of(&self.bundle)
             .map(|cg| berth_runtime::cgroups::Cgroup::new(&cg).oom_kills() > 0)
-            .unwrap_or(false);
+            .unwrap_or(false)
+            || seen_ooms.is_some_and(|n| n.load(Ordering::Relaxed) > 0);
         let rec = ExitRecord {
             exit_code: code,
             finished_at: now(),
@@ -141,6 +182,19 @@ impl Monitor {
             .filter_map(|a| CString::new(a.as_bytes()).ok())
             .collect();
         if c_argv.len() == argv.len() {
+            // Nothing else crosses: libcontainer 0.7 leaves its connection to
+            // systemd's private socket open, and without close-on-exec. Held by a
+            // monitor that never reads it, it would take every job signal systemd
+            // sends for the container's life, slowing systemd for every client.
+            // Safety: close_range with CLOSE_RANGE_CLOEXEC only sets flags.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    libc::CLOSE_RANGE_CLOEXEC,
+                )
+            };
             for fd in &keep {
                 // Safety: F_SETFD on descriptors this process owns.
                 unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };

@@ -59,6 +59,7 @@ pub fn select(runc: Option<PathBuf>, id: &str, state_root: &Path) -> Box<dyn Run
             id: id.to_string(),
             root: state_root.to_path_buf(),
             bundle: None,
+            systemd: false,
         }),
         None => Box::new(Youki {
             id: id.to_string(),
@@ -98,43 +99,72 @@ impl Runtime for Youki {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or("reading the container's spec")?;
-        // With a seccomp profile, libcontainer gets a bundle of its own whose spec
-        // leaves the filter out; the executor loads the cached program instead
-        // (see `SeccompExecutor`). The container's state then names that bundle,
-        // which is how an exec finds the program again.
+        // The systemd driver's `slice:prefix:name`: a transient scope unit made
+        // through systemd's bus (the container's state remembers it for exec and
+        // delete).
+        let cgroups_path = spec
+            .pointer("/linux/cgroupsPath")
+            .and_then(|p| p.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let systemd = berth_runtime::cgpath::is_systemd_path(&cgroups_path);
+        // With a seccomp profile, or the systemd driver, libcontainer gets a
+        // bundle of its own: its spec leaves the filter out (the executor loads
+        // the cached program instead, see `SeccompExecutor`), and the resources
+        // the shim applies to the scope itself (see `scope`). The container's
+        // state then names that bundle, which is how an exec finds the program.
         let mut youki_bundle = bundle.to_path_buf();
-        let seccomp = spec.pointer("/linux/seccomp").filter(|v| !v.is_null());
-        if let Some(profile) = seccomp.filter(|p| berth_runtime::bpf::cacheable(p)) {
-            let bpf = berth_runtime::bpf::cached(&self.seccomp_cache(), profile)
-                .map_err(|e| e.to_string())?;
+        let seccomp = spec
+            .pointer("/linux/seccomp")
+            .filter(|v| !v.is_null())
+            .filter(|p| berth_runtime::bpf::cacheable(p));
+        let mut deferred = None;
+        if seccomp.is_some() || systemd {
             youki_bundle = bundle.join("youki");
             std::fs::create_dir_all(&youki_bundle)
                 .map_err(|e| format!("{}: {e}", youki_bundle.display()))?;
-            let mut process = spec["process"].clone();
-            let caps = SeccompExecutor::widen(&mut process);
-            let mut inner = spec.clone();
-            inner["process"] = process;
-            if let Some(linux) = inner["linux"].as_object_mut() {
-                linux.remove("seccomp");
-            }
             let write = |name: &str, data: &[u8]| {
                 berth_atomicfile::write(&youki_bundle.join(name), data)
                     .map_err(|e| format!("{name}: {e}"))
             };
+            let mut inner = spec.clone();
+            if let Some(profile) = seccomp {
+                let bpf = berth_runtime::bpf::cached(&self.seccomp_cache(), profile)
+                    .map_err(|e| e.to_string())?;
+                let mut process = spec["process"].clone();
+                let caps = SeccompExecutor::widen(&mut process);
+                inner["process"] = process;
+                if let Some(linux) = inner["linux"].as_object_mut() {
+                    linux.remove("seccomp");
+                }
+                write(BPF_FILE, &bpf.to_file())?;
+                b = b.with_executor(SeccompExecutor { bpf, caps });
+            }
+            if systemd {
+                deferred = Some(super::scope::take(&mut inner)?);
+            }
             write(
                 "config.json",
                 &serde_json::to_vec(&inner).map_err(|e| e.to_string())?,
             )?;
-            write(BPF_FILE, &bpf.to_file())?;
-            b = b.with_executor(SeccompExecutor { bpf, caps });
         }
         let c = super::with_default_sigpipe(|| {
             b.as_init(&youki_bundle)
-                .with_systemd(false)
+                .with_systemd(systemd)
                 .with_detach(true)
                 .build()
         })
         .map_err(|e| format!("creating the container: {e}"))?;
+        if let Some(d) = deferred {
+            let dir = Path::new("/sys/fs/cgroup").join(berth_runtime::cgpath::dir_of(&cgroups_path));
+            let unit = berth_runtime::cgpath::unit_of(&cgroups_path).unwrap_or_default();
+            if let Err(e) = d.apply(&unit, &dir) {
+                // The created container holds the scope: it goes with it.
+                self.created = Some(c);
+                self.delete();
+                return Err(format!("creating the container: {e}"));
+            }
+        }
         let pid = c.pid();
         self.created = Some(c);
         if let Some(pid) = pid {
@@ -456,6 +486,8 @@ struct Runc {
     id: String,
     root: PathBuf,
     bundle: Option<PathBuf>,
+    /// `--systemd-cgroup`, for a container placed by the systemd driver.
+    systemd: bool,
 }
 
 impl Runc {
@@ -470,6 +502,9 @@ impl Runc {
     ) -> Result<(), String> {
         let _ = std::fs::remove_file(log);
         let mut cmd = Command::new(&self.binary);
+        if self.systemd {
+            cmd.arg("--systemd-cgroup");
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--log")
@@ -535,6 +570,9 @@ impl Runtime for Runc {
         let pid_file = bundle.join("init.pid");
         let _ = std::fs::remove_file(&pid_file);
         self.bundle = Some(bundle.to_path_buf());
+        // Only create needs the driver: runc keeps it in the container's state.
+        self.systemd = super::cgroup_of(bundle)
+            .is_some_and(|p| berth_runtime::cgpath::is_systemd_path(&p));
         self.run(
             &bundle.join("runc.log"),
             "create",

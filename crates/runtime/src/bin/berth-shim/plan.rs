@@ -266,6 +266,7 @@ impl Plan {
         // The PID is the container's only while it is in the container's cgroup;
         // from here on the pidfd holds on to that process.
         if let Some(want) = spec["linux"]["cgroupsPath"].as_str() {
+            let want = berth_runtime::cgpath::dir_of(want);
             let want = want.trim_matches('/');
             if !cgroup_lines(&init_cgroups)
                 .iter()
