@@ -4,16 +4,21 @@
 //!   release `berthd` and runs it on its defaults (or the flags given).
 //! - `cargo xtask test [CARGO TEST ARGS]`: installs what the tests need, builds the
 //!   fixture images, starts a `docker-registry` on a free 127.0.0.1 port, pushes the
-//!   fixtures there, runs every test, and stops the registry.
+//!   fixtures there, runs every test, and stops the registry; then docker-py's
+//!   suite, then the cgroup tests in the cgroup v2 machine.
 //! - `cargo xtask fixtures [--out DIR] [--push HOST:PORT]`: builds (and pushes) the
 //!   fixture images only.
 //! - `cargo xtask bench [--against unix:///other.sock]`: benchmarks (see `bench.rs`).
+//! - `cargo xtask cgroup2 [TEST FILTERS]`: boots the pure cgroup v2 machine and runs
+//!   the cgroup tests inside it (see `cgroup2.rs`).
 
 mod bench;
 mod benchbuild;
 mod benchreport;
 mod benchsetup;
 mod benchwork;
+mod cgroup2;
+mod cgroup2guest;
 mod compose;
 mod dockerpy;
 mod fixtures;
@@ -37,11 +42,13 @@ fn main() -> ExitCode {
         "test" => test(&rest),
         "fixtures" => fixtures_cmd(&rest),
         "bench" => bench::bench(&rest),
+        "cgroup2" => cgroup2::run(&rest),
+        "cgroup2-guest" => cgroup2guest::run(&rest),
         "install" => install::install(&rest),
         "layout" => layout::check(&root()),
         _ => {
             eprintln!(
-                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | install [--root DIR] | layout | fixtures [--out DIR] [--push HOST:PORT]\n       \
+                "usage: cargo xtask run [BERTHD FLAGS] | test [CARGO TEST ARGS] | install [--root DIR] | layout | cgroup2 [TEST FILTERS] | fixtures [--out DIR] [--push HOST:PORT]\n       \
                  | bench [--against unix:///other.sock] [--berth unix://…] [--only NAME] [--json FILE] [--runs N]"
             );
             return if cmd == "help" {
@@ -131,7 +138,9 @@ fn test(args: &[String]) -> Result {
         .env("BERTH_FIXTURES", &out)
         .env("BERTH_TEST_DOCKERD", &dockerd.host)
         .env("BERTH_COMPOSE", &compose);
-    let result = run_tests(t).and_then(|()| docker_py(&out));
+    let result = run_tests(t)
+        .and_then(|()| docker_py(&out))
+        .and_then(|()| cgroup2::run(&[]));
     // Every test daemon has stopped: nothing of Berth's may be left in the host's
     // firewall.
     let mut leftovers = berth_testkit::dockerd::berth_leftovers();

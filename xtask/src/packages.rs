@@ -4,10 +4,13 @@ use std::process::{Command, Stdio};
 
 use crate::Result;
 
-/// Needed to build and run `berthd` (libcontainer links libseccomp).
+/// Needed to build and run `berthd` (libcontainer links libseccomp, and builds
+/// libbpf, which needs libelf and zlib, for cgroup v2's device programs).
 /// (tini: the static init `docker run --init` runs as PID 1).
 pub const RUN: &[&str] = &[
     "libseccomp-dev",
+    "libelf-dev",
+    "zlib1g-dev",
     "pkg-config",
     "nftables",
     "iproute2",
@@ -22,6 +25,8 @@ pub const TEST: &[&str] = &[
     "curl",
     "util-linux",
     "libseccomp-dev",
+    "libelf-dev",
+    "zlib1g-dev",
     "pkg-config",
     "python3",
     // The docker-py conformance stage's virtualenv.

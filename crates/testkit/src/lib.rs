@@ -115,6 +115,13 @@ impl Builder {
         if !args.iter().any(|a| a == "--bridge" || a == "-b") {
             args.extend(net_args);
         }
+        // A whole run's setting, e.g. the cgroup driver (`cargo xtask cgroup2`
+        // runs its tests under each), unless the test sets its own.
+        if let Ok(extra) = std::env::var("BERTH_TEST_EXEC_OPT") {
+            if !args.iter().any(|a| a == "--exec-opt") && !extra.is_empty() {
+                args.extend(["--exec-opt".to_string(), extra]);
+            }
+        }
         let mut d = TestDaemon {
             bridge,
             sock: dir.path().join("berth.sock"),

@@ -5,7 +5,7 @@ use futures_util::StreamExt;
 use crate::daemon;
 use crate::images::busybox;
 
-fn stderr_of(d: &berth_testkit::TestDaemon, args: &[&str]) -> (i32, String) {
+pub(crate) fn stderr_of(d: &berth_testkit::TestDaemon, args: &[&str]) -> (i32, String) {
     let o = d.cli(args);
     (
         o.status.code().unwrap_or(-1),
@@ -974,7 +974,12 @@ fn cgroup_parent_places_the_container_and_its_limits() {
     let b = busybox(&d);
     // Unique per test run, and removed at the end: the parent outlives its containers,
     // as with dockerd.
-    let parent = format!("berthtest-{}", std::process::id());
+    let systemd = crate::cgroup_driver(&d) == "systemd";
+    let parent = if systemd {
+        format!("berthtest{}.slice", std::process::id())
+    } else {
+        format!("berthtest-{}", std::process::id())
+    };
     d.cli_ok(&[
         "run",
         "-d",
@@ -992,15 +997,27 @@ fn cgroup_parent_places_the_container_and_its_limits() {
         .cli_ok(&["inspect", "-f", "{{.Id}}", "parented"])
         .trim()
         .to_string();
-    let cg = d.cli_ok(&["exec", "parented", "cat", "/proc/self/cgroup"]);
-    let want = format!(":/{parent}/{id}");
-    assert!(
-        cg.lines()
-            .any(|l| l.contains(":memory:") && l.ends_with(&want)),
-        "{cg}"
-    );
+    let v2 = berth_runtime::cgroups::is_v2();
+    if !v2 {
+        // (On v2 the container's own cgroup namespace hides the path.)
+        let cg = d.cli_ok(&["exec", "parented", "cat", "/proc/self/cgroup"]);
+        let want = format!(":/{parent}/{id}");
+        assert!(
+            cg.lines()
+                .any(|l| l.contains(":memory:") && l.ends_with(&want)),
+            "{cg}"
+        );
+    }
     // Limits, updates and stats reach the same cgroup.
-    let limit = format!("/sys/fs/cgroup/memory/{parent}/{id}/memory.limit_in_bytes");
+    let limit = if systemd {
+        let want = format!("/{parent}/berth-{id}.scope");
+        assert_eq!(crate::cgroup_of(&d, "parented"), want);
+        format!("/sys/fs/cgroup{want}/memory.max")
+    } else if v2 {
+        format!("/sys/fs/cgroup/{parent}/{id}/memory.max")
+    } else {
+        format!("/sys/fs/cgroup/memory/{parent}/{id}/memory.limit_in_bytes")
+    };
     assert_eq!(
         std::fs::read_to_string(&limit).unwrap_or_default().trim(),
         "67108864"
@@ -1027,6 +1044,12 @@ fn cgroup_parent_places_the_container_and_its_limits() {
     let (code, e) = stderr_of(&d, &["create", "--cgroup-parent", "../escape", &b]);
     assert_ne!(code, 0);
     assert!(e.contains("invalid cgroup parent"), "{e}");
+    if systemd {
+        let (code, e) = stderr_of(&d, &["create", "--cgroup-parent", "notaslice", &b]);
+        assert_ne!(code, 0);
+        assert!(e.contains("should be a valid slice named as \"xxx.slice\""), "{e}");
+    }
+    let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{parent}"));
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
         for h in rd.flatten() {
             let _ = std::fs::remove_dir(h.path().join(&parent));

@@ -4,6 +4,7 @@
 mod bad_input;
 mod behaviours;
 mod build;
+mod cgroup2;
 mod compat_cni;
 mod compat_cri;
 mod compat_nomad;
@@ -147,4 +148,33 @@ pub fn ns_in(d: &TestDaemon, container: &str, kind: &str) -> String {
     ])
     .trim()
     .to_string()
+}
+
+/// The cgroup of a running container's init, as `/proc` shows it from the host
+/// (the unified line on v2, the memory controller's on v1): whichever driver
+/// placed it, a path `berth_runtime::cgroups::Cgroup::new` takes.
+pub fn cgroup_of(d: &TestDaemon, container: &str) -> String {
+    let pid = d
+        .cli_ok(&["inspect", "-f", "{{.State.Pid}}", container])
+        .trim()
+        .to_string();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
+    let v2 = berth_runtime::cgroups::is_v2();
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            let wanted = if v2 {
+                ctrls.is_empty()
+            } else {
+                ctrls.split(',').any(|c| c == "memory")
+            };
+            wanted.then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no cgroup in {text}"))
+}
+
+/// The daemon's `CgroupDriver`, as `docker info` shows it.
+pub fn cgroup_driver(d: &TestDaemon) -> String {
+    d.cli_ok(&["info", "-f", "{{.CgroupDriver}}"]).trim().to_string()
 }

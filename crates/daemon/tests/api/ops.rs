@@ -280,12 +280,11 @@ fn limits_update_and_oom() {
         "sleep",
         "1000",
     ]);
-    let id = inspect_id(&d, "lim");
     let hc = &inspect(&d, "lim")["HostConfig"];
     assert_eq!(hc["Memory"], 64 << 20);
     assert_eq!(hc["NanoCpus"], 500_000_000);
     assert_eq!(hc["PidsLimit"], 30);
-    let cg = berth_runtime::cgroups::Cgroup::new(&format!("/berth/{id}"));
+    let cg = berth_runtime::cgroups::Cgroup::new(&crate::cgroup_of(&d, "lim"));
     let u = cg.usage();
     assert_eq!(u.memory_limit, Some(64 << 20));
     assert_eq!(u.pids_limit, Some(30));
