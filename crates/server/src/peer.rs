@@ -44,6 +44,14 @@ pub fn watch(fd: Option<OwnedFd>) -> CancellationToken {
                     t.cancel();
                     return;
                 }
+                // The peer's end of the stream with bytes still unread before it
+                // (over TLS, its close_notify, which nothing reads once the
+                // response is out): gone too. The closed state never clears,
+                // so waiting on would spin.
+                n if n > 0 && guard.ready().is_read_closed() => {
+                    t.cancel();
+                    return;
+                }
                 // Data waits for hyper (a next request), or nothing yet: wait
                 // for the next change.
                 n if n > 0 => guard.clear_ready(),
