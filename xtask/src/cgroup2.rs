@@ -253,7 +253,7 @@ fn initramfs(dir: &Path, k: &Kernel) -> Result<PathBuf> {
 fn boot(k: &Kernel, initrd: &Path, out: &Path) -> Result {
     let stage2 = root().join("xtask/cgroup2/stage2");
     let append = format!(
-        "console=ttyS0 panic=-1 quiet berth.out={} berth.stage2={}",
+        "console=ttyS0 panic=-1 quiet systemd.show_status=0 berth.out={} berth.stage2={}",
         out.display(),
         stage2.display()
     );
