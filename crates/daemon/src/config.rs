@@ -125,6 +125,24 @@ pub struct Flags {
     /// (private on cgroup v2 hosts, host on v1)
     #[arg(long)]
     pub default_cgroupns_mode: Option<String>,
+    /// Address (IP:PORT) to serve Prometheus metrics on, at /metrics
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Use TLS on TCP listeners; implied by --tlsverify
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
+    pub tls: bool,
+    /// Use TLS and verify the remote (clients must present a certificate the CA signed)
+    #[arg(long, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem, or ~/.docker/ca.pem)
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file (default …/cert.pem)
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file (default …/key.pem)
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
 }
 
 /// `daemon.json`: dockerd's keys for the settings Berth has.
@@ -132,6 +150,12 @@ pub struct Flags {
 #[serde(rename_all = "kebab-case")]
 struct FileConfig {
     hosts: Option<Vec<String>>,
+    metrics_addr: Option<String>,
+    tls: Option<bool>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
     exec_opts: Option<Vec<String>>,
     cgroup_parent: Option<String>,
     default_cgroupns_mode: Option<String>,
@@ -239,6 +263,10 @@ pub struct Config {
     /// `--log-driver` and `--log-opt`: containers' default log driver.
     pub log_driver: String,
     pub log_opts: BTreeMap<String, String>,
+    /// `--tls`/`--tlsverify` and their files, for TCP listeners.
+    pub tls: Option<berth_server::TlsFiles>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// `--exec-opt`: `native.cgroupdriver` is the one Berth reads.
     pub exec_opts: Vec<String>,
     pub cgroup_parent: Option<String>,
@@ -361,7 +389,39 @@ impl Config {
             Some(v) => v,
             None => flag_log_opts,
         };
+        let tlsverify = pick!("tlsverify", "tlsverify", flags.tlsverify, file.tlsverify);
+        let tls_on = pick!("tls", "tls", flags.tls, file.tls) || tlsverify;
+        let cert_dir = std::env::var_os("DOCKER_CERT_PATH")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+        let tlscacert = pick!("tlscacert", "tlscacert", flags.tlscacert, file.tlscacert.map(Some))
+            .unwrap_or_else(|| cert_dir.join("ca.pem"));
+        let tlscert = pick!("tlscert", "tlscert", flags.tlscert, file.tlscert.map(Some))
+            .unwrap_or_else(|| cert_dir.join("cert.pem"));
+        let tlskey = pick!("tlskey", "tlskey", flags.tlskey, file.tlskey.map(Some))
+            .unwrap_or_else(|| cert_dir.join("key.pem"));
+        let metrics_addr = pick!(
+            "metrics-addr",
+            "metrics_addr",
+            flags.metrics_addr,
+            file.metrics_addr.map(Some)
+        )
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse().map_err(|e| ConfigError::Invalid {
+                name: "metrics-addr",
+                reason: format!("{a}: {e}"),
+            })
+        })
+        .transpose()?;
         let cfg = Config {
+            metrics_addr,
+            tls: tls_on.then(|| berth_server::TlsFiles {
+                cert: tlscert,
+                key: tlskey,
+                verify_with: tlsverify.then_some(tlscacert),
+            }),
             log_driver: pick!(
                 "log-driver",
                 "log_driver",

@@ -132,18 +132,51 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     // cannot listen (a socket in use, no activated sockets) stops here.
     let mut listeners = Vec::new();
     let mut sockets = Vec::new();
+    let tls = match &cfg.tls {
+        Some(files) => Some((
+            berth_server::TlsAcceptor::new(files)?,
+            files.verify_with.is_some(),
+        )),
+        None => None,
+    };
     for h in &cfg.hosts {
         if h.starts_with("fd://") {
             listeners.extend(activated.take(h)?.into_iter().map(|b| b.listener));
             continue;
         }
-        let b = listen::bind(h, &cfg.group, cfg.group_explicit, cfg.allow_remote_tcp).await?;
+        let b = listen::bind(
+            h,
+            &cfg.group,
+            cfg.group_explicit,
+            cfg.allow_remote_tcp,
+            tls.as_ref(),
+        )
+        .await?;
         sockets.extend(b.socket_path);
         listeners.push(b.listener);
     }
 
+    // Metrics, before the engine runs anything: `--metrics-addr` fails here
+    // when it cannot listen.
+    let metrics_listener = match cfg.metrics_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| format!("listening for metrics on {a}: {e}"))?,
+        ),
+        None => None,
+    };
+
     // The Engine.
     let engine = Engine::new();
+    let metrics = metrics_listener.as_ref().map(|_| {
+        let m = Arc::new(berth_metrics::Metrics::new());
+        let observer = m.clone();
+        engine.observe_jobs(Arc::new(move |job, took, failed| {
+            observer.observe_job(job, took.as_secs_f64(), failed)
+        }));
+        m
+    });
 
     // Signal traps, before anything that needs cleaning up on exit exists.
     let mut sigterm =
@@ -195,6 +228,9 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
         },
     });
     berth_jobs_system::register(&engine, system.clone());
+    if let Some(m) = metrics {
+        system.set_metrics(m);
+    }
 
     // Subsystems: the image graph (its start-up also restores it: loading state and
     // removing what a crash left half-done) and the registry client.
@@ -318,6 +354,23 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
         .spawn_dedicated(listeners, stop.clone())
         .map_err(|e| format!("starting the API server: {e}"))?;
     tracing::info!(hosts = ?cfg.hosts, "API listening");
+    let metrics_serve = match metrics_listener {
+        Some(l) => {
+            let route = berth_server::Route::new(
+                http::Method::GET,
+                "/metrics",
+                berth_engine::names::system::METRICS,
+                berth_server::BodyMode::None,
+            );
+            let s = Server::new(engine.clone(), Router::new(vec![route]));
+            tracing::info!(addr = ?cfg.metrics_addr, "metrics listening");
+            Some(
+                s.spawn_dedicated(vec![berth_server::Listener::Tcp(l)], stop.clone())
+                    .map_err(|e| format!("starting the metrics server: {e}"))?,
+            )
+        }
+        None => None,
+    };
     // Type=notify: the service is up once the API answers.
     listen::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
 
@@ -342,6 +395,9 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     engine.shutdown(JOB_GRACE).await;
     networks.shutdown().await;
     let _ = serve.await;
+    if let Some(m) = metrics_serve {
+        let _ = m.await;
+    }
     for s in &sockets {
         let _ = std::fs::remove_file(s);
     }

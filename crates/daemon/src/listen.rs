@@ -12,11 +12,39 @@ pub struct Bound {
     pub socket_path: Option<PathBuf>,
 }
 
+/// dockerd's ports for `tcp://HOST` without one.
+const PLAIN_PORT: u16 = 2375;
+const TLS_PORT: u16 = 2376;
+
+/// A `tcp://` address as dockerd reads it: the port defaults to 2375, or 2376
+/// with TLS; an empty host is localhost.
+fn tcp_addr(addr: &str, tls: bool) -> Result<std::net::SocketAddr, String> {
+    let default_port = if tls { TLS_PORT } else { PLAIN_PORT };
+    let addr = addr.trim_end_matches('/');
+    let with_port = match addr.rsplit_once(':') {
+        // "[::1]" alone, or an address with its port.
+        Some((_, p)) if !addr.ends_with(']') && p.chars().all(|c| c.is_ascii_digit()) => {
+            if p.is_empty() {
+                format!("{addr}{default_port}")
+            } else {
+                addr.to_string()
+            }
+        }
+        _ => format!("{addr}:{default_port}"),
+    };
+    let with_host = match with_port.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => with_port,
+    };
+    with_host.parse().map_err(|e| format!("{e}"))
+}
+
 pub async fn bind(
     host: &str,
     group: &str,
     group_explicit: bool,
     allow_remote_tcp: bool,
+    tls: Option<&(berth_server::TlsAcceptor, bool)>,
 ) -> Result<Bound, String> {
     if let Some(path) = host.strip_prefix("unix://") {
         let path = PathBuf::from(if path.is_empty() {
@@ -27,19 +55,23 @@ pub async fn bind(
         return bind_unix(path, group, group_explicit).await;
     }
     if let Some(addr) = host.strip_prefix("tcp://") {
-        let sa: std::net::SocketAddr = addr
-            .parse()
+        let sa = tcp_addr(addr, tls.is_some())
             .map_err(|e| format!("invalid -H address {host:?}: {e}"))?;
-        if !sa.ip().is_loopback() && !allow_remote_tcp {
+        // Client certificates are the only authentication the API can have.
+        let verified = tls.is_some_and(|(_, verify)| *verify);
+        if !sa.ip().is_loopback() && !allow_remote_tcp && !verified {
             return Err(format!(
-                "refusing to listen on {host}: the API has no authentication; use a loopback address or pass --allow-remote-tcp"
+                "refusing to listen on {host}: without --tlsverify the API has no authentication; use --tlsverify with client certificates, a loopback address, or --allow-remote-tcp"
             ));
         }
         let l = tokio::net::TcpListener::bind(sa)
             .await
             .map_err(|e| format!("listening on {host}: {e}"))?;
         return Ok(Bound {
-            listener: Listener::Tcp(l),
+            listener: match tls {
+                Some((a, _)) => Listener::Tls(l, a.clone()),
+                None => Listener::Tcp(l),
+            },
             socket_path: None,
         });
     }
@@ -223,5 +255,23 @@ pub fn notify(state: &str) {
     };
     if let Err(e) = r {
         tracing::warn!(error = %e, "sd_notify");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcp_addr;
+
+    #[test]
+    fn tcp_addresses_take_dockerds_default_ports() {
+        let a = |s: &str, tls: bool| tcp_addr(s, tls).map(|a| a.to_string());
+        assert_eq!(a("127.0.0.1", false).as_deref(), Ok("127.0.0.1:2375"));
+        assert_eq!(a("127.0.0.1", true).as_deref(), Ok("127.0.0.1:2376"));
+        assert_eq!(a("127.0.0.1:", true).as_deref(), Ok("127.0.0.1:2376"));
+        assert_eq!(a("0.0.0.0:4243", true).as_deref(), Ok("0.0.0.0:4243"));
+        assert_eq!(a(":2376", true).as_deref(), Ok("127.0.0.1:2376"));
+        assert_eq!(a("[::1]", true).as_deref(), Ok("[::1]:2376"));
+        assert_eq!(a("[::1]:99", false).as_deref(), Ok("[::1]:99"));
+        assert!(a("nope", false).is_err());
     }
 }

@@ -30,6 +30,10 @@ impl Reporter for ContainerReport {
         info.containers_paused = paused;
         info.containers_stopped = stopped;
     }
+
+    fn metrics(&self, m: &mut berth_metrics::Snapshot) {
+        (m.health_checks, m.health_checks_failed) = self.0.health_checks();
+    }
 }
 
 /// Tells image deletion which containers use an image.

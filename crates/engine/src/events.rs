@@ -26,6 +26,8 @@ struct BusInner {
     tx: broadcast::Sender<Event>,
     history: Mutex<VecDeque<Event>>,
     listeners: AtomicUsize,
+    /// Every event published so far (`engine_daemon_events_total`).
+    published: std::sync::atomic::AtomicU64,
 }
 
 /// A live subscription: the events published before it (for replay) and a receiver
@@ -65,6 +67,7 @@ impl EventBus {
                 tx,
                 history: Mutex::new(VecDeque::with_capacity(HISTORY)),
                 listeners: AtomicUsize::new(0),
+                published: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -82,6 +85,7 @@ impl EventBus {
             h.pop_front();
         }
         h.push_back(event.clone());
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
         // No receivers is fine: nobody is listening.
         let _ = self.inner.tx.send(event);
     }
@@ -98,6 +102,11 @@ impl EventBus {
     }
 
     /// How many clients are subscribed now (`NEventsListener` in `/info`).
+    /// How many events have been published since the daemon started.
+    pub fn published(&self) -> u64 {
+        self.inner.published.load(Ordering::Relaxed)
+    }
+
     pub fn listeners(&self) -> usize {
         self.inner.listeners.load(Ordering::Relaxed)
     }

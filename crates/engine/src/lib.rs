@@ -34,6 +34,8 @@ use tracing::Instrument;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 type Handler = Arc<dyn Fn(Job) -> BoxFuture<Result<Reply>> + Send + Sync>;
 type Hook = Box<dyn FnOnce() -> BoxFuture<()> + Send>;
+/// Told of every job that ends: its name, how long it ran, and whether it failed.
+pub type JobObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
 
 /// The engine. Cheap to clone: all clones share one job table.
 #[derive(Clone)]
@@ -54,6 +56,7 @@ struct Inner {
     /// Where jobs run: the runtime the engine was made in, whichever runtime
     /// dispatches them (the API server serves from a thread of its own).
     runtime: Option<tokio::runtime::Handle>,
+    observer: RwLock<Option<JobObserver>>,
 }
 
 /// A job that has been dispatched: its reply arrives on `reply`; dropping `guard`
@@ -87,6 +90,7 @@ impl Engine {
                 tracker: TaskTracker::new(),
                 hooks: Mutex::new(Vec::new()),
                 runtime: tokio::runtime::Handle::try_current().ok(),
+                observer: RwLock::new(None),
             }),
         }
     }
@@ -126,6 +130,15 @@ impl Engine {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(name)
+    }
+
+    /// Sets who is told of every job's end (the daemon's metrics).
+    pub fn observe_jobs(&self, observer: JobObserver) {
+        *self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     pub fn events(&self) -> &EventBus {
@@ -180,13 +193,28 @@ impl Engine {
             self.set_status(id, name, JobStatus::Running);
         }
         let engine = self.clone();
+        let observer = self
+            .inner
+            .observer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let job_name = name.to_string();
         let run = async move {
             tracing::debug!("start");
+            let started = std::time::Instant::now();
             let result = handler(job).await;
             let status = out.finish(result).await;
             match &status {
                 JobStatus::Failed(e) => tracing::info!(error = %e, "job failed"),
                 s => tracing::debug!(status = ?s, "job ended"),
+            }
+            if let Some(o) = observer {
+                o(
+                    &job_name,
+                    started.elapsed(),
+                    matches!(status, JobStatus::Failed(_)),
+                );
             }
             if !quick {
                 engine.finish(id);

@@ -74,6 +74,7 @@ pub mod system {
     pub const DF: &str = "system.df";
     pub const EVENTS: &str = "system.events";
     pub const INFO: &str = "system.info";
+    pub const METRICS: &str = "system.metrics";
     pub const PING: &str = "system.ping";
     pub const SWARM_LEAVE: &str = "system.swarm_leave";
     pub const VERSION: &str = "system.version";

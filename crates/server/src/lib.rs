@@ -1,4 +1,4 @@
-//! The API server: HTTP/1.1 on unix sockets and loopback TCP.
+//! The API server: HTTP/1.1 on unix sockets and TCP, with TLS where asked.
 //!
 //! A request is matched against the route table, which names a job; the server builds
 //! the job's [`Args`](berth_engine::Args) (API version, path and query parameters,
@@ -14,6 +14,8 @@ mod response;
 mod router;
 pub mod routes;
 mod serve;
+mod tls;
 
 pub use router::{BodyMode, Route, Router};
 pub use serve::{Listener, Server};
+pub use tls::{TlsAcceptor, TlsFiles};

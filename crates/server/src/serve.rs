@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::response::{common_headers, error_response, to_response, Hijack, RequestBody, ResBody};
 use crate::router::{BodyMode, Router};
+use crate::tls::TlsAcceptor;
 
 /// Largest JSON request body read whole (a container config is a few KiB).
 const JSON_LIMIT: usize = 16 * 1024 * 1024;
@@ -31,12 +32,18 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub enum Listener {
     Unix(UnixListener),
     Tcp(TcpListener),
+    /// TCP with TLS (`--tls`, `--tlsverify`).
+    Tls(TcpListener, TlsAcceptor),
 }
 
 enum PlainListener {
     Unix(std::os::unix::net::UnixListener),
     Tcp(std::net::TcpListener),
+    Tls(std::net::TcpListener, TlsAcceptor),
 }
+
+/// How long a client may take over its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// The API server. Cheap to clone.
 #[derive(Clone)]
@@ -110,6 +117,7 @@ impl Server {
             plain.push(match l {
                 Listener::Unix(u) => PlainListener::Unix(u.into_std()?),
                 Listener::Tcp(t) => PlainListener::Tcp(t.into_std()?),
+                Listener::Tls(t, a) => PlainListener::Tls(t.into_std()?, a),
             });
         }
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -126,6 +134,9 @@ impl Server {
                         let registered = match l {
                             PlainListener::Unix(u) => UnixListener::from_std(u).map(Listener::Unix),
                             PlainListener::Tcp(t) => TcpListener::from_std(t).map(Listener::Tcp),
+                            PlainListener::Tls(t, a) => {
+                                TcpListener::from_std(t).map(|t| Listener::Tls(t, a))
+                            }
                         };
                         match registered {
                             Ok(l) => listeners.push(l),
@@ -146,7 +157,19 @@ impl Server {
                 a = accept(&l) => a,
             };
             match accepted {
-                Ok(io) => self.serve_connection(io, &shutdown, &conns),
+                Ok((io, fd, Some(tls))) => {
+                    // The handshake on the connection's own task: a slow client
+                    // holds up no other.
+                    let (server, shutdown, tracker) = (self.clone(), shutdown.clone(), conns.clone());
+                    conns.spawn(async move {
+                        match tokio::time::timeout(HANDSHAKE, tls.0.accept(io)).await {
+                            Ok(Ok(s)) => server.serve_connection((Box::new(s), fd), &shutdown, &tracker),
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    });
+                }
+                Ok((io, fd, None)) => self.serve_connection((io, fd), &shutdown, &conns),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     // Out of fds and the like: back off instead of spinning.
@@ -338,20 +361,34 @@ fn percent_decode(path: &str) -> Result<String, ApiError> {
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Conn for T {}
 
-/// An accepted connection and a duplicate of its socket (to notice its end).
-async fn accept(l: &Listener) -> std::io::Result<(Box<dyn Conn>, Option<std::os::fd::OwnedFd>)> {
+type Accepted = (
+    Box<dyn Conn>,
+    Option<std::os::fd::OwnedFd>,
+    Option<TlsAcceptor>,
+);
+
+/// An accepted connection, a duplicate of its socket (to notice its end), and
+/// the TLS it must speak.
+async fn accept(l: &Listener) -> std::io::Result<Accepted> {
     use std::os::fd::AsFd;
+    let tcp = |s: tokio::net::TcpStream| {
+        let _ = s.set_nodelay(true);
+        let fd = s.as_fd().try_clone_to_owned().ok();
+        (Box::new(s) as Box<dyn Conn>, fd)
+    };
     Ok(match l {
         Listener::Unix(u) => {
             let s = u.accept().await?.0;
             let fd = s.as_fd().try_clone_to_owned().ok();
-            (Box::new(s), fd)
+            (Box::new(s), fd, None)
         }
         Listener::Tcp(t) => {
-            let (s, _) = t.accept().await?;
-            let _ = s.set_nodelay(true);
-            let fd = s.as_fd().try_clone_to_owned().ok();
-            (Box::new(s), fd)
+            let (io, fd) = tcp(t.accept().await?.0);
+            (io, fd, None)
+        }
+        Listener::Tls(t, a) => {
+            let (io, fd) = tcp(t.accept().await?.0);
+            (io, fd, Some(a.clone()))
         }
     })
 }

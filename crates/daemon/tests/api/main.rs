@@ -17,12 +17,14 @@ mod host;
 mod images;
 mod lifecycle;
 mod links;
+mod metrics;
 mod network;
 mod ops;
 mod pods;
 mod runtimes;
 mod system;
 mod systemd;
+mod tls;
 mod volumes;
 
 use berth_testkit::TestDaemon;

@@ -238,6 +238,8 @@ pub struct Containers {
     /// `--restrict-oom-score-adj`: no container's OOM score below the daemon's.
     restrict_oom: std::sync::atomic::AtomicBool,
     cgroups: std::sync::RwLock<CgroupSettings>,
+    /// Health checks run, and of them failed, since the daemon started.
+    health_counts: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
 
 impl Containers {
@@ -292,9 +294,16 @@ impl Containers {
             launcher,
             restrict_oom: std::sync::atomic::AtomicBool::new(false),
             cgroups: std::sync::RwLock::new(CgroupSettings::default()),
+            health_counts: Default::default(),
         });
         c.load();
         Ok(c)
+    }
+
+    /// Health checks run and failed so far (for the daemon's metrics).
+    pub fn health_checks(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.health_counts.0.load(Relaxed), self.health_counts.1.load(Relaxed))
     }
 
     /// `--restrict-oom-score-adj`.

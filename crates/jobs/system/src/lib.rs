@@ -8,6 +8,7 @@
 mod events;
 mod host;
 mod info;
+mod metrics;
 
 use berth_engine::names;
 use std::sync::{Arc, RwLock};
@@ -21,10 +22,11 @@ pub use host::HostFacts;
 /// The daemon's version, as `/version` and `/info` report it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// What a subsystem adds to `/info` and `/system/df`.
+/// What a subsystem adds to `/info`, `/system/df` and `/metrics`.
 pub trait Reporter: Send + Sync {
     fn info(&self, _info: &mut Info) {}
     fn disk_usage(&self, _df: &mut DiskUsage) {}
+    fn metrics(&self, _m: &mut berth_metrics::Snapshot) {}
 }
 
 /// The daemon's own settings that the system jobs report.
@@ -54,6 +56,7 @@ pub struct System {
     config: RwLock<SystemConfig>,
     reporters: RwLock<Vec<Arc<dyn Reporter>>>,
     host: HostFacts,
+    metrics: RwLock<Option<Arc<berth_metrics::Metrics>>>,
 }
 
 impl System {
@@ -62,7 +65,20 @@ impl System {
             config: RwLock::new(config),
             reporters: RwLock::new(Vec::new()),
             host: HostFacts::read(),
+            metrics: RwLock::new(None),
         })
+    }
+
+    /// The metrics `/metrics` renders (`--metrics-addr`).
+    pub fn set_metrics(&self, m: Arc<berth_metrics::Metrics>) {
+        *self.metrics.write().unwrap_or_else(|p| p.into_inner()) = Some(m);
+    }
+
+    fn metrics(&self) -> Option<Arc<berth_metrics::Metrics>> {
+        self.metrics
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn add_reporter(&self, r: Arc<dyn Reporter>) {
@@ -138,6 +154,8 @@ pub fn register(engine: &Engine, system: Arc<System>) {
         }
     });
     engine.register(names::system::EVENTS, events::events);
+    let s = system.clone();
+    engine.register(names::system::METRICS, move |job: Job| metrics::metrics(job, s.clone()));
     engine.register(names::system::SWARM_LEAVE, |_job: Job| async move {
         Err::<Reply, _>(ApiError::unavailable("This node is not part of a swarm"))
     });
