@@ -180,3 +180,11 @@ pub fn cgroup_of(d: &TestDaemon, container: &str) -> String {
 pub fn cgroup_driver(d: &TestDaemon) -> String {
     d.cli_ok(&["info", "-f", "{{.CgroupDriver}}"]).trim().to_string()
 }
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -5,15 +5,8 @@ use std::net::TcpListener;
 
 use prometheus_parse::{Scrape, Value};
 
-use crate::builder;
+use crate::{builder, free_port};
 use crate::images::busybox;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn scrape(port: u16) -> Scrape {
     let mut res = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))

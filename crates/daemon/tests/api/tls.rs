@@ -1,7 +1,6 @@
 //! TLS on TCP (`--tls`, `--tlsverify`): the docker CLI and bollard reach berthd
 //! with a client certificate its CA signed, and are refused without one.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,7 +9,7 @@ use rcgen::{
     SanType,
 };
 
-use crate::{berthd_refuses, builder};
+use crate::{berthd_refuses, builder, free_port};
 
 /// A CA and what it signed, as PEM files in `dir`.
 struct Pki {
@@ -75,13 +74,6 @@ impl Pki {
     fn s(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The docker CLI on `host` with `tls` flags, from an empty config directory.
