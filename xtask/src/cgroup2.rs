@@ -14,6 +14,7 @@
 //! root; stage 2 (`xtask/cgroup2/stage2`) makes the mounts of a booted Debian
 //! with cgroup2 only and runs `xtask cgroup2-guest` (see `cgroup2guest.rs`),
 //! which starts a registry, pushes the fixtures, runs the tests and powers off.
+//! `--sh SCRIPT` runs a script there instead, `--bench [ARGS]` the benchmarks.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -67,14 +68,29 @@ pub fn run(args: &[String]) -> Result {
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
     // `--sh SCRIPT`: a shell script instead of the tests, for looking around
     // inside (the registry and `$BERTHD` ready, its output on the console).
+    // `--bench [ARGS]`: `cargo xtask bench ARGS` inside, on the release build
+    // made here first (its numbers are the emulated CPU's: compare within a run).
     let (tests, script) = match args {
         [flag, script] if flag == "--sh" => (Vec::new(), script.clone()),
+        [flag, rest @ ..] if flag == "--bench" => {
+            crate::build_release()?;
+            // The guest's cargo only checks that the build is fresh.
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let script = format!(
+                "cd '{}' && CARGO='{cargo}' '{}' bench {}",
+                root().display(),
+                xtask.display(),
+                rest.join(" ")
+            );
+            (Vec::new(), script)
+        }
         [] => (DEFAULT_TESTS.iter().map(|s| s.to_string()).collect(), String::new()),
         _ => (args.to_vec(), String::new()),
     };
     std::fs::write(out.join("script.sh"), script).map_err(|e| format!("writing the job: {e}"))?;
     let job = format!(
-        "KERNEL_MODULES='{}'\nXTASK='{}'\nTEST_BIN='{}'\nTESTS='{}'\n",
+        "REPO='{}'\nKERNEL_MODULES='{}'\nXTASK='{}'\nTEST_BIN='{}'\nTESTS='{}'\n",
+        root().display(),
         kernel.root.join("lib/modules").display(),
         xtask.display(),
         test_bin.display(),
