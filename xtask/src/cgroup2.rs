@@ -76,8 +76,12 @@ pub fn run(args: &[String]) -> Result {
             crate::build_release()?;
             // The guest's cargo only checks that the build is fresh.
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let bin = Path::new(&cargo)
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default();
             let script = format!(
-                "cd '{}' && CARGO='{cargo}' '{}' bench {}",
+                "cd '{}' && PATH='{bin}':\"$PATH\" CARGO='{cargo}' '{}' bench {}",
                 root().display(),
                 xtask.display(),
                 rest.join(" ")
