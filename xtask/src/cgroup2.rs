@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{Result, cargo, root, status};
+use crate::{cargo, root, status, Result};
 
 /// What the machine needs on the host.
 pub const PACKAGES: &[&str] = &[
@@ -88,7 +88,10 @@ pub fn run(args: &[String]) -> Result {
             );
             (Vec::new(), script)
         }
-        [] => (DEFAULT_TESTS.iter().map(|s| s.to_string()).collect(), String::new()),
+        [] => (
+            DEFAULT_TESTS.iter().map(|s| s.to_string()).collect(),
+            String::new(),
+        ),
         _ => (args.to_vec(), String::new()),
     };
     std::fs::write(out.join("script.sh"), script).map_err(|e| format!("writing the job: {e}"))?;
@@ -111,7 +114,9 @@ pub fn run(args: &[String]) -> Result {
     })?;
     match rc.trim() {
         "0" => Ok(()),
-        other => Err(format!("tests in the cgroup v2 machine failed (exit {other})")),
+        other => Err(format!(
+            "tests in the cgroup v2 machine failed (exit {other})"
+        )),
     }
 }
 
@@ -209,7 +214,9 @@ fn kernel(dir: &Path) -> Result<Kernel> {
 fn initramfs(dir: &Path, k: &Kernel) -> Result<PathBuf> {
     let tree = dir.join("initramfs");
     let _ = std::fs::remove_dir_all(&tree);
-    for d in ["bin", "dev", "proc", "sys", "mods", "lower", "upper", "newroot"] {
+    for d in [
+        "bin", "dev", "proc", "sys", "mods", "lower", "upper", "newroot",
+    ] {
         std::fs::create_dir_all(tree.join(d)).map_err(|e| e.to_string())?;
     }
     let copy = |from: &Path, to: &Path| {
@@ -250,7 +257,8 @@ fn initramfs(dir: &Path, k: &Kernel) -> Result<PathBuf> {
     }
     std::fs::write(tree.join("modules"), order.join("\n")).map_err(|e| e.to_string())?;
     let img = dir.join("initrd.cpio");
-    let file = std::fs::File::create(&img).map_err(|e| format!("creating {}: {e}", img.display()))?;
+    let file =
+        std::fs::File::create(&img).map_err(|e| format!("creating {}: {e}", img.display()))?;
     let mut find = Command::new("find")
         .arg(".")
         .current_dir(&tree)
@@ -278,25 +286,41 @@ fn boot(k: &Kernel, initrd: &Path, out: &Path) -> Result {
         stage2.display()
     );
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max"])
-        .args(["-smp", "2", "-m", "6144", "-nographic", "-no-reboot", "-nic", "none"])
-        .arg("-kernel")
-        .arg(k.vmlinuz())
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", &append])
-        .args([
-            "-virtfs",
-            "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap",
-        ])
-        .arg("-virtfs")
-        .arg(format!(
-            "local,path={},mount_tag=out,security_model=passthrough",
-            out.display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    c.args([
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+    ])
+    .args([
+        "-smp",
+        "2",
+        "-m",
+        "6144",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+    ])
+    .arg("-kernel")
+    .arg(k.vmlinuz())
+    .arg("-initrd")
+    .arg(initrd)
+    .args(["-append", &append])
+    .args([
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap",
+    ])
+    .arg("-virtfs")
+    .arg(format!(
+        "local,path={},mount_tag=out,security_model=passthrough",
+        out.display()
+    ))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     eprintln!("booting the cgroup v2 machine ({})", k.version);
     let mut child = c.spawn().map_err(|e| format!("starting qemu: {e}"))?;
     let pid = child.id();
@@ -331,7 +355,9 @@ fn boot(k: &Kernel, initrd: &Path, out: &Path) -> Result {
     let s = child.wait().map_err(|e| format!("waiting for qemu: {e}"))?;
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     if watch.join().unwrap_or(false) {
-        return Err(format!("the cgroup v2 machine did not finish in {TIMEOUT:?}"));
+        return Err(format!(
+            "the cgroup v2 machine did not finish in {TIMEOUT:?}"
+        ));
     }
     if s.success() {
         Ok(())

@@ -10,7 +10,10 @@ use std::process::Command;
 use crate::Result;
 
 pub fn run(args: &[String]) -> Result {
-    let out = Path::new(args.first().ok_or("cgroup2-guest needs the results directory")?);
+    let out = Path::new(
+        args.first()
+            .ok_or("cgroup2-guest needs the results directory")?,
+    );
     let rc = match job(out) {
         Ok(code) => code,
         Err(e) => {

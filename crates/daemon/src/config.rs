@@ -395,8 +395,13 @@ impl Config {
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
             .unwrap_or_else(|| PathBuf::from("/root/.docker"));
-        let tlscacert = pick!("tlscacert", "tlscacert", flags.tlscacert, file.tlscacert.map(Some))
-            .unwrap_or_else(|| cert_dir.join("ca.pem"));
+        let tlscacert = pick!(
+            "tlscacert",
+            "tlscacert",
+            flags.tlscacert,
+            file.tlscacert.map(Some)
+        )
+        .unwrap_or_else(|| cert_dir.join("ca.pem"));
         let tlscert = pick!("tlscert", "tlscert", flags.tlscert, file.tlscert.map(Some))
             .unwrap_or_else(|| cert_dir.join("cert.pem"));
         let tlskey = pick!("tlskey", "tlskey", flags.tlskey, file.tlskey.map(Some))

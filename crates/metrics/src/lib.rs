@@ -14,7 +14,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// prometheus' default buckets, which dockerd's timers use.
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
@@ -315,6 +317,9 @@ mod tests {
         assert!(text.contains("engine_daemon_engine_info{"), "{text}");
         // Counters never go down, whatever a snapshot says.
         let text = m.render(&Snapshot::default());
-        assert!(text.lines().any(|l| l == "engine_daemon_events_total 7"), "{text}");
+        assert!(
+            text.lines().any(|l| l == "engine_daemon_events_total 7"),
+            "{text}"
+        );
     }
 }

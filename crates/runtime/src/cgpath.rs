@@ -65,13 +65,19 @@ mod tests {
     #[test]
     fn both_forms_name_their_directories() {
         assert_eq!(dir_of("/berth/abc"), "berth/abc");
-        assert_eq!(dir_of("system.slice:berth:abc"), "system.slice/berth-abc.scope");
+        assert_eq!(
+            dir_of("system.slice:berth:abc"),
+            "system.slice/berth-abc.scope"
+        );
         assert_eq!(
             dir_of("kubepods-burstable-pod1.slice:berth:abc"),
             "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice/berth-abc.scope"
         );
         assert_eq!(dir_of("-.slice:berth:abc"), "berth-abc.scope");
-        assert_eq!(unit_of("system.slice:berth:abc").as_deref(), Some("berth-abc.scope"));
+        assert_eq!(
+            unit_of("system.slice:berth:abc").as_deref(),
+            Some("berth-abc.scope")
+        );
         assert_eq!(unit_of("/berth/abc"), None);
     }
 }

@@ -10,11 +10,11 @@
 pub mod bpf;
 pub mod cgpath;
 pub mod cgroups;
-pub mod placement;
 mod error;
 pub mod exec;
 pub mod exit;
 pub mod logfile;
+pub mod placement;
 pub mod seccomp;
 pub mod seccomp_default;
 pub mod shim;

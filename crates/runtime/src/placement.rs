@@ -107,17 +107,28 @@ mod tests {
     fn cgroupfs_paths_sit_under_berth_or_the_parent() {
         let d = Driver::Cgroupfs;
         assert_eq!(d.cgroups_path("", "abc").as_deref(), Ok("/berth/abc"));
-        assert_eq!(d.cgroups_path("/kube/pod1/", "abc").as_deref(), Ok("/kube/pod1/abc"));
+        assert_eq!(
+            d.cgroups_path("/kube/pod1/", "abc").as_deref(),
+            Ok("/kube/pod1/abc")
+        );
     }
 
     #[test]
     fn systemd_paths_are_scopes_in_slices() {
         let d = Driver::Systemd;
-        assert_eq!(d.cgroups_path("", "abc").as_deref(), Ok("system.slice:berth:abc"));
+        assert_eq!(
+            d.cgroups_path("", "abc").as_deref(),
+            Ok("system.slice:berth:abc")
+        );
         let p = d.cgroups_path("kubepods-burstable-pod1.slice", "abc");
         assert_eq!(p.as_deref(), Ok("kubepods-burstable-pod1.slice:berth:abc"));
         for bad in ["kubepods", "/system.slice", ".slice", "a/b.slice"] {
-            assert!(d.cgroups_path(bad, "abc").unwrap_err().contains("valid slice"), "{bad}");
+            assert!(
+                d.cgroups_path(bad, "abc")
+                    .unwrap_err()
+                    .contains("valid slice"),
+                "{bad}"
+            );
         }
     }
 
@@ -129,6 +140,8 @@ mod tests {
             Driver::parse("foo").unwrap_err(),
             "native.cgroupdriver option foo not supported"
         );
-        assert!(Driver::parse("none").unwrap_err().contains("internally used"));
+        assert!(Driver::parse("none")
+            .unwrap_err()
+            .contains("internally used"));
     }
 }

@@ -41,10 +41,7 @@ pub fn properties(l: &Limits) -> Vec<String> {
         p.push(format!("CPUQuotaPeriodSec={period}us"));
         match l.cpu_quota.filter(|q| *q > 0) {
             // systemd takes the quota as a share of one CPU per period.
-            Some(q) => p.push(format!(
-                "CPUQuota={}%",
-                (q as u64 * 100).div_ceil(period)
-            )),
+            Some(q) => p.push(format!("CPUQuota={}%", (q as u64 * 100).div_ceil(period))),
             None => p.push("CPUQuota=".into()),
         }
     }

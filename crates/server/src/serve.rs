@@ -160,10 +160,13 @@ impl Server {
                 Ok((io, fd, Some(tls))) => {
                     // The handshake on the connection's own task: a slow client
                     // holds up no other.
-                    let (server, shutdown, tracker) = (self.clone(), shutdown.clone(), conns.clone());
+                    let (server, shutdown, tracker) =
+                        (self.clone(), shutdown.clone(), conns.clone());
                     conns.spawn(async move {
                         match tokio::time::timeout(HANDSHAKE, tls.0.accept(io)).await {
-                            Ok(Ok(s)) => server.serve_connection((Box::new(s), fd), &shutdown, &tracker),
+                            Ok(Ok(s)) => {
+                                server.serve_connection((Box::new(s), fd), &shutdown, &tracker)
+                            }
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                             Err(_) => tracing::debug!("TLS handshake timed out"),
                         }

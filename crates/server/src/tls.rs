@@ -39,9 +39,8 @@ impl TlsAcceptor {
     pub fn new(files: &TlsFiles) -> Result<TlsAcceptor, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs = read_certs(&files.cert, "the server certificate")?;
-        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
-            format!("could not read the server key {}: {e}", files.key.display())
-        })?;
+        let key = PrivateKeyDer::from_pem_file(&files.key)
+            .map_err(|e| format!("could not read the server key {}: {e}", files.key.display()))?;
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
@@ -53,13 +52,12 @@ impl TlsAcceptor {
                         .add(c)
                         .map_err(|e| format!("the CA certificate {}: {e}", ca.display()))?;
                 }
-                let verifier =
-                    rustls::server::WebPkiClientVerifier::builder_with_provider(
-                        Arc::new(roots),
-                        provider,
-                    )
-                    .build()
-                    .map_err(|e| format!("the CA certificate {}: {e}", ca.display()))?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| format!("the CA certificate {}: {e}", ca.display()))?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
@@ -68,6 +66,8 @@ impl TlsAcceptor {
             .with_single_cert(certs, key)
             .map_err(|e| format!("the server certificate and key: {e}"))?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsAcceptor(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+        Ok(TlsAcceptor(tokio_rustls::TlsAcceptor::from(Arc::new(
+            config,
+        ))))
     }
 }

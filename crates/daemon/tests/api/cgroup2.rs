@@ -26,7 +26,9 @@ fn read(path: &str) -> String {
 }
 
 fn id_of(d: &berth_testkit::TestDaemon, name: &str) -> String {
-    d.cli_ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string()
+    d.cli_ok(&["inspect", "-f", "{{.Id}}", name])
+        .trim()
+        .to_string()
 }
 
 /// The container's cgroup directory: `/berth/<id>` with the cgroupfs driver,
@@ -128,7 +130,13 @@ fn limits_are_written_to_the_unified_files() {
     // What the container sees of itself: its own cgroup as the root (a private
     // cgroup namespace, dockerd's default on v2), with its limit.
     assert_eq!(
-        d.cli_ok(&["exec", "lim2", "cat", "/proc/self/cgroup", "/sys/fs/cgroup/memory.max"]),
+        d.cli_ok(&[
+            "exec",
+            "lim2",
+            "cat",
+            "/proc/self/cgroup",
+            "/sys/fs/cgroup/memory.max"
+        ]),
         "0::/\n33554432\n"
     );
     // docker update rewrites the same files, converting as at create.
@@ -184,7 +192,17 @@ fn cgroupns_is_private_by_default_and_host_on_request() {
     }
     let d = daemon();
     let b = busybox(&d);
-    d.cli_ok(&["run", "-d", "--name", "nsh", "--cgroupns", "host", &b, "sleep", "300"]);
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nsh",
+        "--cgroupns",
+        "host",
+        &b,
+        "sleep",
+        "300",
+    ]);
     let path = cgroup_of(&d, "nsh");
     // exec joins the container's cgroup, seen from the host's namespace.
     assert_eq!(
@@ -192,7 +210,8 @@ fn cgroupns_is_private_by_default_and_host_on_request() {
         format!("0::{path}\n")
     );
     assert_eq!(
-        d.cli_ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "nsh"]).trim(),
+        d.cli_ok(&["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", "nsh"])
+            .trim(),
         "host"
     );
     let out = d.cli_ok(&["run", "--rm", &b, "cat", "/proc/self/cgroup"]);
@@ -213,7 +232,8 @@ fn pause_freezes_the_cgroup() {
     assert_eq!(read(&format!("{dir}/cgroup.freeze")), "1");
     assert!(read(&format!("{dir}/cgroup.events")).contains("frozen 1"));
     assert_eq!(
-        d.cli_ok(&["inspect", "-f", "{{.State.Status}}", "frz"]).trim(),
+        d.cli_ok(&["inspect", "-f", "{{.State.Status}}", "frz"])
+            .trim(),
         "paused"
     );
     d.cli_ok(&["unpause", "frz"]);
@@ -230,7 +250,15 @@ fn stats_come_from_the_unified_files() {
     let d = daemon();
     let b = busybox(&d);
     d.cli_ok(&[
-        "run", "-d", "--name", "busy2", "-m", "64m", &b, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "busy2",
+        "-m",
+        "64m",
+        &b,
+        "sh",
+        "-c",
         "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while true; do :; done",
     ]);
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -1047,7 +1047,10 @@ fn cgroup_parent_places_the_container_and_its_limits() {
     if systemd {
         let (code, e) = stderr_of(&d, &["create", "--cgroup-parent", "notaslice", &b]);
         assert_ne!(code, 0);
-        assert!(e.contains("should be a valid slice named as \"xxx.slice\""), "{e}");
+        assert!(
+            e.contains("should be a valid slice named as \"xxx.slice\""),
+            "{e}"
+        );
     }
     let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{parent}"));
     if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {

@@ -178,7 +178,9 @@ pub fn cgroup_of(d: &TestDaemon, container: &str) -> String {
 
 /// The daemon's `CgroupDriver`, as `docker info` shows it.
 pub fn cgroup_driver(d: &TestDaemon) -> String {
-    d.cli_ok(&["info", "-f", "{{.CgroupDriver}}"]).trim().to_string()
+    d.cli_ok(&["info", "-f", "{{.CgroupDriver}}"])
+        .trim()
+        .to_string()
 }
 
 /// A loopback port nothing listens on now.

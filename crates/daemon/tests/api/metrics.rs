@@ -5,8 +5,8 @@ use std::net::TcpListener;
 
 use prometheus_parse::{Scrape, Value};
 
-use crate::{builder, free_port};
 use crate::images::busybox;
+use crate::{builder, free_port};
 
 fn scrape(port: u16) -> Scrape {
     let mut res = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
@@ -18,7 +18,10 @@ fn scrape(port: u16) -> Scrape {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    assert!(ct.contains("openmetrics-text") || ct.contains("text/plain"), "{ct}");
+    assert!(
+        ct.contains("openmetrics-text") || ct.contains("text/plain"),
+        "{ct}"
+    );
     let text = res.body_mut().read_to_string().expect("body");
     Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("a Prometheus text scrape")
 }
@@ -73,7 +76,11 @@ fn metrics_have_dockerds_names_and_move_with_the_work() {
         assert_eq!(now - was, 2.0, "{action}: {was} then {now}");
     }
     assert_eq!(
-        value(&after, "engine_daemon_container_states_containers", &[("state", "running")]),
+        value(
+            &after,
+            "engine_daemon_container_states_containers",
+            &[("state", "running")]
+        ),
         1.0
     );
     assert!(

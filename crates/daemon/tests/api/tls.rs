@@ -48,10 +48,7 @@ impl Pki {
             .expect("tmp");
         let (issuer, ca_pem) = ca("berth test CA");
         let (other, other_pem) = ca("another CA");
-        let files = [
-            ("ca.pem", ca_pem),
-            ("other-ca.pem", other_pem),
-        ];
+        let files = [("ca.pem", ca_pem), ("other-ca.pem", other_pem)];
         for (n, c) in files {
             std::fs::write(dir.path().join(n), c).expect("write");
         }
@@ -124,13 +121,20 @@ async fn tls_verify_admits_signed_clients_only() {
         f
     };
     // A client with a certificate the CA signed.
-    let o = cli(&host, &flags("ca.pem", Some("client")), &["version", "-f", "{{.Server.Os}}"]);
+    let o = cli(
+        &host,
+        &flags("ca.pem", Some("client")),
+        &["version", "-f", "{{.Server.Os}}"],
+    );
     assert!(o.status.success(), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "linux");
     // No certificate, one another CA signed, or plain HTTP: refused.
     for (what, f) in [
         ("no client certificate", flags("ca.pem", None)),
-        ("another CA's certificate", flags("ca.pem", Some("stranger"))),
+        (
+            "another CA's certificate",
+            flags("ca.pem", Some("stranger")),
+        ),
         ("plain HTTP", Vec::new()),
     ] {
         let o = cli(&host, &f, &["version", "-f", "{{.Server.Os}}"]);

@@ -59,7 +59,8 @@ impl Containers {
     /// Where a start of `rec` places its cgroup (the runtime's `cgroupsPath`).
     pub(crate) fn cgroups_path(&self, rec: &Record) -> std::result::Result<String, String> {
         let s = self.cgroup_settings();
-        s.driver.cgroups_path(s.parent_of(&rec.host_config), &rec.id)
+        s.driver
+            .cgroups_path(s.parent_of(&rec.host_config), &rec.id)
     }
 }
 

@@ -114,9 +114,13 @@ pub(crate) fn start(
             if entry.watch.borrow().exits > exits {
                 return;
             }
-            c.health_counts.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            c.health_counts
+                .0
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if code != 0 {
-                c.health_counts.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                c.health_counts
+                    .1
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             let in_start_period = started.elapsed() < start_period;
             let (rec, changed) = {

@@ -303,7 +303,10 @@ impl Containers {
     /// Health checks run and failed so far (for the daemon's metrics).
     pub fn health_checks(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        (self.health_counts.0.load(Relaxed), self.health_counts.1.load(Relaxed))
+        (
+            self.health_counts.0.load(Relaxed),
+            self.health_counts.1.load(Relaxed),
+        )
     }
 
     /// `--restrict-oom-score-adj`.

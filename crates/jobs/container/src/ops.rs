@@ -454,8 +454,8 @@ pub(crate) async fn update(job: Job, c: Arc<Containers>) -> Result<Reply> {
             cg.update(&limits)
         })
         .await
-            .map_err(sys)?
-            .map_err(|e| ApiError::system(format!("Cannot update container {}: {e}", rec.id)))?;
+        .map_err(sys)?
+        .map_err(|e| ApiError::system(format!("Cannot update container {}: {e}", rec.id)))?;
     }
     let rec = {
         let mut r = entry.record.lock().unwrap_or_else(|p| p.into_inner());

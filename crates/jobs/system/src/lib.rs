@@ -155,7 +155,9 @@ pub fn register(engine: &Engine, system: Arc<System>) {
     });
     engine.register(names::system::EVENTS, events::events);
     let s = system.clone();
-    engine.register(names::system::METRICS, move |job: Job| metrics::metrics(job, s.clone()));
+    engine.register(names::system::METRICS, move |job: Job| {
+        metrics::metrics(job, s.clone())
+    });
     engine.register(names::system::SWARM_LEAVE, |_job: Job| async move {
         Err::<Reply, _>(ApiError::unavailable("This node is not part of a swarm"))
     });

@@ -156,7 +156,8 @@ impl Runtime for Youki {
         })
         .map_err(|e| format!("creating the container: {e}"))?;
         if let Some(d) = deferred {
-            let dir = Path::new("/sys/fs/cgroup").join(berth_runtime::cgpath::dir_of(&cgroups_path));
+            let dir =
+                Path::new("/sys/fs/cgroup").join(berth_runtime::cgpath::dir_of(&cgroups_path));
             let unit = berth_runtime::cgpath::unit_of(&cgroups_path).unwrap_or_default();
             if let Err(e) = d.apply(&unit, &dir) {
                 // The created container holds the scope: it goes with it.
@@ -571,8 +572,8 @@ impl Runtime for Runc {
         let _ = std::fs::remove_file(&pid_file);
         self.bundle = Some(bundle.to_path_buf());
         // Only create needs the driver: runc keeps it in the container's state.
-        self.systemd = super::cgroup_of(bundle)
-            .is_some_and(|p| berth_runtime::cgpath::is_systemd_path(&p));
+        self.systemd =
+            super::cgroup_of(bundle).is_some_and(|p| berth_runtime::cgpath::is_systemd_path(&p));
         self.run(
             &bundle.join("runc.log"),
             "create",

@@ -35,7 +35,9 @@ pub fn take(spec: &mut Value) -> Result<Deferred, String> {
         });
     };
     let devices = match res.remove("devices") {
-        Some(d) => serde_json::from_value(d).map_err(|e| format!("the spec's device rules: {e}"))?,
+        Some(d) => {
+            serde_json::from_value(d).map_err(|e| format!("the spec's device rules: {e}"))?
+        }
         None => Vec::new(),
     };
     let mut files = Vec::new();
@@ -48,10 +50,8 @@ pub fn take(spec: &mut Value) -> Result<Deferred, String> {
     }
     if let Some(unified) = res.remove("unified").and_then(|u| u.as_object().cloned()) {
         for (k, v) in unified {
-            if let (Some(file), Some(v)) = (
-                ["io.weight"].into_iter().find(|f| *f == k),
-                v.as_str(),
-            ) {
+            if let (Some(file), Some(v)) = (["io.weight"].into_iter().find(|f| *f == k), v.as_str())
+            {
                 files.push((file, v.to_string()));
             }
         }
