@@ -63,13 +63,18 @@ pub fn properties(l: &Limits) -> Vec<String> {
 /// Sets them on `unit` for its life (`--runtime`: gone with the transient unit).
 /// Blocking.
 pub fn set(unit: &str, l: &Limits) -> std::io::Result<()> {
-    let props = properties(l);
+    set_properties(unit, &properties(l))
+}
+
+/// `systemctl set-property --runtime UNIT PROPS…` (nothing when there are none).
+/// Blocking.
+pub fn set_properties(unit: &str, props: &[String]) -> std::io::Result<()> {
     if props.is_empty() {
         return Ok(());
     }
     let out = Command::new("systemctl")
         .args(["set-property", "--runtime", unit])
-        .args(&props)
+        .args(props)
         .output()?;
     if out.status.success() {
         return Ok(());

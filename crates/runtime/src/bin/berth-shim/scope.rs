@@ -78,19 +78,7 @@ impl Deferred {
             .iter()
             .filter_map(|(f, v)| property(f).map(|p| format!("{p}={v}")))
             .collect();
-        if !props.is_empty() {
-            let out = std::process::Command::new("systemctl")
-                .args(["set-property", "--runtime", unit])
-                .args(&props)
-                .output()
-                .map_err(|e| format!("systemctl: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "systemctl set-property {unit}: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-        }
+        berth_runtime::unitprops::set_properties(unit, &props).map_err(|e| e.to_string())?;
         for (file, value) in &self.files {
             let p = dir.join(file);
             std::fs::write(&p, value).map_err(|e| format!("{}: {e}", p.display()))?;
