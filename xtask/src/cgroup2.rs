@@ -74,14 +74,9 @@ pub fn run(args: &[String]) -> Result {
         [flag, script] if flag == "--sh" => (Vec::new(), script.clone()),
         [flag, rest @ ..] if flag == "--bench" => {
             crate::build_release()?;
-            // The guest's cargo only checks that the build is fresh.
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let bin = Path::new(&cargo)
-                .parent()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
+            // The guest runs the release binaries built here, without cargo.
             let script = format!(
-                "cd '{}' && PATH='{bin}':\"$PATH\" CARGO='{cargo}' '{}' bench {}",
+                "cd '{}' && BERTH_PREBUILT=1 '{}' bench {}",
                 root().display(),
                 xtask.display(),
                 rest.join(" ")
