@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod filters;
 pub mod ids;
+pub mod jobs;
 pub mod network;
 pub mod stdcopy;
 pub mod system;

@@ -6,6 +6,7 @@
 
 pub mod config;
 mod identity;
+pub mod jobscli;
 mod listen;
 mod lock;
 mod report;

@@ -107,6 +107,27 @@ impl Args {
         }
     }
 
+    /// The parameters as `GET /berth/jobs` shows them: build arguments and
+    /// anything named like a credential replaced, headers (where registry
+    /// credentials travel) and the body left out.
+    pub fn public_params(&self) -> BTreeMap<String, Vec<String>> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let lower = k.to_ascii_lowercase();
+                let secret = ["buildargs", "auth", "password", "secret", "token"]
+                    .iter()
+                    .any(|s| lower.contains(s));
+                let v = if secret {
+                    vec!["<redacted>".to_string(); v.len()]
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
     /// The whole body as bytes (empty if there was none).
     pub fn body_bytes(&self) -> &[u8] {
         match &self.body {

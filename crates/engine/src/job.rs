@@ -7,23 +7,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::reply::{BoxedIo, Reply, ReplyBody, StreamKind, StreamWriter};
-use crate::{Args, Engine, EventBus};
+use crate::{Args, Engine, EventBus, ProgressReporter};
 
 /// How a job is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobStatus {
     Running,
+    /// Asked to stop (`DELETE /berth/jobs/{id}`), not ended yet.
+    Cancelling,
     Done,
     Failed(String),
     Cancelled,
-}
-
-/// What the engine's job table shows about a running job.
-#[derive(Debug, Clone)]
-pub struct JobInfo {
-    pub id: u64,
-    pub name: String,
-    pub status: JobStatus,
 }
 
 /// Where a job's reply goes. Shared between the job and the engine task that runs it,
@@ -101,6 +95,7 @@ pub struct Job {
     cancel: CancellationToken,
     out: OutputHandle,
     engine: Engine,
+    progress: ProgressReporter,
 }
 
 impl Job {
@@ -111,6 +106,7 @@ impl Job {
         cancel: CancellationToken,
         reply: oneshot::Sender<Reply>,
         engine: Engine,
+        progress: ProgressReporter,
     ) -> Job {
         let out = OutputHandle {
             inner: Arc::new(Mutex::new(Output {
@@ -125,6 +121,7 @@ impl Job {
             cancel,
             out,
             engine,
+            progress,
         }
     }
 
@@ -135,6 +132,11 @@ impl Job {
     /// The engine running this job, to publish events or call other jobs.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where the job says how far it has come (`GET /berth/jobs` shows it).
+    pub fn progress(&self) -> ProgressReporter {
+        self.progress.clone()
     }
 
     pub fn events(&self) -> &EventBus {

@@ -12,11 +12,13 @@ mod events;
 mod job;
 pub mod names;
 mod reply;
+mod table;
 
 pub use args::{Args, Body, BodyStream};
 pub use events::{EventBus, EventSubscription};
-pub use job::{Job, JobInfo, JobStatus};
+pub use job::{Job, JobStatus};
 pub use reply::{BoxedIo, Reply, ReplyBody, StreamKind, StreamWriter};
+pub use table::{JobInfo, JobProgress, ProgressReporter};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,7 +48,7 @@ pub struct Engine {
 struct Inner {
     /// Each handler, and whether it is quick (see [`Engine::register_quick`]).
     handlers: RwLock<HashMap<String, (Handler, bool)>>,
-    jobs: Mutex<HashMap<u64, JobInfo>>,
+    jobs: table::JobTable,
     next_id: AtomicU64,
     events: EventBus,
     shutdown: CancellationToken,
@@ -82,7 +84,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 handlers: RwLock::new(HashMap::new()),
-                jobs: Mutex::new(HashMap::new()),
+                jobs: table::JobTable::default(),
                 next_id: AtomicU64::new(1),
                 events: EventBus::new(),
                 shutdown: CancellationToken::new(),
@@ -150,12 +152,21 @@ impl Engine {
         self.inner.shutdown.clone()
     }
 
-    /// The jobs that are running now.
+    /// The jobs that are running now (quick jobs are never listed).
     pub fn jobs(&self) -> Vec<JobInfo> {
-        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<JobInfo> = jobs.values().cloned().collect();
-        v.sort_by_key(|j| j.id);
-        v
+        self.inner.jobs.list()
+    }
+
+    /// The running job `id`.
+    pub fn job(&self, id: u64) -> Option<JobInfo> {
+        self.inner.jobs.get(id)
+    }
+
+    /// Cancels the running job `id`, as if its client had gone, and waits up to
+    /// `wait` for it to end. `None` if no such job runs; else the job as it was
+    /// when cancelled and whether it has ended.
+    pub async fn cancel_job(&self, id: u64, wait: Duration) -> Option<(JobInfo, bool)> {
+        self.inner.jobs.cancel(id, wait).await
     }
 
     /// Starts the job `name` with `args` on its own task.
@@ -187,11 +198,15 @@ impl Engine {
         } else {
             tracing::info_span!("job", job = name, id)
         };
-        let job = Job::new(id, name, args, cancel.clone(), tx, self.clone());
+        let progress = if quick {
+            ProgressReporter::default()
+        } else {
+            self.inner
+                .jobs
+                .insert(id, name, args.public_params(), cancel.clone())
+        };
+        let job = Job::new(id, name, args, cancel.clone(), tx, self.clone(), progress);
         let out = job.output_handle();
-        if !quick {
-            self.set_status(id, name, JobStatus::Running);
-        }
         let engine = self.clone();
         let observer = self
             .inner
@@ -217,7 +232,7 @@ impl Engine {
                 );
             }
             if !quick {
-                engine.finish(id);
+                engine.inner.jobs.remove(id);
             }
         }
         .instrument(span);
@@ -252,26 +267,6 @@ impl Engine {
         // The caller holds the reply (maybe a stream); the job ends with it, not with us.
         d.guard.disarm();
         Ok(reply)
-    }
-
-    fn set_status(&self, id: u64, name: &str, status: JobStatus) {
-        let mut jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        jobs.insert(
-            id,
-            JobInfo {
-                id,
-                name: name.to_string(),
-                status,
-            },
-        );
-    }
-
-    fn finish(&self, id: u64) {
-        self.inner
-            .jobs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
     }
 
     /// Registers a hook to run at shutdown; hooks run in reverse order of registration.

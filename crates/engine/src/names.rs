@@ -87,3 +87,10 @@ pub mod volume {
     pub const LIST: &str = "volume.list";
     pub const PRUNE: &str = "volume.prune";
 }
+
+/// Berth's own `/berth/jobs`.
+pub mod jobs {
+    pub const CANCEL: &str = "jobs.cancel";
+    pub const INSPECT: &str = "jobs.inspect";
+    pub const LIST: &str = "jobs.list";
+}

@@ -242,3 +242,63 @@ fn jobs_run_on_the_engines_runtime_whoever_dispatches_them() {
     // A job runs where the engine lives; a quick one answers on the caller's thread.
     assert_eq!(seen, ["engine-worker", "server"]);
 }
+
+#[tokio::test]
+async fn the_job_table_shows_args_progress_and_cancels_by_id() {
+    let e = Engine::new();
+    e.register("pull", |job: Job| async move {
+        job.progress().set(crate::JobProgress {
+            message: "Downloading".into(),
+            current: Some(5),
+            total: Some(10),
+        });
+        job.cancelled().await;
+        // Some clean-up before it ends, as a pull removing its staging.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(ApiError::cancelled())
+    });
+    let a = args()
+        .param("fromImage", "busybox")
+        .param("buildargs", "{\"TOKEN\":\"s3cret\"}")
+        .param("X-Registry-Auth", "abc");
+    let d = e.dispatch("pull", a).expect("dispatch");
+    let id = d.id;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        let info = e.job(id).expect("listed");
+        if info.progress.is_some() || std::time::Instant::now() > deadline {
+            break info;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(info.name, "pull");
+    assert_eq!(info.status, JobStatus::Running);
+    assert_eq!(info.args["fromImage"], vec!["busybox".to_string()]);
+    assert_eq!(info.args["buildargs"], vec!["<redacted>".to_string()]);
+    assert_eq!(info.args["X-Registry-Auth"], vec!["<redacted>".to_string()]);
+    assert_eq!(info.progress.as_ref().and_then(|p| p.current), Some(5));
+
+    let (was, ended) = e
+        .cancel_job(id, Duration::from_secs(5))
+        .await
+        .expect("found");
+    assert_eq!(was.status, JobStatus::Cancelling);
+    assert!(ended, "cancel waits for the job's end");
+    assert!(e.job(id).is_none());
+    let r = d.reply.await.expect("reply");
+    assert_eq!(r.status, ApiError::cancelled().status_code());
+    assert!(e.cancel_job(id, Duration::from_secs(1)).await.is_none());
+
+    // One that ignores its cancellation: cancel answers when the wait is over.
+    e.register("stubborn", |_job: Job| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(Reply::empty(204))
+    });
+    let d = e.dispatch("stubborn", args()).expect("dispatch");
+    let (_, ended) = e
+        .cancel_job(d.id, Duration::from_millis(20))
+        .await
+        .expect("found");
+    assert!(!ended);
+    assert_eq!(e.job(d.id).map(|j| j.status), Some(JobStatus::Cancelling));
+}

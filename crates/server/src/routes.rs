@@ -19,6 +19,14 @@ pub fn system() -> Vec<Route> {
         r(Method::GET, "/info", names::system::INFO, None),
         r(Method::GET, "/events", names::system::EVENTS, None),
         r(Method::GET, "/system/df", names::system::DF, None),
+        r(Method::GET, "/berth/jobs", names::jobs::LIST, None),
+        r(Method::GET, "/berth/jobs/{id}", names::jobs::INSPECT, None),
+        r(
+            Method::DELETE,
+            "/berth/jobs/{id}",
+            names::jobs::CANCEL,
+            None,
+        ),
         r(
             Method::POST,
             "/swarm/leave",

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod dockerd;
 pub mod registry;
+pub mod slowproxy;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

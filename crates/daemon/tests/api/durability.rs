@@ -28,7 +28,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 /// An image of busybox and four layers of random data (~40 MB), so a pull takes a
 /// while; pushed to a registry of the test's own.
-fn big_image(parent: &std::path::Path) -> (Registry, String) {
+pub(crate) fn big_image(parent: &std::path::Path) -> (Registry, String) {
     let reg = Registry::start(parent).expect("registry");
     let mut layers = vec![layer(
         "bin/busybox",

@@ -15,6 +15,7 @@ mod events;
 mod exec;
 mod host;
 mod images;
+mod jobs;
 mod lifecycle;
 mod links;
 mod metrics;

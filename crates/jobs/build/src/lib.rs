@@ -220,6 +220,7 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
     let out = Out::new(
         job.stream("application/json", StreamKind::JsonMessages)?,
         opts.quiet,
+        job.progress(),
     );
     let tmp = Arc::new(Mutex::new(Vec::new()));
     let calls = calls::Calls {

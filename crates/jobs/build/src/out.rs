@@ -3,7 +3,7 @@
 //! pull progress as the pull job writes it, an `errorDetail` last on failure).
 //! With `q=1` only the image ID is written.
 
-use berth_engine::StreamWriter;
+use berth_engine::{JobProgress, ProgressReporter, StreamWriter};
 use serde_json::json;
 
 use crate::error::{BuildError, Result};
@@ -11,6 +11,7 @@ use crate::error::{BuildError, Result};
 pub struct Out {
     w: StreamWriter,
     quiet: bool,
+    job: ProgressReporter,
 }
 
 fn gone(_: berth_api::ApiError) -> BuildError {
@@ -18,8 +19,19 @@ fn gone(_: berth_api::ApiError) -> BuildError {
 }
 
 impl Out {
-    pub fn new(w: StreamWriter, quiet: bool) -> Out {
-        Out { w, quiet }
+    pub fn new(w: StreamWriter, quiet: bool, job: ProgressReporter) -> Out {
+        Out { w, quiet, job }
+    }
+
+    /// `Step i/N : …`, to the client (unless quiet) and to the job table.
+    pub async fn step(&self, step: usize, total: usize, original: &str) -> Result<()> {
+        self.job.set(JobProgress {
+            message: format!("Step {step}/{total} : {original}"),
+            current: Some(step as u64),
+            total: Some(total as u64),
+        });
+        self.text(format!("Step {step}/{total} : {original}\n"))
+            .await
     }
 
     async fn send(&self, v: serde_json::Value) -> Result<()> {

@@ -143,12 +143,7 @@ impl Build<'_> {
             return Err(BuildError::Cancelled);
         }
         self.step += 1;
-        self.out
-            .text(format!(
-                "Step {}/{} : {}\n",
-                self.step, self.total, i.original
-            ))
-            .await
+        self.out.step(self.step, self.total, &i.original).await
     }
 
     pub(crate) fn arg_value(&self, name: &str, default: Option<String>) -> Option<String> {

@@ -328,7 +328,10 @@ pub(crate) async fn load(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let graph = images.graph.clone();
     // The answer starts at once, as dockerd's: what goes wrong from here on is an
     // error message in the stream (docker-py raises ImageLoadError for it).
-    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
+    let out = Progress::new(
+        job.stream("application/json", StreamKind::JsonMessages)?,
+        job.progress(),
+    );
     // The archive is unpacked whole first: manifest.json may come after the blobs.
     let loaded = tokio::task::spawn_blocking(move || -> Result<Vec<(Digest, Vec<Reference>)>> {
         let staging = graph.staging().map_err(api_err)?;
@@ -489,7 +492,10 @@ pub(crate) async fn import(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         Ok(id)
     })
     .await?;
-    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
+    let out = Progress::new(
+        job.stream("application/json", StreamKind::JsonMessages)?,
+        job.progress(),
+    );
     out.status(id.as_str()).await?;
     crate::event(
         &job,

@@ -1,13 +1,20 @@
 //! Docker's JSON progress messages, as `docker pull`/`push`/`load` print them.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use berth_api::Result;
-use berth_engine::StreamWriter;
+use berth_engine::{JobProgress, ProgressReporter, StreamWriter};
 use serde_json::json;
 
-/// Writes JSON messages, `\r\n`-terminated as dockerd's stream formatter does.
+/// Writes JSON messages, `\r\n`-terminated as dockerd's stream formatter does,
+/// and tells the job table the sum of the layers' progress.
 #[derive(Clone)]
 pub struct Progress {
     w: StreamWriter,
+    job: ProgressReporter,
+    /// Each layer's (current, total) as last reported.
+    layers: Arc<Mutex<BTreeMap<String, (u64, u64)>>>,
 }
 
 /// Docker's decimal size units (`units.HumanSize`).
@@ -52,8 +59,43 @@ pub fn bar(current: u64, total: u64) -> String {
 }
 
 impl Progress {
-    pub fn new(w: StreamWriter) -> Progress {
-        Progress { w }
+    pub fn new(w: StreamWriter, job: ProgressReporter) -> Progress {
+        Progress {
+            w,
+            job,
+            layers: Arc::default(),
+        }
+    }
+
+    /// Records a layer's progress and gives the job table the totals.
+    fn report(&self, id: &str, status: &str, current: Option<u64>, total: Option<u64>) {
+        let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+        match (current, total) {
+            (Some(c), Some(t)) => {
+                layers.insert(id.to_string(), (c, t));
+            }
+            _ => {
+                // A finished layer counts whole.
+                if let Some(l) = layers.get_mut(id) {
+                    if matches!(status, "Pull complete" | "Pushed" | "Download complete") {
+                        l.0 = l.1;
+                    }
+                }
+            }
+        }
+        let (c, t) = layers
+            .values()
+            .fold((0, 0), |(c, t), (lc, lt)| (c + lc, t + lt));
+        let (current, total) = if layers.is_empty() {
+            (None, None)
+        } else {
+            (Some(c), Some(t))
+        };
+        self.job.set(JobProgress {
+            message: format!("{id}: {status}"),
+            current,
+            total,
+        });
     }
 
     async fn send(&self, v: serde_json::Value) -> Result<()> {
@@ -69,12 +111,14 @@ impl Progress {
 
     /// A status line for an ID (a layer or a tag).
     pub async fn id(&self, id: &str, status: &str) -> Result<()> {
+        self.report(id, status, None, None);
         self.send(json!({ "status": status, "progressDetail": {}, "id": id }))
             .await
     }
 
     /// A progress line with a bar.
     pub async fn bytes(&self, id: &str, status: &str, current: u64, total: u64) -> Result<()> {
+        self.report(id, status, Some(current), Some(total));
         self.send(json!({
             "status": status,
             "progressDetail": { "current": current, "total": total },

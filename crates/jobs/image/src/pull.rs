@@ -82,7 +82,10 @@ pub(crate) async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
             resolved.layers.len()
         )));
     }
-    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
+    let out = Progress::new(
+        job.stream("application/json", StreamKind::JsonMessages)?,
+        job.progress(),
+    );
     let label = r
         .tag
         .clone()

@@ -214,7 +214,10 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     let auth = auth_of(&job)?;
     let target = remote(&r);
     let session = Arc::new(images.registry.session(&target, &auth));
-    let out = Progress::new(job.stream("application/json", StreamKind::JsonMessages)?);
+    let out = Progress::new(
+        job.stream("application/json", StreamKind::JsonMessages)?,
+        job.progress(),
+    );
     out.status(&format!("The push refers to repository [{}]", r.name()))
         .await?;
     for c in rec.chain_ids.iter().rev() {

@@ -1,4 +1,5 @@
-//! The system job family: `/_ping`, `/version`, `/info`, `/events`, `/system/df`.
+//! The system job family: `/_ping`, `/version`, `/info`, `/events`, `/system/df`,
+//! `/metrics` and Berth's own `/berth/jobs`.
 //!
 //! What the daemon knows about itself (its ID, name, data root, labels) is in
 //! [`SystemConfig`]; host facts are read from the kernel when asked; counts of
@@ -8,6 +9,7 @@
 mod events;
 mod host;
 mod info;
+mod jobs;
 mod metrics;
 
 use berth_engine::names;
@@ -158,6 +160,7 @@ pub fn register(engine: &Engine, system: Arc<System>) {
     engine.register(names::system::METRICS, move |job: Job| {
         metrics::metrics(job, s.clone())
     });
+    jobs::register(engine);
     engine.register(names::system::SWARM_LEAVE, |_job: Job| async move {
         Err::<Reply, _>(ApiError::unavailable("This node is not part of a swarm"))
     });
