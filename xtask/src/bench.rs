@@ -3,7 +3,7 @@
 //! Starts a release `berthd` on temp dirs (or uses `--berth`), a registry on loopback
 //! with the bench images, and runs each workload on Berth and on `--against`,
 //! alternating runs so that noise hits both. Prints a table of medians, spreads and
-//! ratios; `--json FILE` writes the numbers too. Workloads (`--only NAME`):
+//! ratios; `--json FILE` writes the numbers too. Workloads (`--only NAME[,NAME…]`):
 //! - `run`: `docker run --rm busybox true` through the CLI, sequential; `cli`: the
 //!   CLI's own floor, `docker version`.
 //! - `api`: create, start, wait, delete over the API without the CLI.
@@ -120,7 +120,11 @@ pub fn bench(args: &[String]) -> Result {
     let other = o.against.as_deref();
     let reg = Registry::start(&root().join("target"))?;
     let mut rows: Vec<Row> = Vec::new();
-    let wanted = |name: &str| o.only.as_deref().is_none_or(|w| w == name);
+    let wanted = |name: &str| {
+        o.only
+            .as_deref()
+            .is_none_or(|w| w.split(',').any(|w| w == name))
+    };
     let runs = o.runs;
     let mut hosts = vec![berth.as_str()];
     hosts.extend(other);

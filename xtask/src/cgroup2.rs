@@ -56,6 +56,14 @@ const STAGE1_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay"]
 /// everything there some ten times slower than here.
 const TIMEOUT: Duration = Duration::from_secs(40 * 60);
 
+/// Starts Debian's dockerd in the machine on its own socket and data root
+/// (its defaults otherwise: the cgroupfs driver, docker0, iptables).
+const DOCKERD_IN_GUEST: &str = "mkdir -p /tmp/dockerd && \
+dockerd -H unix:///tmp/dockerd/d.sock --data-root /tmp/dockerd/data \
+  --exec-root /tmp/dockerd/exec --pidfile /tmp/dockerd/pid >/tmp/dockerd/log 2>&1 &
+for i in $(seq 120); do [ -S /tmp/dockerd/d.sock ] && break; sleep 1; done
+";
+
 pub fn run(args: &[String]) -> Result {
     crate::packages::ensure(PACKAGES)?;
     crate::packages::ensure(crate::packages::TEST)?;
@@ -74,12 +82,23 @@ pub fn run(args: &[String]) -> Result {
         [flag, script] if flag == "--sh" => (Vec::new(), script.clone()),
         [flag, rest @ ..] if flag == "--bench" => {
             crate::build_release()?;
-            // The guest runs the release binaries built here, without cargo.
+            // The guest runs the release binaries built here, without cargo,
+            // against Debian's dockerd started inside (unless told otherwise).
+            let against = if rest.iter().any(|a| a == "--against") {
+                String::new()
+            } else {
+                DOCKERD_IN_GUEST.to_string()
+            };
             let script = format!(
-                "cd '{}' && BERTH_PREBUILT=1 '{}' bench {}",
+                "{against}cd '{}' && BERTH_PREBUILT=1 '{}' bench {}{}",
                 root().display(),
                 xtask.display(),
-                rest.join(" ")
+                rest.join(" "),
+                if against.is_empty() {
+                    ""
+                } else {
+                    " --against unix:///tmp/dockerd/d.sock"
+                }
             );
             (Vec::new(), script)
         }
