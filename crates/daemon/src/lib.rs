@@ -9,6 +9,7 @@ mod identity;
 pub mod jobscli;
 mod listen;
 mod lock;
+mod reload;
 mod report;
 
 use std::path::Path;
@@ -92,22 +93,30 @@ fn tune_malloc() {
 }
 
 fn init_tracing(cfg: &Config) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cfg.tracing_level()));
-    use std::io::IsTerminal;
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // Reloadable: SIGHUP may switch `debug`.
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = reload::LOG_FILTER.set(handle);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // `--log-format json`: one JSON object a line, each with its job's span
     // (name and id), for log shippers.
-    let _ = if cfg.log_format == "json" {
+    let fmt = if cfg.log_format == "json" {
         fmt.json()
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .boxed()
     } else {
-        fmt.with_ansi(std::io::stderr().is_terminal()).try_init()
+        fmt.with_ansi(std::io::stderr().is_terminal()).boxed()
     };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .try_init();
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), String> {
@@ -121,7 +130,7 @@ fn create_dir(path: &Path, mode: u32) -> Result<(), String> {
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }
 
-async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String> {
+async fn run(mut cfg: Config, mut activated: listen::Activated) -> Result<(), String> {
     // Configuration: directories, the one-daemon-per-data-root lock, the daemon's ID.
     create_dir(&cfg.data_root, 0o711)?;
     create_dir(&cfg.exec_root, 0o700)?;
@@ -212,16 +221,8 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
         labels: cfg.labels.clone(),
         live_restore: cfg.live_restore,
         insecure_registries: cfg.insecure_registries.clone(),
-        runtimes: std::iter::once((
-            berth_jobs_container::BUILTIN_RUNTIME.to_string(),
-            "berth-shim".to_string(),
-        ))
-        .chain(
-            cfg.runtimes
-                .iter()
-                .map(|(n, p)| (n.clone(), p.display().to_string())),
-        )
-        .collect(),
+        registry_mirrors: reload::normalised_mirrors(&cfg),
+        runtimes: reload::info_runtimes(&cfg),
         default_runtime: cfg.default_runtime.clone(),
         seccomp_profile: match cfg.seccomp_profile.as_deref() {
             None | Some("") | Some("default") => "builtin".into(),
@@ -240,13 +241,14 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
         .await
         .map_err(|e| format!("opening the image graph: {e}"))?
         .map_err(|e| format!("opening the image graph: {e}"))?;
-    let registry = berth_registry::Client::new(berth_registry::Config {
-        insecure: cfg.insecure_registries.clone(),
-        max_concurrent_downloads: cfg.max_concurrent_downloads,
-        max_concurrent_uploads: cfg.max_concurrent_uploads,
-    });
+    let registry = berth_registry::Client::new(reload::registry_config(&cfg));
     let graph = Arc::new(graph);
     let images = berth_jobs_image::Images::new(graph.clone(), Arc::new(registry));
+    images.set_limits(
+        cfg.max_concurrent_downloads,
+        cfg.max_concurrent_uploads,
+        cfg.max_download_attempts,
+    );
     berth_jobs_image::register(&engine, images.clone());
     system.add_reporter(Arc::new(report::ImageReport(images.clone())));
 
@@ -261,10 +263,7 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     let shim = std::path::PathBuf::from(sealed.get_program());
     let (g, d, e) = (graph.clone(), cfg.data_root.clone(), cfg.exec_root.clone());
     let seccomp = default_seccomp(cfg.seccomp_profile.as_deref())?;
-    let runtimes = berth_jobs_container::Runtimes {
-        default: cfg.default_runtime.clone(),
-        binaries: cfg.runtimes.clone(),
-    };
+    let runtimes = reload::runtimes(&cfg);
     let logs = berth_jobs_container::LogConfig::new(&cfg.log_driver, cfg.log_opts.clone())
         .map_err(|e| format!("failed to initialize logging driver: {}", e.message))?;
     let containers = tokio::task::spawn_blocking(move || {
@@ -274,6 +273,7 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     .map_err(|e| format!("opening containers: {e}"))?
     .map_err(|e| format!("opening containers: {}", e.message))?;
     containers.restrict_oom_score_adj(cfg.restrict_oom_score_adj);
+    containers.set_default_shm_size(cfg.default_shm_size);
     let mut cgroups = berth_jobs_container::CgroupSettings {
         driver: cgroup_driver,
         parent: cfg.cgroup_parent.clone().unwrap_or_default(),
@@ -374,6 +374,12 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     };
     // Type=notify: the service is up once the API answers.
     listen::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    let reloadable = reload::Targets {
+        engine: engine.clone(),
+        system: system.clone(),
+        images: images.clone(),
+        containers: containers.clone(),
+    };
 
     loop {
         tokio::select! {
@@ -381,7 +387,7 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
             _ = sigint.recv() => { tracing::info!("SIGINT: shutting down"); break; }
             _ = sighup.recv() => {
                 listen::notify("RELOADING=1");
-                reload(&cfg, &engine, &system);
+                reload::reload(&mut cfg, &reloadable);
                 listen::notify("READY=1");
             }
         }
@@ -391,7 +397,19 @@ async fn run(cfg: Config, mut activated: listen::Activated) -> Result<(), String
     stop.cancel();
     if !cfg.live_restore {
         tracing::info!("stopping containers (live restore is off)");
-        containers.stop_all().await;
+        // `--shutdown-timeout`: how long they get, as dockerd; what still runs
+        // then is left to its shim.
+        match containers.shutdown_wait(cfg.shutdown_timeout) {
+            Some(wait) => {
+                if tokio::time::timeout(wait, containers.stop_all())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(?wait, "containers did not stop within the shutdown timeout");
+                }
+            }
+            None => containers.stop_all().await,
+        }
     }
     engine.shutdown(JOB_GRACE).await;
     networks.shutdown().await;
@@ -422,16 +440,6 @@ fn seal(program: &[u8]) -> Result<pentacle::SealedCommand, String> {
             }
             Err(e) => return Err(format!("sealing the shim: {e}")),
         }
-    }
-}
-
-fn reload(cfg: &Config, engine: &Engine, system: &Arc<System>) {
-    match cfg.reload_file() {
-        Ok((debug_mode, labels)) => {
-            tracing::info!(debug = debug_mode, labels = ?labels, "configuration reloaded");
-            system.reload(engine, debug_mode, labels);
-        }
-        Err(e) => tracing::error!(error = %e, "configuration reload failed; keeping the old one"),
     }
 }
 

@@ -102,3 +102,23 @@ impl Write for ChanWriter {
         Ok(())
     }
 }
+
+/// Passes the chunks a blocking writer makes ([`ChanWriter`]) to a streamed
+/// reply until they end. A cancelled job (its client gone, or
+/// `DELETE /berth/jobs/{id}`) stops it: dropping the channel makes the
+/// writer's next write fail, so the blocking side ends too.
+pub async fn forward(
+    cancel: &tokio_util::sync::CancellationToken,
+    mut rx: mpsc::Receiver<Bytes>,
+    out: &crate::StreamWriter,
+) -> berth_api::Result<()> {
+    loop {
+        tokio::select! {
+            chunk = rx.recv() => match chunk {
+                Some(c) => out.send(c).await?,
+                None => return Ok(()),
+            },
+            _ = cancel.cancelled() => return Err(berth_api::ApiError::cancelled()),
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! blob's digest and size while it streams, and retrying transient failures.
 
 mod manifest;
+mod mirrors;
 mod verify;
 
 use std::net::IpAddr;
@@ -19,6 +20,7 @@ pub use oci_client::Reference as RemoteRef;
 use serde::Deserialize;
 
 pub use manifest::{Descriptor, Platform, Resolved};
+pub use mirrors::validate_mirror;
 pub use verify::Verified;
 
 /// Registry errors, with Docker's wording where clients look for it.
@@ -143,6 +145,8 @@ pub struct Config {
     pub insecure: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    /// `--registry-mirror` URLs for Hub, checked by [`validate_mirror`].
+    pub mirrors: Vec<String>,
 }
 
 /// The registry client.
@@ -151,7 +155,8 @@ pub struct Client {
     http: oci_client::Client,
     /// For the one request oci-client has no call for: a credential check on `/v2/`.
     plain: reqwest::Client,
-    config: Config,
+    /// Replaced whole by a configuration reload.
+    config: std::sync::RwLock<Config>,
 }
 
 fn oci_config(protocol: ClientProtocol) -> ClientConfig {
@@ -178,24 +183,48 @@ impl Client {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .unwrap_or_default(),
-            config,
+            config: std::sync::RwLock::new(config),
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A reload's new insecure registries and mirrors; sessions made from now on
+    /// use them.
+    pub fn set_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Where to look for `r`: for a Hub name each mirror in turn, then Hub.
+    pub fn endpoints(&self, r: &RemoteRef) -> Vec<RemoteRef> {
+        mirrors::endpoints(&self.config().mirrors, r)
     }
 
     /// Whether `host` (`name[:port]`) is spoken to over plain HTTP: loopback always,
-    /// plus `--insecure-registry` hosts and CIDRs, as dockerd.
+    /// plus `--insecure-registry` hosts and CIDRs, as dockerd, and mirrors given
+    /// as `http://`.
     pub fn is_insecure(&self, host: &str) -> bool {
+        let config = self.config();
+        if config
+            .mirrors
+            .iter()
+            .filter_map(|m| mirrors::host_of(m))
+            .any(|(h, plain)| plain && h == host)
+        {
+            return true;
+        }
         let name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let ip: Option<IpAddr> = name.parse().ok();
         if name == "localhost" || ip.is_some_and(|i| i.is_loopback()) {
             return true;
         }
-        self.config.insecure.iter().any(|entry| {
+        config.insecure.iter().any(|entry| {
             if entry == host || entry == name {
                 return true;
             }

@@ -125,7 +125,7 @@ mod tests {
         for bad in ["kubepods", "/system.slice", ".slice", "a/b.slice"] {
             assert!(
                 d.cgroups_path(bad, "abc")
-                    .unwrap_err()
+                    .expect_err("refused")
                     .contains("valid slice"),
                 "{bad}"
             );
@@ -137,11 +137,11 @@ mod tests {
         assert_eq!(Driver::parse("systemd"), Ok(Driver::Systemd));
         assert_eq!(Driver::parse("cgroupfs"), Ok(Driver::Cgroupfs));
         assert_eq!(
-            Driver::parse("foo").unwrap_err(),
+            Driver::parse("foo").expect_err("refused"),
             "native.cgroupdriver option foo not supported"
         );
         assert!(Driver::parse("none")
-            .unwrap_err()
+            .expect_err("refused")
             .contains("internally used"));
     }
 }

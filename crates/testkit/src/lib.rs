@@ -74,9 +74,16 @@ pub struct Builder {
     dir: Option<tempfile::TempDir>,
     netns: Option<PathBuf>,
     activated: bool,
+    envs: Vec<(String, String)>,
 }
 
 impl Builder {
+    /// An environment variable for `berthd` (kept across restarts).
+    pub fn env(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+
     /// Starts the daemon through `systemd-socket-activate`, which binds its
     /// socket and passes it (`-H fd://`), with `NOTIFY_SOCKET` set to
     /// [`TestDaemon::notify_socket`].
@@ -135,6 +142,7 @@ impl Builder {
             bin: self.bin,
             netns: self.netns,
             activated: self.activated,
+            envs: self.envs,
             args,
             dir: Some(dir),
             exit: None,
@@ -177,6 +185,7 @@ pub struct TestDaemon {
     bin: PathBuf,
     netns: Option<PathBuf>,
     activated: bool,
+    envs: Vec<(String, String)>,
     args: Vec<String>,
     dir: Option<tempfile::TempDir>,
     exit: Option<ExitStatus>,
@@ -190,6 +199,7 @@ impl TestDaemon {
             dir: None,
             netns: None,
             activated: false,
+            envs: Vec::new(),
         }
     }
 
@@ -246,6 +256,7 @@ impl TestDaemon {
                 "BERTH_LOG",
                 std::env::var("BERTH_LOG").unwrap_or_else(|_| "debug".into()),
             )
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }

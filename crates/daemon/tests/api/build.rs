@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::images::busybox;
 
 /// A build context in a temp dir: `files` are `(path, content)`.
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::Builder::new()
         .prefix("berth-ctx-")
         .tempdir()
@@ -26,7 +26,7 @@ fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     d
 }
 
-fn build_cmd(d: &TestDaemon, dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn build_cmd(d: &TestDaemon, dir: &Path, args: &[&str]) -> Command {
     let mut c = d.docker();
     c.current_dir(dir)
         .env("DOCKER_BUILDKIT", "0")

@@ -131,3 +131,65 @@ fn jobs_endpoint_answers_bad_ids_as_docker_would() {
     let r = d.get("/berth/jobs");
     assert_eq!(body(&r).trim(), "[]", "{r}");
 }
+
+/// Polls `/berth/jobs` until `pick` finds a job.
+fn wait_for_job(d: &berth_testkit::TestDaemon, pick: impl Fn(&JobSummary) -> bool) -> JobSummary {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let resp = d.get("/berth/jobs");
+        let jobs: Vec<JobSummary> = serde_json::from_str(body(&resp)).expect("jobs JSON");
+        if let Some(j) = jobs.into_iter().find(&pick) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job never listed: {resp}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_build_is_listed_by_step_and_cancelled_leaving_no_image_or_container() {
+    let d = daemon();
+    let bb = crate::images::busybox(&d);
+    let ctx = crate::build::context(&[(
+        "Dockerfile",
+        &format!("FROM {bb}\nARG TOKEN\nRUN echo one\nRUN sleep 120\nRUN echo never\n"),
+    )]);
+    let build = crate::build::build_cmd(
+        &d,
+        ctx.path(),
+        &["-t", "cancelme", "--build-arg", "TOKEN=s3cret", "."],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("build");
+    let job = wait_for_job(&d, |j| {
+        j.name == "build"
+            && j.progress
+                .as_ref()
+                .is_some_and(|p| p.message == "Step 4/5 : RUN sleep 120")
+    });
+    let progress = job.progress.clone().expect("progress");
+    assert_eq!((progress.current, progress.total), (Some(4), Some(5)));
+    assert_eq!(job.args["t"], vec!["cancelme".to_string()]);
+    assert_eq!(job.args["buildargs"], vec!["<redacted>".to_string()]);
+    let listed = d.get("/berth/jobs");
+    assert!(!listed.contains("s3cret"), "{listed}");
+
+    let r = d.raw(
+        format!(
+            "DELETE /berth/jobs/{} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n",
+            job.id
+        )
+        .as_bytes(),
+    );
+    // The step's container is stopped, not waited out.
+    assert_eq!(status(&r), "204", "{r}");
+    let out = build.wait_with_output().expect("build ends");
+    assert!(!out.status.success(), "build succeeded after its cancel");
+    assert!(d.cli_ok(&["images", "-q", "cancelme"]).trim().is_empty());
+    assert!(
+        d.cli_ok(&["ps", "-aq"]).trim().is_empty(),
+        "build containers left"
+    );
+}

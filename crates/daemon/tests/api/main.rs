@@ -22,6 +22,7 @@ mod metrics;
 mod network;
 mod ops;
 mod pods;
+mod reload;
 mod runtimes;
 mod system;
 mod systemd;

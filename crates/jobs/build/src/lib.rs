@@ -269,9 +269,12 @@ async fn build(mut job: Job, b: Arc<Builder>) -> Result<Reply> {
             calls.kill(&cid).await;
             let _ = calls.remove(&cid).await;
         }
-        if !matches!(e, BuildError::Cancelled) {
-            let _ = out.error(e).await;
+        if matches!(e, BuildError::Cancelled) {
+            // The engine tells a client still there (a cancel through
+            // `/berth/jobs`), and records the job as cancelled.
+            return Err(berth_api::ApiError::cancelled());
         }
+        let _ = out.error(e).await;
     }
     Ok(Reply::empty(200))
 }

@@ -326,7 +326,7 @@ pub(crate) async fn get(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         StreamKind::Raw,
         vec![("X-Docker-Container-Path-Stat", header.into())],
     )?;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let root = Rootfs::get(&c, &rec).map_err(|e| std::io::Error::other(e.message))?;
         let roots = Roots::of(&c, &rec, root.path.clone());
@@ -361,9 +361,7 @@ pub(crate) async fn get(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         }
         b.into_inner()?.flush_all()
     });
-    while let Some(chunk) = rx.recv().await {
-        out.send(chunk).await?;
-    }
+    berth_engine::blocking::forward(&job.cancel_token(), rx, &out).await?;
     writer
         .await
         .map_err(sys)?
@@ -430,7 +428,7 @@ pub(crate) async fn put(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
 pub(crate) async fn export(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     let rec = entry_of(&c, &job)?.snapshot();
     let out = job.stream("application/octet-stream", StreamKind::Raw)?;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let root = Rootfs::get(&c, &rec).map_err(|e| std::io::Error::other(e.message))?;
         let mut b = tar::Builder::new(ChanWriter::new(tx));
@@ -447,9 +445,7 @@ pub(crate) async fn export(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         }
         b.into_inner()?.flush_all()
     });
-    while let Some(chunk) = rx.recv().await {
-        out.send(chunk).await?;
-    }
+    berth_engine::blocking::forward(&job.cancel_token(), rx, &out).await?;
     writer
         .await
         .map_err(sys)?

@@ -143,11 +143,17 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         .log_defaults
         .for_container(&host_config.log_config)?
         .to_config();
+    let runtimes = c.runtimes();
     match host_config.runtime.as_str() {
-        "" => host_config.runtime = c.runtimes.default.clone(),
+        "" => host_config.runtime = runtimes.default.clone(),
         crate::BUILTIN_ALIAS => host_config.runtime = crate::BUILTIN_RUNTIME.into(),
         // Refused now, as dockerd does, not at the start.
-        r => drop(c.runtimes.binary(r)?),
+        r => drop(runtimes.binary(r)?),
+    }
+    // Recorded, as dockerd records it: a later `--default-shm-size` leaves
+    // existing containers as they were made.
+    if host_config.shm_size == 0 {
+        host_config.shm_size = c.default_shm_size();
     }
     crate::validate::host_config(&host_config, &config)?;
     crate::cgroupconf::at_create(&c.cgroup_settings(), &mut host_config)?;

@@ -179,6 +179,9 @@ pub(crate) fn image_config(
     }
 }
 
+/// dockerd's default `/dev/shm` size: 64 MiB.
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+
 /// The OCI runtimes containers can be run with (`HostConfig.Runtime`): the shim's
 /// own, and runc-compatible binaries by name (`--add-runtime`, and `runc-binary`
 /// when runc is installed).
@@ -219,7 +222,10 @@ pub struct Containers {
     pub root: PathBuf,
     pub exec_root: PathBuf,
     pub shim: PathBuf,
-    pub runtimes: Runtimes,
+    /// Replaced by a configuration reload.
+    runtimes: std::sync::RwLock<Runtimes>,
+    /// `--default-shm-size`: the `ShmSize` recorded for containers that give none.
+    default_shm_size: std::sync::atomic::AtomicI64,
     /// The profile of containers that ask for none (`--seccomp-profile`).
     pub default_seccomp: berth_runtime::spec::Seccomp,
     /// The log driver and options of containers that name none (`--log-driver`).
@@ -282,7 +288,8 @@ impl Containers {
             root,
             exec_root: exec_root.join("containers"),
             shim,
-            runtimes,
+            runtimes: std::sync::RwLock::new(runtimes),
+            default_shm_size: std::sync::atomic::AtomicI64::new(DEFAULT_SHM_SIZE),
             default_seccomp,
             log_defaults,
             entries: Mutex::new(HashMap::new()),
@@ -309,6 +316,29 @@ impl Containers {
         )
     }
 
+    /// The runtimes by name and the default one (at start-up and on reload).
+    pub fn set_runtimes(&self, r: Runtimes) {
+        *self.runtimes.write().unwrap_or_else(|p| p.into_inner()) = r;
+    }
+
+    pub(crate) fn runtimes(&self) -> Runtimes {
+        self.runtimes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `--default-shm-size` in bytes (at start-up and on reload).
+    pub fn set_default_shm_size(&self, bytes: i64) {
+        self.default_shm_size
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn default_shm_size(&self) -> i64 {
+        self.default_shm_size
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// `--restrict-oom-score-adj`.
     pub fn restrict_oom_score_adj(&self, on: bool) {
         self.restrict_oom
@@ -322,7 +352,7 @@ impl Containers {
     /// The binary of the runtime the container was created with (None: built in).
     pub(crate) fn runtime_binary(&self, entry: &Entry) -> Result<Option<PathBuf>> {
         let rec = entry.record.lock().unwrap_or_else(|p| p.into_inner());
-        self.runtimes.binary(&rec.host_config.runtime)
+        self.runtimes().binary(&rec.host_config.runtime)
     }
 
     fn load(&self) {
@@ -455,6 +485,11 @@ impl Containers {
         self.shutting_down
             .store(true, std::sync::atomic::Ordering::SeqCst);
         stop::stop_all(self).await
+    }
+
+    /// How long a shutdown waits for [`Containers::stop_all`] (`None`: no limit).
+    pub fn shutdown_wait(&self, shutdown_timeout: i64) -> Option<std::time::Duration> {
+        stop::shutdown_wait(self, shutdown_timeout)
     }
 
     pub(crate) fn shutting_down(&self) -> bool {

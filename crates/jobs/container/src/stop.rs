@@ -53,6 +53,21 @@ pub(crate) async fn stop_all(c: &Arc<Containers>) {
     futures_util::future::join_all(waits).await;
 }
 
+/// dockerd's shutdown wait: `--shutdown-timeout`, but at least each running
+/// container's stop timeout and 5 s of grace; `None`: no limit (a negative one).
+pub(crate) fn shutdown_wait(c: &Containers, shutdown_timeout: i64) -> Option<Duration> {
+    let mut secs = u64::try_from(shutdown_timeout).ok()?;
+    for entry in c.all() {
+        let rec = entry.snapshot();
+        if !rec.state.running {
+            continue;
+        }
+        let t = u64::try_from(rec.config.stop_timeout.unwrap_or(10)).ok()?;
+        secs = secs.max(t + 5);
+    }
+    Some(Duration::from_secs(secs))
+}
+
 pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     if cancel_restart(&c, &entry) {

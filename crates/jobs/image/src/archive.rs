@@ -189,13 +189,11 @@ pub(crate) async fn save(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     })
     .await?;
     let out = job.stream("application/x-tar", StreamKind::Raw)?;
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
     let graph = images.graph.clone();
     let writer =
         tokio::task::spawn_blocking(move || write_archive(&graph, &items, ChanWriter::new(tx)));
-    while let Some(chunk) = rx.recv().await {
-        out.send(chunk).await?;
-    }
+    berth_engine::blocking::forward(&job.cancel_token(), rx, &out).await?;
     writer
         .await
         .map_err(|e| ApiError::system(format!("save: {e}")))?

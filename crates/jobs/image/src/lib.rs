@@ -31,20 +31,79 @@ pub struct Images {
     pub graph: Arc<Graph>,
     pub registry: Arc<berth_registry::Client>,
     usage: RwLock<Option<Arc<dyn ImageUsage>>>,
+    limits: RwLock<Limits>,
+}
+
+/// How many layers move at once, daemon-wide, and how often a download is tried.
+/// A reload replaces the semaphores: transfers under way keep their permits.
+struct Limits {
     downloads: Arc<Semaphore>,
     uploads: Arc<Semaphore>,
+    sizes: (usize, usize),
+    attempts: u32,
 }
+
+impl Limits {
+    fn new(downloads: usize, uploads: usize, attempts: u32) -> Limits {
+        let (d, u) = (downloads.max(1), uploads.max(1));
+        Limits {
+            downloads: Arc::new(Semaphore::new(d)),
+            uploads: Arc::new(Semaphore::new(u)),
+            sizes: (d, u),
+            attempts: attempts.max(1),
+        }
+    }
+}
+
+/// dockerd's `max-download-attempts` default.
+pub const DOWNLOAD_ATTEMPTS: u32 = 5;
 
 impl Images {
     pub fn new(graph: Arc<Graph>, registry: Arc<berth_registry::Client>) -> Arc<Images> {
-        let c = registry.config().clone();
+        let c = registry.config();
         Arc::new(Images {
             graph,
             registry,
             usage: RwLock::new(None),
-            downloads: Arc::new(Semaphore::new(c.max_concurrent_downloads.max(1))),
-            uploads: Arc::new(Semaphore::new(c.max_concurrent_uploads.max(1))),
+            limits: RwLock::new(Limits::new(
+                c.max_concurrent_downloads,
+                c.max_concurrent_uploads,
+                DOWNLOAD_ATTEMPTS,
+            )),
         })
+    }
+
+    /// `max-concurrent-downloads`, `max-concurrent-uploads` and
+    /// `max-download-attempts`, at start-up and on reload.
+    pub fn set_limits(&self, downloads: usize, uploads: usize, attempts: u32) {
+        let mut l = self.limits.write().unwrap_or_else(|p| p.into_inner());
+        if l.sizes != (downloads.max(1), uploads.max(1)) {
+            *l = Limits::new(downloads, uploads, attempts);
+        }
+        l.attempts = attempts.max(1);
+    }
+
+    pub(crate) fn downloads(&self) -> Arc<Semaphore> {
+        self.limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .downloads
+            .clone()
+    }
+
+    pub(crate) fn uploads(&self) -> Arc<Semaphore> {
+        self.limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .uploads
+            .clone()
+    }
+
+    pub(crate) fn download_attempts(&self) -> u32 {
+        self.limits
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .attempts
     }
 
     pub fn set_usage(&self, u: Arc<dyn ImageUsage>) {

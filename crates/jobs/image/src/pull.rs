@@ -16,8 +16,6 @@ use tokio::sync::mpsc;
 use crate::progress::Progress;
 use crate::{api_err, blocking, event, registry_err, Images};
 
-const ATTEMPTS: u32 = 3;
-
 pub(crate) fn remote(r: &Reference) -> RemoteRef {
     match (&r.tag, &r.digest) {
         (_, Some(d)) => RemoteRef::with_digest(r.domain.clone(), r.path.clone(), d.to_string()),
@@ -61,19 +59,7 @@ pub(crate) async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         None => Platform::host(),
     };
     let auth = auth_of(&job)?;
-    let session = Arc::new(images.registry.session(&remote(&r), &auth));
-    let resolved = session
-        .resolve(&remote(&r), &platform)
-        .await
-        .map_err(|e| match e {
-            berth_registry::Error::NotFound(m) if !m.contains("no matching manifest") => {
-                ApiError::not_found(format!(
-                    "manifest for {} not found: manifest unknown: manifest unknown",
-                    r.familiar()
-                ))
-            }
-            other => registry_err(other),
-        })?;
+    let (endpoint, session, resolved) = resolve(&images, &r, &auth, &platform).await?;
     let config = ImageConfig::parse(&resolved.config_raw).map_err(api_err)?;
     if config.rootfs.diff_ids.len() != resolved.layers.len() {
         return Err(ApiError::invalid(format!(
@@ -108,7 +94,7 @@ pub(crate) async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         out.id(&short, "Pulling fs layer").await?;
         let ctx = LayerJob {
             images: images.clone(),
-            remote: remote(&r),
+            remote: endpoint.clone(),
             session: session.clone(),
             desc: desc.clone(),
             diff_id: config.rootfs.diff_ids[i].clone(),
@@ -161,6 +147,44 @@ pub(crate) async fn pull(mut job: Job, images: Arc<Images>) -> Result<Reply> {
     Ok(Reply::empty(200))
 }
 
+/// Finds the manifest of `r`: on each mirror first for a Hub name (one that
+/// fails is passed over, as dockerd does), then on its own registry.
+async fn resolve(
+    images: &Images,
+    r: &Reference,
+    auth: &AuthConfig,
+    platform: &Platform,
+) -> Result<(RemoteRef, Arc<Session>, berth_registry::Resolved)> {
+    let mut endpoints = images.registry.endpoints(&remote(r));
+    let last = endpoints.pop().unwrap_or_else(|| remote(r));
+    for mirror in endpoints {
+        let session = Arc::new(images.registry.session(&mirror, auth));
+        match session.resolve(&mirror, platform).await {
+            Ok(resolved) => {
+                tracing::info!(mirror = mirror.registry(), reference = %r, "pulling through mirror");
+                return Ok((mirror, session, resolved));
+            }
+            Err(e) => {
+                tracing::warn!(mirror = mirror.registry(), error = %e, "mirror failed; trying the next endpoint")
+            }
+        }
+    }
+    let session = Arc::new(images.registry.session(&last, auth));
+    let resolved = session
+        .resolve(&last, platform)
+        .await
+        .map_err(|e| match e {
+            berth_registry::Error::NotFound(m) if !m.contains("no matching manifest") => {
+                ApiError::not_found(format!(
+                    "manifest for {} not found: manifest unknown: manifest unknown",
+                    r.familiar()
+                ))
+            }
+            other => registry_err(other),
+        })?;
+    Ok((last, session, resolved))
+}
+
 struct LayerJob {
     images: Arc<Images>,
     remote: RemoteRef,
@@ -175,13 +199,12 @@ struct LayerJob {
 
 impl LayerJob {
     async fn run(self) -> Result<()> {
-        let _permit = match self.images.downloads.clone().try_acquire_owned() {
+        let downloads = self.images.downloads();
+        let _permit = match downloads.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
                 self.out.id(&self.short, "Waiting").await?;
-                self.images
-                    .downloads
-                    .clone()
+                downloads
                     .acquire_owned()
                     .await
                     .map_err(|_| ApiError::cancelled())?
@@ -189,10 +212,11 @@ impl LayerJob {
         };
         let compression = Compression::from_media_type(&self.desc.media_type).map_err(api_err)?;
         let mut attempt = 1;
+        let attempts = self.images.download_attempts();
         loop {
             match self.attempt(compression).await {
                 Ok(()) => return Ok(()),
-                Err(Failure::Transient(msg)) if attempt < ATTEMPTS => {
+                Err(Failure::Transient(msg)) if attempt < attempts => {
                     let wait = 1u64 << (attempt - 1);
                     tracing::warn!(layer = %self.desc.digest, error = %msg, attempt, "download failed; retrying");
                     self.out

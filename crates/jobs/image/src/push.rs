@@ -88,8 +88,7 @@ async fn push_layer(
     let short = chain.short().to_string();
     let repo = format!("{}/{}", target.registry(), target.repository());
     let _permit = images
-        .uploads
-        .clone()
+        .uploads()
         .acquire_owned()
         .await
         .map_err(|_| ApiError::cancelled())?;

@@ -66,7 +66,7 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         "docker.io".to_string(),
         IndexInfo {
             name: "docker.io".into(),
-            mirrors: vec![],
+            mirrors: cfg.registry_mirrors.clone(),
             secure: true,
             official: true,
         },
@@ -139,7 +139,7 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
         registry_config: RegistryServiceConfig {
             insecure_registry_cidrs: cidrs,
             index_configs,
-            mirrors: vec![],
+            mirrors: cfg.registry_mirrors.clone(),
         },
         name: host.hostname.clone(),
         labels: cfg.labels.clone(),

@@ -41,6 +41,8 @@ pub struct SystemConfig {
     pub labels: Vec<String>,
     pub live_restore: bool,
     pub insecure_registries: Vec<String>,
+    /// `--registry-mirror`s, normalised (`http://host:port/`).
+    pub registry_mirrors: Vec<String>,
     /// OCI runtimes by name, with their binaries (`Runtimes` in `/info`).
     pub runtimes: std::collections::BTreeMap<String, String>,
     pub default_runtime: String,
@@ -97,23 +99,21 @@ impl System {
             .clone()
     }
 
-    /// Applies a configuration reload and publishes dockerd's `daemon reload` event.
-    pub fn reload(&self, engine: &Engine, debug: bool, labels: Vec<String>) {
-        let cfg = {
+    /// Applies a configuration reload to what `/info` reports and publishes
+    /// dockerd's `daemon reload` event with `attributes` (its `name` added here).
+    pub fn reload(
+        &self,
+        engine: &Engine,
+        update: impl FnOnce(&mut SystemConfig),
+        mut attributes: std::collections::BTreeMap<String, String>,
+    ) {
+        let id = {
             let mut c = self.config.write().unwrap_or_else(|p| p.into_inner());
-            c.debug = debug;
-            c.labels = labels;
-            c.clone()
+            update(&mut c);
+            c.id.clone()
         };
-        let mut attrs = std::collections::BTreeMap::new();
-        attrs.insert("name".to_string(), self.host.hostname.clone());
-        attrs.insert("debug".to_string(), cfg.debug.to_string());
-        attrs.insert(
-            "labels".to_string(),
-            serde_json::to_string(&cfg.labels).unwrap_or_else(|_| "[]".into()),
-        );
-        attrs.insert("live-restore".to_string(), cfg.live_restore.to_string());
-        engine.events().publish("daemon", "reload", &cfg.id, attrs);
+        attributes.insert("name".to_string(), self.host.hostname.clone());
+        engine.events().publish("daemon", "reload", &id, attributes);
     }
 
     fn reporters(&self) -> Vec<Arc<dyn Reporter>> {

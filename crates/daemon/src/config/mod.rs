@@ -2,12 +2,14 @@
 //! both as a flag and in the file is an error.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use berth_jobs_container::{BUILTIN_ALIAS, BUILTIN_RUNTIME, RUNC_BINARY};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
-use serde::Deserialize;
+
+mod file;
+use file::{ram_in_bytes, read_file, SizeValue};
 
 pub const DEFAULT_HOST: &str = "unix:///run/berth.sock";
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
@@ -81,6 +83,19 @@ pub struct Flags {
     /// Maximum concurrent layer uploads per push
     #[arg(long, default_value_t = 5)]
     pub max_concurrent_uploads: usize,
+    /// Maximum download attempts for each pull
+    #[arg(long, default_value_t = 5)]
+    pub max_download_attempts: u32,
+    /// Preferred Docker registry mirror (http:// or https:// URL; repeatable)
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
+    /// Default shm size for containers (e.g. 64M)
+    #[arg(long)]
+    pub default_shm_size: Option<String>,
+    /// Seconds to wait for containers to stop when the daemon shuts down
+    /// (live restore off)
+    #[arg(long, default_value_t = 15)]
+    pub shutdown_timeout: i64,
     /// Allow -H tcp:// on addresses other than loopback (the API is unauthenticated)
     #[arg(long)]
     pub allow_remote_tcp: bool,
@@ -145,86 +160,6 @@ pub struct Flags {
     pub tlskey: Option<PathBuf>,
 }
 
-/// `daemon.json`: dockerd's keys for the settings Berth has.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-struct FileConfig {
-    hosts: Option<Vec<String>>,
-    metrics_addr: Option<String>,
-    tls: Option<bool>,
-    tlsverify: Option<bool>,
-    tlscacert: Option<PathBuf>,
-    tlscert: Option<PathBuf>,
-    tlskey: Option<PathBuf>,
-    exec_opts: Option<Vec<String>>,
-    cgroup_parent: Option<String>,
-    default_cgroupns_mode: Option<String>,
-    data_root: Option<PathBuf>,
-    exec_root: Option<PathBuf>,
-    pidfile: Option<PathBuf>,
-    log_level: Option<String>,
-    log_format: Option<String>,
-    debug: Option<bool>,
-    group: Option<String>,
-    labels: Option<Vec<String>>,
-    live_restore: Option<bool>,
-    restrict_oom_score_adj: Option<bool>,
-    insecure_registries: Option<Vec<String>>,
-    max_concurrent_downloads: Option<usize>,
-    max_concurrent_uploads: Option<usize>,
-    bridge: Option<String>,
-    bip: Option<String>,
-    fixed_cidr: Option<String>,
-    mtu: Option<u32>,
-    default_address_pools: Option<Vec<PoolEntry>>,
-    runtimes: Option<BTreeMap<String, RuntimeEntry>>,
-    default_runtime: Option<String>,
-    seccomp_profile: Option<String>,
-    log_driver: Option<String>,
-    log_opts: Option<BTreeMap<String, String>>,
-}
-
-/// One `runtimes` entry of daemon.json.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuntimeEntry {
-    path: PathBuf,
-}
-
-/// One `default-address-pools` entry of daemon.json.
-#[derive(Debug, Deserialize)]
-struct PoolEntry {
-    base: String,
-    size: u8,
-}
-
-const FILE_KEYS: &[&str] = &[
-    "hosts",
-    "data-root",
-    "exec-root",
-    "pidfile",
-    "log-level",
-    "log-format",
-    "debug",
-    "group",
-    "labels",
-    "live-restore",
-    "restrict-oom-score-adj",
-    "insecure-registries",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "bridge",
-    "bip",
-    "fixed-cidr",
-    "mtu",
-    "default-address-pools",
-    "runtimes",
-    "default-runtime",
-    "seccomp-profile",
-    "log-driver",
-    "log-opts",
-];
-
 /// The runtime inside the shim (libcontainer) and its old name, and the runc
 /// binary, which is found on PATH.
 const RESERVED_RUNTIMES: &[&str] = &[BUILTIN_RUNTIME, BUILTIN_ALIAS, RUNC_BINARY];
@@ -247,6 +182,13 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     pub max_concurrent_downloads: usize,
     pub max_concurrent_uploads: usize,
+    pub max_download_attempts: u32,
+    /// `--registry-mirror`, as given (`docker info` shows them normalised).
+    pub registry_mirrors: Vec<String>,
+    /// `--default-shm-size` in bytes.
+    pub default_shm_size: i64,
+    /// `--shutdown-timeout` in seconds; negative: no limit.
+    pub shutdown_timeout: i64,
     pub allow_remote_tcp: bool,
     pub config_file: PathBuf,
     pub bridge: String,
@@ -420,6 +362,7 @@ impl Config {
             })
         })
         .transpose()?;
+        let shm_flag = flags.default_shm_size.clone().map(SizeValue::Text);
         let cfg = Config {
             metrics_addr,
             tls: tls_on.then(|| berth_server::TlsFiles {
@@ -512,6 +455,39 @@ impl Config {
                 flags.max_concurrent_uploads,
                 file.max_concurrent_uploads
             ),
+            max_download_attempts: pick!(
+                "max-download-attempts",
+                "max_download_attempts",
+                flags.max_download_attempts,
+                file.max_download_attempts
+            ),
+            registry_mirrors: pick!(
+                "registry-mirrors",
+                "registry_mirrors",
+                flags.registry_mirrors,
+                file.registry_mirrors
+            ),
+            default_shm_size: match pick!(
+                "default-shm-size",
+                "default_shm_size",
+                shm_flag,
+                file.default_shm_size.map(Some)
+            ) {
+                None => berth_jobs_container::DEFAULT_SHM_SIZE,
+                Some(SizeValue::Bytes(n)) => n,
+                Some(SizeValue::Text(t)) => {
+                    ram_in_bytes(&t).ok_or_else(|| ConfigError::Invalid {
+                        name: "default-shm-size",
+                        reason: format!("invalid size: '{t}'"),
+                    })?
+                }
+            },
+            shutdown_timeout: pick!(
+                "shutdown-timeout",
+                "shutdown_timeout",
+                flags.shutdown_timeout,
+                file.shutdown_timeout
+            ),
             allow_remote_tcp: flags.allow_remote_tcp,
             config_file: flags.config_file,
             bridge: pick!("bridge", "bridge", flags.bridge, file.bridge),
@@ -541,6 +517,24 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for m in &self.registry_mirrors {
+            berth_registry::validate_mirror(m).map_err(|reason| ConfigError::Invalid {
+                name: "registry-mirrors",
+                reason,
+            })?;
+        }
+        if self.max_download_attempts == 0 {
+            return Err(ConfigError::Invalid {
+                name: "max-download-attempts",
+                reason: "invalid max download attempts: 0".into(),
+            });
+        }
+        if self.default_shm_size < 0 {
+            return Err(ConfigError::Invalid {
+                name: "default-shm-size",
+                reason: "SHM size can not be less than 0".into(),
+            });
+        }
         if !matches!(
             self.log_level.as_str(),
             "debug" | "info" | "warn" | "error" | "fatal" | "trace"
@@ -611,13 +605,21 @@ impl Config {
         }
     }
 
-    /// Re-reads the settings a reload may change (`debug`, `labels`) from the file.
-    pub fn reload_file(&self) -> Result<(bool, Vec<String>), ConfigError> {
-        let f = read_file(&self.config_file, false)?;
-        Ok((
-            f.debug.unwrap_or(self.debug),
-            f.labels.unwrap_or_else(|| self.labels.clone()),
-        ))
+    /// The configuration a reload (SIGHUP) would give: the same command line
+    /// with the file as it is now, checked as at start-up. The caller applies
+    /// the settings dockerd reloads and leaves the others as they are.
+    pub fn reread(&self) -> Result<Config, ConfigError> {
+        let m = Flags::command()
+            .try_get_matches_from(std::env::args_os())
+            .map_err(|e| ConfigError::Invalid {
+                name: "command line",
+                reason: e.to_string(),
+            })?;
+        let flags = Flags::from_arg_matches(&m).map_err(|e| ConfigError::Invalid {
+            name: "command line",
+            reason: e.to_string(),
+        })?;
+        Self::merge(flags, &m)
     }
 }
 
@@ -632,103 +634,5 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         })
 }
 
-fn read_file(path: &Path, must_exist: bool) -> Result<FileConfig, ConfigError> {
-    let err = |reason: String| ConfigError::File {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-            return Ok(FileConfig::default())
-        }
-        Err(e) => return Err(err(e.to_string())),
-    };
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
-    }
-    let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let unknown: Vec<&str> = raw
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !FILE_KEYS.contains(k))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(ConfigError::UnknownKeys(unknown.join(", ")));
-    }
-    serde_json::from_str(&text).map_err(|e| err(e.to_string()))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(args: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec!["berthd"];
-        argv.extend_from_slice(args);
-        let m = Flags::command()
-            .try_get_matches_from(argv)
-            .expect("flags parse");
-        let f = Flags::from_arg_matches(&m).expect("flags");
-        Config::merge(f, &m)
-    }
-
-    #[test]
-    fn defaults_are_berths() {
-        let d = tempfile::tempdir().expect("tmp");
-        let missing = d.path().join("none.json");
-        let m = Flags::command()
-            .try_get_matches_from(["berthd", "--config-file", missing.to_str().expect("utf8")])
-            .expect("parse");
-        // An explicitly named file that does not exist is an error, as in dockerd.
-        assert!(Config::merge(Flags::from_arg_matches(&m).expect("flags"), &m).is_err());
-        let c = load(&[]).expect("defaults");
-        assert_eq!(c.hosts, vec![DEFAULT_HOST]);
-        assert_eq!(c.data_root, PathBuf::from("/var/lib/berth"));
-        assert_eq!(c.exec_root, PathBuf::from("/run/berth"));
-        assert!(c.live_restore);
-    }
-
-    #[test]
-    fn file_settings_apply_and_conflicts_are_refused() {
-        let d = tempfile::tempdir().expect("tmp");
-        let f = d.path().join("daemon.json");
-        std::fs::write(
-            &f,
-            r#"{"data-root":"/tmp/x","labels":["a=b"],"hosts":["unix:///tmp/s.sock"]}"#,
-        )
-        .expect("write");
-        let fs = f.to_str().expect("utf8");
-        let c = load(&["--config-file", fs]).expect("file applies");
-        assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
-        assert_eq!(c.labels, vec!["a=b"]);
-        assert_eq!(c.hosts, vec!["unix:///tmp/s.sock"]);
-        let e = load(&["--config-file", fs, "--data-root", "/tmp/y"]).expect_err("conflict");
-        assert!(
-            e.to_string()
-                .contains("specified both as a flag and in the configuration file: data-root"),
-            "{e}"
-        );
-        let e = load(&["--config-file", fs, "-H", "unix:///a"]).expect_err("conflict");
-        assert!(e.to_string().contains("hosts"), "{e}");
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_refused() {
-        let d = tempfile::tempdir().expect("tmp");
-        let f = d.path().join("daemon.json");
-        std::fs::write(&f, r#"{"bogus-key":1}"#).expect("write");
-        let e = load(&["--config-file", f.to_str().expect("utf8")]).expect_err("unknown");
-        assert!(
-            e.to_string()
-                .contains("don't match any configuration option: bogus-key"),
-            "{e}"
-        );
-        std::fs::write(&f, "{not json").expect("write");
-        assert!(load(&["--config-file", f.to_str().expect("utf8")]).is_err());
-        assert!(load(&["--log-level", "loud"]).is_err());
-        assert!(load(&["--data-root", "relative/dir"]).is_err());
-        assert!(load(&["--label", "novalue"]).is_err());
-    }
-}
+mod tests;
