@@ -261,3 +261,54 @@ fn a_pod_through_cri_dockerds_calls() {
     );
     assert!(d.leaked_mounts().is_empty(), "{:?}", d.leaked_mounts());
 }
+
+/// cri-dockerd cancels a pull that reports no progress for a minute
+/// (`--image-pull-progress-deadline`); at a trickle each layer must still
+/// report well within that.
+#[test]
+fn a_trickling_pull_reports_progress_within_the_kubelets_deadline() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::{Duration, Instant};
+    let d = crate::daemon();
+    let parent = d.data_root.parent().expect("dir").join("reg");
+    let (reg, _) = crate::durability::big_image(&parent);
+    // 4 kB/s a connection: 512 KiB (the old cadence) would take two minutes.
+    let proxy = berth_testkit::slowproxy::SlowProxy::start(&reg.addr, 4000).expect("proxy");
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).expect("connect");
+    write!(
+        s,
+        "POST /v1.46/images/create?fromImage={}/big&tag=1 HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n",
+        proxy.addr
+    )
+    .expect("request");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let start = Instant::now();
+    // Layer ID -> when each of its progress messages came, for the 10 MB layers.
+    let mut seen: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { break };
+        if start.elapsed() > Duration::from_secs(23) {
+            break;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line.trim()) else {
+            continue;
+        };
+        if v["status"] == "Downloading" && v["progressDetail"]["total"].as_u64() > Some(5 << 20) {
+            let id = v["id"].as_str().unwrap_or("").to_string();
+            seen.entry(id)
+                .or_default()
+                .push(start.elapsed().as_secs_f64());
+        }
+    }
+    // The connection is dropped here: the pull is cancelled with it.
+    assert!(!seen.is_empty(), "no progress from the big layers in 23 s");
+    for (id, times) in &seen {
+        assert!(times.len() >= 2, "{id}: {times:?}");
+        let mut prev = 0.0;
+        for t in times {
+            assert!(t - prev < 12.0, "{id}: a gap over 12 s in {times:?}");
+            prev = *t;
+        }
+    }
+}

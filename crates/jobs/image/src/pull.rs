@@ -185,6 +185,20 @@ async fn resolve(
     Ok((last, session, resolved))
 }
 
+/// dockerd's cadence of download progress (every 1% or 512 KiB, whichever
+/// is less, at most ten a second), and at least every 10 s while bytes come:
+/// the kubelet, through cri-dockerd, cancels a pull that reports nothing for
+/// a minute, and at dial-up rates 512 KiB takes longer than that.
+fn report_now(got: u64, reported: u64, total: u64, since: Duration) -> bool {
+    let every = match total / 100 {
+        0 => 512 * 1024,
+        pct => pct.min(512 * 1024),
+    };
+    got == total
+        || (got - reported >= every && since >= Duration::from_millis(100))
+        || (got > reported && since >= Duration::from_secs(10))
+}
+
 struct LayerJob {
     images: Arc<Images>,
     remote: RemoteRef,
@@ -250,6 +264,7 @@ impl LayerJob {
         let unpack = spawn_unpack(&self.images, rx, compression);
         let mut got = 0u64;
         let mut reported = 0u64;
+        let mut last = std::time::Instant::now();
         let mut failure = None;
         while let Some(chunk) = blob.next().await {
             match chunk {
@@ -258,8 +273,9 @@ impl LayerJob {
                     if tx.send(Ok(b)).await.is_err() {
                         break; // the extractor failed; its error says why
                     }
-                    if got - reported >= 512 * 1024 || got == total {
+                    if report_now(got, reported, total, last.elapsed()) {
                         reported = got;
+                        last = std::time::Instant::now();
                         self.out
                             .bytes(&self.short, "Downloading", got, total)
                             .await
@@ -388,4 +404,24 @@ pub(crate) async fn auth(job: Job, images: Arc<Images>) -> Result<Reply> {
     Ok(Reply::json(
         &serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
     ))
+}
+
+#[cfg(test)]
+mod cadence_tests {
+    use super::*;
+
+    #[test]
+    fn progress_comes_as_dockerds_and_at_least_every_ten_seconds() {
+        let ms = Duration::from_millis;
+        // 1% of 10 MB is 100 kB: sooner than 512 KiB.
+        assert!(report_now(100_001, 0, 10_000_000, ms(150)));
+        assert!(!report_now(90_000, 0, 10_000_000, ms(150)));
+        // Never more than ten a second, but the last one always.
+        assert!(!report_now(200_000, 0, 10_000_000, ms(50)));
+        assert!(report_now(10_000_000, 9_999_000, 10_000_000, ms(1)));
+        // Large layers: 512 KiB, or ten seconds of a trickle.
+        assert!(!report_now(400_000, 0, 1 << 30, ms(9_000)));
+        assert!(report_now(400_000, 0, 1 << 30, ms(10_000)));
+        assert!(!report_now(400_000, 400_000, 1 << 30, ms(20_000)));
+    }
 }
