@@ -66,6 +66,10 @@ pub struct RegistryServiceConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuntimeInfo {
     pub path: String,
+    /// `org.opencontainers.runtime-spec.features`: the runtime's features
+    /// document, as a JSON string (API 1.44).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -223,6 +223,7 @@ async fn run(mut cfg: Config, mut activated: listen::Activated) -> Result<(), St
         insecure_registries: cfg.insecure_registries.clone(),
         registry_mirrors: reload::normalised_mirrors(&cfg),
         runtimes: reload::info_runtimes(&cfg),
+        runtime_features: tokio::task::block_in_place(|| reload::runtime_features(&cfg)),
         default_runtime: cfg.default_runtime.clone(),
         seccomp_profile: match cfg.seccomp_profile.as_deref() {
             None | Some("") | Some("default") => "builtin".into(),

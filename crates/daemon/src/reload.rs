@@ -56,6 +56,23 @@ pub(crate) fn info_runtimes(cfg: &Config) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// Each runtime's features document for `/info`: the built-in one's, and
+/// what each runc-compatible binary says (`BINARY features`).
+pub(crate) fn runtime_features(cfg: &Config) -> BTreeMap<String, String> {
+    use berth_runtime::features;
+    let mut out = BTreeMap::new();
+    out.insert(
+        berth_jobs_container::BUILTIN_RUNTIME.to_string(),
+        features::to_json(&features::builtin()),
+    );
+    for (name, path) in &cfg.runtimes {
+        if let Some(f) = features::of_binary(path) {
+            out.insert(name.clone(), features::to_json(&f));
+        }
+    }
+    out
+}
+
 pub(crate) fn normalised_mirrors(cfg: &Config) -> Vec<String> {
     cfg.registry_mirrors
         .iter()
@@ -109,6 +126,8 @@ pub(crate) fn reload(cfg: &mut Config, t: &Targets) {
             s.insecure_registries = c.insecure_registries.clone();
             s.registry_mirrors = normalised_mirrors(&c);
             s.runtimes = info_runtimes(&c);
+            // Runs each binary's `features`: off the async workers.
+            s.runtime_features = tokio::task::block_in_place(|| runtime_features(&c));
             s.default_runtime = c.default_runtime.clone();
         },
         event_attributes(cfg),

@@ -13,6 +13,7 @@ pub mod cgroups;
 mod error;
 pub mod exec;
 pub mod exit;
+pub mod features;
 pub mod logfile;
 pub mod placement;
 pub mod seccomp;

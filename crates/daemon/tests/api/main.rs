@@ -23,6 +23,7 @@ mod network;
 mod ops;
 mod pods;
 mod reload;
+mod rro;
 mod runtimes;
 mod system;
 mod systemd;

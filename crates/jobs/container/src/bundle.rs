@@ -129,6 +129,7 @@ fn write_etc(
 /// new and empty). Blocking.
 fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountSpec>> {
     let mut out = Vec::new();
+    let runtime = c.runtimes().binary(&rec.host_config.runtime)?;
     for m in &rec.mounts {
         let mut o = Vec::new();
         let source = match m.kind.as_str() {
@@ -183,6 +184,9 @@ fn user_mounts(c: &Containers, rec: &Record, rootfs: &Path) -> Result<Vec<MountS
         };
         if !m.rw {
             o.push("ro".into());
+            if let Some(r) = crate::rro::option(m, runtime.as_deref())? {
+                o.push(r.into());
+            }
         }
         out.push(MountSpec {
             source,

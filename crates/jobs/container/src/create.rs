@@ -244,8 +244,9 @@ pub(crate) async fn create(job: Job, c: Arc<Containers>) -> Result<Reply> {
         e
     };
     host_config.links = crate::links::normalize(&c, &name, &host_config).map_err(release)?;
-    let mounts = crate::mounts::resolve(&c, &config, &host_config, img_cfg.volumes.as_ref())
+    let mut mounts = crate::mounts::resolve(&c, &config, &host_config, img_cfg.volumes.as_ref())
         .map_err(release)?;
+    crate::rro::at_create(&mut mounts, &host_config, job.args.version).map_err(release)?;
     let dir = c.dir(&id);
     let rec = Record {
         id: id.clone(),

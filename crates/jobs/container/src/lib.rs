@@ -32,6 +32,7 @@ mod reap;
 mod remove;
 mod resources;
 mod restore;
+mod rro;
 mod run;
 mod signal;
 mod stop;

@@ -38,6 +38,10 @@ pub struct MountPoint {
     /// tmpfs mount options (`size=…,mode=…`).
     #[serde(default)]
     pub tmpfs: String,
+    /// A read-only bind's recursion ([`crate::rro`]): empty for
+    /// non-recursive, `auto` or `force`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub recursive_ro: String,
 }
 
 /// The volume subsystem as containers see it (the daemon plugs it in).
@@ -60,7 +64,7 @@ pub trait VolumeService: Send + Sync {
     fn path(&self, name: &str) -> PathBuf;
 }
 
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {
@@ -135,6 +139,7 @@ fn parse_bind(spec: &str, vols: Option<&dyn VolumeService>) -> Result<MountPoint
             anonymous: false,
             nocopy: false,
             tmpfs: String::new(),
+            recursive_ro: String::new(),
         });
     }
     let dst = absolute(dst, "volume")?;
@@ -158,6 +163,7 @@ fn parse_bind(spec: &str, vols: Option<&dyn VolumeService>) -> Result<MountPoint
         anonymous,
         nocopy,
         tmpfs: String::new(),
+        recursive_ro: String::new(),
     })
 }
 
@@ -214,6 +220,7 @@ fn parse_mount(m: &Mount, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 anonymous: false,
                 nocopy: false,
                 tmpfs: String::new(),
+                recursive_ro: String::new(),
             })
         }
         "volume" => {
@@ -242,6 +249,7 @@ fn parse_mount(m: &Mount, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 anonymous,
                 nocopy: vo.no_copy.unwrap_or(false),
                 tmpfs: String::new(),
+                recursive_ro: String::new(),
             })
         }
         "tmpfs" => {
@@ -269,6 +277,7 @@ fn parse_mount(m: &Mount, vols: Option<&dyn VolumeService>) -> Result<MountPoint
                 anonymous: false,
                 nocopy: false,
                 tmpfs: opts.join(","),
+                recursive_ro: String::new(),
             })
         }
         other => Err(ApiError::invalid(format!(
@@ -350,6 +359,7 @@ pub(crate) fn resolve(
             anonymous: true,
             nocopy: false,
             tmpfs: String::new(),
+            recursive_ro: String::new(),
         });
     }
     Ok(out)

@@ -90,7 +90,21 @@ pub fn info(host: &HostFacts, cfg: &SystemConfig) -> Info {
     let runtimes: BTreeMap<String, RuntimeInfo> = cfg
         .runtimes
         .iter()
-        .map(|(n, p)| (n.clone(), RuntimeInfo { path: p.clone() }))
+        .map(|(n, p)| {
+            let status = cfg.runtime_features.get(n).map(|f| {
+                BTreeMap::from([(
+                    "org.opencontainers.runtime-spec.features".to_string(),
+                    f.clone(),
+                )])
+            });
+            (
+                n.clone(),
+                RuntimeInfo {
+                    path: p.clone(),
+                    status,
+                },
+            )
+        })
         .collect();
     let v1 = host.cgroup_version == "1";
     Info {

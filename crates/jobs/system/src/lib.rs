@@ -45,6 +45,8 @@ pub struct SystemConfig {
     pub registry_mirrors: Vec<String>,
     /// OCI runtimes by name, with their binaries (`Runtimes` in `/info`).
     pub runtimes: std::collections::BTreeMap<String, String>,
+    /// Each runtime's OCI features document (JSON), where it has one.
+    pub runtime_features: std::collections::BTreeMap<String, String>,
     pub default_runtime: String,
     /// `builtin`, `unconfined` or the path of the daemon's default profile.
     pub seccomp_profile: String,
