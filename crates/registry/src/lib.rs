@@ -5,6 +5,7 @@
 //! for insecure registries, resolving manifest lists by platform, verifying each
 //! blob's digest and size while it streams, and retrying transient failures.
 
+mod identity;
 mod manifest;
 mod mirrors;
 mod verify;
@@ -277,6 +278,42 @@ impl Client {
             (_, false) => oci_client::Client::new(oci_config(ClientProtocol::Https)),
         };
         Session { client, auth }
+    }
+
+    /// A session for `r` as [`Client::session`], with an identity token
+    /// (`identitytoken`) first traded for an access token to the repository,
+    /// for pulling or, with `push`, pushing too.
+    pub async fn session_for(
+        &self,
+        r: &RemoteRef,
+        auth: &AuthConfig,
+        push: bool,
+    ) -> Result<Session, Error> {
+        if auth.identity_token.is_empty() || !auth.registry_token.is_empty() {
+            return Ok(self.session(r, auth));
+        }
+        let host = match r.registry() {
+            "docker.io" | "index.docker.io" => "registry-1.docker.io",
+            h => h,
+        };
+        let scheme = if self.is_insecure(host) {
+            "http"
+        } else {
+            "https"
+        };
+        let token = identity::exchange(
+            &self.plain,
+            &format!("{scheme}://{host}"),
+            r.repository(),
+            push,
+            &auth.identity_token,
+        )
+        .await?;
+        let with_token = AuthConfig {
+            registry_token: token,
+            ..auth.clone()
+        };
+        Ok(self.session(r, &with_token))
     }
 
     /// Checks credentials against registry `host` (`POST /auth`), as dockerd's

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub mod dockerd;
 pub mod registry;
 pub mod slowproxy;
+pub mod tokenregistry;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

@@ -312,3 +312,73 @@ fn a_trickling_pull_reports_progress_within_the_kubelets_deadline() {
         }
     }
 }
+
+/// A kubelet's pull secret for an OAuth registry (ACR, Hub through credential
+/// helpers) carries an identity token: dockerd trades it for an access token
+/// at the registry's token service, and so must Berth.
+#[test]
+fn identity_tokens_are_traded_for_access_tokens_as_dockerd_does() {
+    use berth_testkit::registry::digest;
+    use berth_testkit::tokenregistry::{Content, TokenRegistry};
+    use std::sync::atomic::Ordering;
+    let d = crate::daemon();
+    let tar = crate::durability::layer("hello", b"from behind a token service\n", 0o644);
+    let gz = crate::durability::gzip(&tar);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello"]},
+        "rootfs": {"type": "layers", "diff_ids": [digest(&tar)]},
+    }))
+    .expect("config");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": digest(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": digest(&gz), "size": gz.len()}],
+    }))
+    .expect("manifest");
+    let mt = "application/vnd.oci.image.manifest.v1+json".to_string();
+    let content = Content {
+        repo: "private/app".into(),
+        manifests: [
+            ("1".to_string(), (mt.clone(), manifest.clone())),
+            (digest(&manifest), (mt, manifest.clone())),
+        ]
+        .into(),
+        blobs: [(digest(&config), config), (digest(&gz), gz)].into(),
+    };
+    let reg = TokenRegistry::start("refresh-from-login", content).expect("token registry");
+    let image = format!("{}/private/app:1", reg.addr);
+    // The CLI sends what `docker login` stored: an identity token, no password.
+    let pull_with = |token: Option<&str>| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let auths = match token {
+            Some(t) => json!({ reg.addr.clone(): {"identitytoken": t} }),
+            None => json!({}),
+        };
+        std::fs::write(
+            dir.path().join("config.json"),
+            json!({ "auths": auths }).to_string(),
+        )
+        .expect("config.json");
+        d.docker()
+            .env("DOCKER_CONFIG", dir.path())
+            .args(["pull", &image])
+            .output()
+            .expect("docker pull")
+    };
+    let o = pull_with(Some("refresh-from-login"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(reg.grants.load(Ordering::Relaxed) >= 1);
+    d.cli_ok(&["image", "inspect", &image]);
+    d.cli_ok(&["rmi", &image]);
+    for token in [Some("expired-or-wrong"), None] {
+        let o = pull_with(token);
+        assert!(!o.status.success(), "pulled with {token:?}");
+        let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
+        assert!(
+            err.contains("unauthorized") || err.contains("authentication required"),
+            "{err}"
+        );
+    }
+}

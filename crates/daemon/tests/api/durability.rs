@@ -9,7 +9,7 @@ use berth_testkit::TestDaemon;
 use crate::daemon;
 use crate::images::busybox;
 
-fn layer(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
+pub(crate) fn layer(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
@@ -19,7 +19,7 @@ fn layer(name: &str, data: &[u8], mode: u32) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).expect("gzip");

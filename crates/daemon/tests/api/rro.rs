@@ -73,7 +73,10 @@ fn read_only_binds_are_recursive_from_api_1_44_unless_asked_otherwise() {
     assert!(!sub_writable(
         &d,
         &[],
-        &["--mount", &mount(",bind-recursive=readonly,bind-propagation=rprivate")]
+        &[
+            "--mount",
+            &mount(",bind-recursive=readonly,bind-propagation=rprivate")
+        ]
     ));
     // ReadOnlyNonRecursive: the top is read-only, the submount is not.
     assert!(sub_writable(

@@ -158,7 +158,13 @@ async fn resolve(
     let mut endpoints = images.registry.endpoints(&remote(r));
     let last = endpoints.pop().unwrap_or_else(|| remote(r));
     for mirror in endpoints {
-        let session = Arc::new(images.registry.session(&mirror, auth));
+        let session = match images.registry.session_for(&mirror, auth, false).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!(mirror = mirror.registry(), error = %e, "mirror failed; trying the next endpoint");
+                continue;
+            }
+        };
         match session.resolve(&mirror, platform).await {
             Ok(resolved) => {
                 tracing::info!(mirror = mirror.registry(), reference = %r, "pulling through mirror");
@@ -169,7 +175,13 @@ async fn resolve(
             }
         }
     }
-    let session = Arc::new(images.registry.session(&last, auth));
+    let session = Arc::new(
+        images
+            .registry
+            .session_for(&last, auth, false)
+            .await
+            .map_err(registry_err)?,
+    );
     let resolved = session
         .resolve(&last, platform)
         .await
@@ -366,7 +378,9 @@ pub(crate) async fn distribution(job: Job, images: Arc<Images>) -> Result<Reply>
     let auth = auth_of(&job)?;
     let resolved = images
         .registry
-        .session(&remote(&r), &auth)
+        .session_for(&remote(&r), &auth, false)
+        .await
+        .map_err(registry_err)?
         .resolve(&remote(&r), &Platform::host())
         .await
         .map_err(registry_err)?;

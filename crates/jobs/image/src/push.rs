@@ -212,7 +212,13 @@ pub(crate) async fn push(mut job: Job, images: Arc<Images>) -> Result<Reply> {
         .ok_or_else(|| ApiError::not_found(format!("No such image: {name}")))?;
     let auth = auth_of(&job)?;
     let target = remote(&r);
-    let session = Arc::new(images.registry.session(&target, &auth));
+    let session = Arc::new(
+        images
+            .registry
+            .session_for(&target, &auth, true)
+            .await
+            .map_err(registry_err)?,
+    );
     let out = Progress::new(
         job.stream("application/json", StreamKind::JsonMessages)?,
         job.progress(),
