@@ -474,6 +474,9 @@ fn network_config(cfg: &Config) -> Result<berth_jobs_network::Config, String> {
         fixed_cidr: net("fixed-cidr", &cfg.fixed_cidr)?,
         mtu: cfg.mtu,
         pools,
+        icc: cfg.icc,
+        ip_masq: cfg.ip_masq,
+        iptables: cfg.iptables,
     })
 }
 

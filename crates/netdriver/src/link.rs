@@ -257,7 +257,8 @@ pub struct Inside {
 }
 
 /// Creates a veth pair `host`/`peer`, puts `host` on `bridge` and up, moves `peer`
-/// into the namespace at `netns` and configures it there.
+/// into the namespace at `netns` and configures it there. An `isolated` port
+/// exchanges no frames with the bridge's other isolated ports.
 pub async fn attach(
     h: &Handle,
     host: &str,
@@ -265,6 +266,7 @@ pub async fn attach(
     bridge: &str,
     netns: &Path,
     inside: Inside,
+    isolated: bool,
 ) -> Result<()> {
     let br = index_of(h, bridge)
         .await?
@@ -272,10 +274,14 @@ pub async fn attach(
     // The peer is created inside the namespace: moving a device between
     // namespaces afterwards waits for an RCU grace period.
     let ns = std::fs::File::open(netns)?;
-    let peer_msg = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+    let mut peer_msg = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer.to_string())
-        .setns_by_fd(ns.as_raw_fd())
-        .build();
+        .setns_by_fd(ns.as_raw_fd());
+    // Each end of a veth has its own MTU: the container's too.
+    if let Some(m) = inside.mtu {
+        peer_msg = peer_msg.mtu(m);
+    }
+    let peer_msg = peer_msg.build();
     let mut v = rtnetlink::LinkMessageBuilder::<LinkVeth>::new_with_info_kind(
         rtnetlink::packet_route::link::InfoKind::Veth,
     )
@@ -301,6 +307,25 @@ pub async fn attach(
             .execute()
             .await
             .map_err(|e| Error::Netlink(format!("attaching {host} to {bridge}: {e}")))?;
+        if isolated {
+            use netlink_packet_route::link::{InfoBridgePort, InfoPortData, InfoPortKind};
+            // RTM_NEWLINK on the existing link (what `ip link set … type
+            // bridge_slave` sends): RTM_SETLINK ignores a port's settings.
+            use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST};
+            h.link()
+                .add(
+                    LinkUnspec::new_with_index(hidx)
+                        .set_port_kind(InfoPortKind::Bridge)
+                        .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(
+                            true,
+                        )]))
+                        .build(),
+                )
+                .set_flags(NLM_F_REQUEST | NLM_F_ACK)
+                .execute()
+                .await
+                .map_err(|e| Error::Netlink(format!("isolating {host} on {bridge}: {e}")))?;
+        }
         let peer = peer.to_string();
         let netns = netns.to_path_buf();
         tokio::task::spawn_blocking(move || configure_inside(&netns, &peer, inside))

@@ -111,6 +111,15 @@ pub struct Flags {
     /// Set the containers network MTU
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// Enable inter-container communication on the default bridge
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub icc: bool,
+    /// Enable IP masquerading of the default bridge's traffic
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ip_masq: bool,
+    /// Enable addition of firewall rules (NAT, published ports, isolation)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub iptables: bool,
     /// Default address pools for node specific local networks (base=CIDR,size=N)
     #[arg(long = "default-address-pool")]
     pub default_address_pools: Vec<String>,
@@ -195,6 +204,9 @@ pub struct Config {
     pub bip: Option<String>,
     pub fixed_cidr: Option<String>,
     pub mtu: Option<u32>,
+    pub icc: bool,
+    pub ip_masq: bool,
+    pub iptables: bool,
     /// `base=CIDR,size=N` entries.
     pub default_address_pools: Vec<String>,
     /// Runc-compatible runtimes by name (`--add-runtime`, and `runc` when found).
@@ -499,6 +511,9 @@ impl Config {
                 file.fixed_cidr.map(Some)
             ),
             mtu: pick!("mtu", "mtu", flags.mtu, file.mtu.map(Some)),
+            icc: pick!("icc", "icc", flags.icc, file.icc),
+            ip_masq: pick!("ip-masq", "ip_masq", flags.ip_masq, file.ip_masq),
+            iptables: pick!("iptables", "iptables", flags.iptables, file.iptables),
             default_address_pools: pick!(
                 "default-address-pools",
                 "default_address_pools",

@@ -120,9 +120,13 @@ impl Networks {
             addr: Ipv4Net::new(ip, subnet.prefix_len()).map_err(sys)?,
             mac,
             gateway: (primary && !net.internal).then_some(gateway),
-            mtu: self.cfg.mtu,
+            mtu: net.mtu(self.cfg.mtu),
         };
-        if let Err(e) = link::attach(&h, &veth, &peer, &net.bridge, ns, inside).await {
+        // `enable_icc=false`: the bridge forwards nothing between its
+        // containers' ports (the kernel's port isolation); the host, published
+        // ports and the world stay reachable.
+        let isolated = !net.icc();
+        if let Err(e) = link::attach(&h, &veth, &peer, &net.bridge, ns, inside, isolated).await {
             self.release_ip(&net.id, ip);
             let _ = name;
             return Err(ApiError::system(format!(

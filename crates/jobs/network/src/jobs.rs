@@ -229,7 +229,7 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
     nets.save_net(&n)?;
     let h = link::connect().map_err(sys)?;
     let gw = Ipv4Net::new(gateway, subnet.prefix_len()).map_err(sys)?;
-    if let Err(e) = link::ensure_bridge(&h, &bridge, gw, nets.cfg.mtu, &nets.owner()).await {
+    if let Err(e) = link::ensure_bridge(&h, &bridge, gw, n.mtu(nets.cfg.mtu), &nets.owner()).await {
         let _ = link::delete(&h, &bridge).await;
         let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
         return Err(ApiError::system(format!("creating bridge {bridge}: {e}")));

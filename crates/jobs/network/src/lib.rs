@@ -101,6 +101,40 @@ impl Net {
     fn is_default_bridge(&self) -> bool {
         self.name == "bridge"
     }
+
+    fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .get(&format!("com.docker.network.{key}"))
+            .map(String::as_str)
+    }
+
+    /// `com.docker.network.bridge.enable_icc`: containers on it reach each other.
+    pub(crate) fn icc(&self) -> bool {
+        self.option("bridge.enable_icc")
+            .is_none_or(|v| v != "false")
+    }
+
+    /// `com.docker.network.bridge.enable_ip_masquerade`.
+    pub(crate) fn masquerade(&self) -> bool {
+        self.option("bridge.enable_ip_masquerade")
+            .is_none_or(|v| v != "false")
+    }
+
+    /// `com.docker.network.driver.mtu`, else the daemon's `--mtu`.
+    pub(crate) fn mtu(&self, daemon: Option<u32>) -> Option<u32> {
+        self.option("driver.mtu")
+            .and_then(|v| v.parse().ok())
+            .filter(|m| *m > 0)
+            .or(daemon)
+    }
+
+    /// `com.docker.network.bridge.host_binding_ipv4`: where ports published
+    /// without an address are bound.
+    pub(crate) fn host_binding(&self) -> Option<Ipv4Addr> {
+        self.option("bridge.host_binding_ipv4")
+            .and_then(|v| v.parse().ok())
+            .filter(|a: &Ipv4Addr| !a.is_unspecified())
+    }
 }
 
 /// One container's attachment to one network.
@@ -176,6 +210,14 @@ pub struct Config {
     pub fixed_cidr: Option<Ipv4Net>,
     pub mtu: Option<u32>,
     pub pools: Vec<Pool>,
+    /// `--icc`: containers on the default bridge reach each other.
+    pub icc: bool,
+    /// `--ip-masq`: the default bridge's traffic out of the host is masqueraded.
+    pub ip_masq: bool,
+    /// `--iptables`: Berth writes firewall rules (NAT, published ports,
+    /// isolation); off, it writes none (published ports then answer through the
+    /// userland proxy only).
+    pub iptables: bool,
 }
 
 pub use berth_api::network::{NetRequest as Request, NetSetup as Setup};

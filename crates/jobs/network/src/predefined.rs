@@ -79,8 +79,14 @@ impl Networks {
         n.bridge = self.cfg.bridge.clone();
         n.options = [
             ("com.docker.network.bridge.default_bridge", "true"),
-            ("com.docker.network.bridge.enable_icc", "true"),
-            ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+            (
+                "com.docker.network.bridge.enable_icc",
+                if self.cfg.icc { "true" } else { "false" },
+            ),
+            (
+                "com.docker.network.bridge.enable_ip_masquerade",
+                if self.cfg.ip_masq { "true" } else { "false" },
+            ),
             ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
             ("com.docker.network.bridge.name", self.cfg.bridge.as_str()),
             (

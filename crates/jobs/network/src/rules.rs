@@ -28,10 +28,7 @@ impl Networks {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet?,
                     internal: n.internal,
-                    masquerade: n
-                        .options
-                        .get("com.docker.network.bridge.enable_ip_masquerade")
-                        .is_none_or(|v| v != "false"),
+                    masquerade: n.masquerade(),
                 })
             })
             .collect();
@@ -60,6 +57,9 @@ impl Networks {
     /// Makes the kernel's rules match the networks and sandboxes. Errors are
     /// logged: a container keeps running when its rules could not be written.
     pub(crate) async fn apply_rules(&self) {
+        if !self.cfg.iptables {
+            return;
+        }
         let rules = self.ruleset();
         let bridges: Vec<String> = rules.nets.iter().map(|n| n.bridge.clone()).collect();
         // The host firewall's accepts follow the bridges only.

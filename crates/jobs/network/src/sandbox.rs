@@ -200,7 +200,13 @@ impl Networks {
         if let Some(ep) = rec.endpoints.first().cloned() {
             let (maps, exposed) = port_plan(req)?;
             rec.exposed = exposed;
-            for m in maps {
+            let binding = wanted.first().and_then(|(n, _)| n.host_binding());
+            for mut m in maps {
+                // Published without an address: the network's
+                // `host_binding_ipv4`, as dockerd.
+                if let (true, Some(b)) = (m.host_ip.is_unspecified(), binding) {
+                    m.host_ip = b;
+                }
                 let taken = self.port_taken(&m.proto, m.host_ip, m.host_port);
                 if m.host_port != 0 && taken {
                     return Err(ApiError::system(format!(

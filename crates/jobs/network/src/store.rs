@@ -54,7 +54,7 @@ impl Networks {
             if let (Some(s), Some(g)) = (net.subnet, net.gateway) {
                 let gw = Ipv4Net::new(g, s.prefix_len()).map_err(sys)?;
                 if let Err(e) =
-                    link::ensure_bridge(&h, &net.bridge, gw, n.cfg.mtu, &n.owner()).await
+                    link::ensure_bridge(&h, &net.bridge, gw, net.mtu(n.cfg.mtu), &n.owner()).await
                 {
                     tracing::error!(network = %net.name, error = %e, "setting up the bridge");
                 }
