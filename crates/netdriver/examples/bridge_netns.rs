@@ -40,7 +40,7 @@ async fn main() -> Result<(), Error> {
             gateway: Some(gw.addr()),
             mtu: None,
         };
-        link::attach(&h, &veth, &format!("{veth}p"), &bridge, &ns, inside).await?;
+        link::attach(&h, &veth, &format!("{veth}p"), &bridge, &ns, inside, false).await?;
         link::lo_up(&ns)?;
         let listener = TcpListener::bind((gw.addr(), 0))?;
         let port = listener.local_addr()?.port();
