@@ -37,6 +37,8 @@ pub struct NetSetup {
     pub settings: NetworkSettings,
     /// The address `/etc/hosts` gives the container's hostname.
     pub ip: Option<Ipv4Addr>,
+    /// Its IPv6 address on an IPv6 network, in `/etc/hosts` too.
+    pub ip6: Option<std::net::Ipv6Addr>,
     /// `nameserver` entries for its resolv.conf; None: the host's.
     pub nameservers: Option<Vec<String>>,
     /// What `host-gateway` in `--add-host` stands for: the default bridge's

@@ -474,6 +474,16 @@ fn network_config(cfg: &Config) -> Result<berth_jobs_network::Config, String> {
         fixed_cidr: net("fixed-cidr", &cfg.fixed_cidr)?,
         mtu: cfg.mtu,
         pools,
+        ipv6: cfg.ipv6,
+        fixed_cidr_v6: cfg
+            .fixed_cidr_v6
+            .as_deref()
+            .map(|s| {
+                s.parse::<berth_netdriver::subnet::Ipv6Net>()
+                    .map(|n| n.trunc())
+                    .map_err(|_| format!("invalid fixed-cidr-v6: {s}"))
+            })
+            .transpose()?,
         icc: cfg.icc,
         ip_masq: cfg.ip_masq,
         iptables: cfg.iptables,

@@ -39,6 +39,8 @@ async fn main() -> Result<(), Error> {
             mac: subnet::mac_for(inside_ip),
             gateway: Some(gw.addr()),
             mtu: None,
+            addr6: None,
+            gateway6: None,
         };
         link::attach(&h, &veth, &format!("{veth}p"), &bridge, &ns, inside, false).await?;
         link::lo_up(&ns)?;

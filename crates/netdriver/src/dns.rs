@@ -22,8 +22,9 @@ use crate::Result;
 /// Where containers find the embedded server.
 pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 
-/// Answers a name for one container: its networks' containers and aliases.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+/// Answers a name for one container: its networks' containers and aliases,
+/// IPv4 and IPv6 addresses alike.
+pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<std::net::IpAddr>> + Send + Sync>;
 
 /// A running server; it stops when dropped.
 pub struct Server {
@@ -83,15 +84,17 @@ pub async fn answer(q: &[u8], lookup: &Lookup, upstream: &[SocketAddr]) -> Optio
         r.metadata.recursion_desired = msg.metadata.recursion_desired;
         r.metadata.recursion_available = true;
         r.add_query(query.clone());
-        // A name we own: A records for IPv4, an empty answer for anything else.
-        if query.query_type() == RecordType::A {
-            for ip in ips {
-                r.add_answer(Record::from_rdata(
-                    query.name().clone(),
-                    600,
-                    RData::A(A(ip)),
-                ));
-            }
+        // A name we own: A records for its IPv4 addresses, AAAA for IPv6,
+        // an empty answer for anything else.
+        for ip in ips {
+            let data = match (query.query_type(), ip) {
+                (RecordType::A, std::net::IpAddr::V4(a)) => RData::A(A(a)),
+                (RecordType::AAAA, std::net::IpAddr::V6(a)) => {
+                    RData::AAAA(hickory_proto::rr::rdata::AAAA(a))
+                }
+                _ => continue,
+            };
+            r.add_answer(Record::from_rdata(query.name().clone(), 600, data));
         }
         return r.to_vec().ok();
     }
@@ -152,7 +155,7 @@ mod tests {
 
     fn lookup() -> Lookup {
         Arc::new(|n: &str| {
-            (n == "web" || n == "web.net1").then(|| vec![Ipv4Addr::new(10, 5, 0, 2)])
+            (n == "web" || n == "web.net1").then(|| vec![Ipv4Addr::new(10, 5, 0, 2).into()])
         })
     }
 
@@ -173,6 +176,26 @@ mod tests {
         let m = Message::from_vec(&r).expect("decode");
         assert_eq!(m.metadata.response_code, ResponseCode::NoError);
         assert!(m.answers.is_empty());
+        // A dual-stack name: AAAA answers its IPv6 address only.
+        let both: Lookup = Arc::new(|n: &str| {
+            (n == "db").then(|| {
+                vec![
+                    Ipv4Addr::new(10, 5, 0, 3).into(),
+                    "fd00::3".parse::<std::net::Ipv6Addr>().expect("v6").into(),
+                ]
+            })
+        });
+        let r = answer(&query("db.", RecordType::AAAA), &both, &[])
+            .await
+            .expect("reply");
+        let m = Message::from_vec(&r).expect("decode");
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(
+            m.answers[0].data,
+            RData::AAAA(hickory_proto::rr::rdata::AAAA(
+                "fd00::3".parse().expect("v6")
+            ))
+        );
     }
 
     #[tokio::test]

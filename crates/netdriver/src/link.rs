@@ -1,16 +1,17 @@
 //! Links, addresses and routes over rtnetlink: bridges on the host, veth pairs
 //! between a bridge and a container's namespace, and the container's side of them.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use futures_util::TryStreamExt;
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+pub use rtnetlink::Handle;
+use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::{Error, Result};
 
@@ -254,6 +255,9 @@ pub struct Inside {
     /// Becomes the default route when set.
     pub gateway: Option<Ipv4Addr>,
     pub mtu: Option<u32>,
+    /// On an IPv6 network: its address, and the default IPv6 route.
+    pub addr6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Creates a veth pair `host`/`peer`, puts `host` on `bridge` and up, moves `peer`
@@ -389,6 +393,20 @@ fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
             .await
             .map_err(nl)?;
         lo_up_with(&h).await?;
+        if let Some(a) = inside.addr6 {
+            add_v6(&h, idx, &inside.ifname, a).await?;
+        }
+        if let Some(gw) = inside.gateway6 {
+            let r = RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(idx)
+                .build();
+            match h.route().add(r).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(Error::Netlink(format!("default IPv6 route: {e}"))),
+            }
+        }
         if let Some(gw) = inside.gateway {
             let r = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
@@ -402,6 +420,34 @@ fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Turns IPv6 on for `ifname` (the calling thread's namespace: sysctls are
+/// per namespace) and adds `addr` without duplicate address detection, so it
+/// is usable at once, as dockerd configures its bridges and containers.
+async fn add_v6(h: &Handle, idx: u32, ifname: &str, addr: Ipv6Net) -> Result<()> {
+    use rtnetlink::packet_route::address::AddressFlags;
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6");
+    std::fs::write(&sysctl, "0").map_err(|e| Error::Netlink(format!("{sysctl}: {e}")))?;
+    let mut req = h
+        .address()
+        .add(idx, IpAddr::V6(addr.addr()), addr.prefix_len());
+    req.message_mut()
+        .attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+        Err(e) => Err(Error::Netlink(format!("adding {addr} to {ifname}: {e}"))),
+    }
+}
+
+/// Gives the bridge `name` its IPv6 gateway address (an IPv6 network's).
+pub async fn ensure_bridge_v6(h: &Handle, name: &str, gateway: Ipv6Net) -> Result<()> {
+    let idx = index_of(h, name)
+        .await?
+        .ok_or_else(|| Error::Netlink(format!("bridge {name} does not exist")))?;
+    add_v6(h, idx, name, gateway).await
 }
 
 async fn lo_up_with(h: &Handle) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::{json, Value};
 
 use crate::{Error, Result};
@@ -20,6 +20,8 @@ pub struct BridgeNet {
     pub internal: bool,
     /// Masquerade traffic leaving the host (dockerd's `enable_ip_masquerade`).
     pub masquerade: bool,
+    /// An IPv6 network's subnet: the same rules in the `ip6` table.
+    pub subnet6: Option<Ipv6Net>,
 }
 
 /// A published port: traffic to `host_ip:host_port` goes to the container.
@@ -58,9 +60,36 @@ fn prefix(n: &Ipv4Net) -> Value {
     json!({ "prefix": { "addr": n.network().to_string(), "len": n.prefix_len() } })
 }
 
-/// The nftables JSON commands that make `table` hold exactly `rules`.
+/// The nftables JSON commands that make `table` hold exactly `rules`: the
+/// `ip` table, and the `ip6` table of the same name for IPv6 networks (none
+/// when there is no IPv6 network).
 pub fn commands(table: &str, rules: &Ruleset) -> Value {
-    let t = json!({ "family": "ip", "name": table });
+    let mut cmds = family_commands("ip", table, rules);
+    let v6: Vec<BridgeNet> = rules
+        .nets
+        .iter()
+        .filter(|n| n.subnet6.is_some())
+        .cloned()
+        .collect();
+    let t6 = json!({ "family": "ip6", "name": table });
+    cmds.push(json!({ "add": { "table": t6 } }));
+    cmds.push(json!({ "delete": { "table": t6 } }));
+    if !v6.is_empty() {
+        // Isolation is by bridge, so every network's name is kept.
+        let ruleset6 = Ruleset {
+            nets: rules.nets.clone(),
+            ports: Vec::new(),
+        };
+        let mut six = family_commands("ip6", table, &ruleset6);
+        // The delete-and-recreate pair is already there.
+        six.drain(..2);
+        cmds.extend(six);
+    }
+    json!({ "nftables": cmds })
+}
+
+fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
+    let t = json!({ "family": family, "name": table });
     let mut cmds = vec![
         json!({ "add": { "table": t } }),
         json!({ "delete": { "table": t } }),
@@ -72,17 +101,22 @@ pub fn commands(table: &str, rules: &Ruleset) -> Value {
         ("forward", "filter", "forward", 0),
     ] {
         cmds.push(json!({ "add": { "chain": {
-            "family": "ip", "table": table, "name": name,
+            "family": family, "table": table, "name": name,
             "type": typ, "hook": hook, "prio": prio, "policy": "accept",
         } } }));
     }
-    let rule = |chain: &str, expr: Vec<Value>| json!({ "add": { "rule": { "family": "ip", "table": table, "chain": chain, "expr": expr } } });
+    let rule = |chain: &str, expr: Vec<Value>| json!({ "add": { "rule": { "family": family, "table": table, "chain": chain, "expr": expr } } });
     for n in &rules.nets {
-        if n.masquerade && !n.internal {
+        let source = match (family, n.subnet6) {
+            ("ip6", Some(s6)) => Some(m("==", payload("ip6", "saddr"), prefix6(&s6))),
+            ("ip6", None) => None,
+            _ => Some(m("==", payload("ip", "saddr"), prefix(&n.subnet))),
+        };
+        if let (true, false, Some(source)) = (n.masquerade, n.internal, source) {
             cmds.push(rule(
                 "postrouting",
                 vec![
-                    m("==", payload("ip", "saddr"), prefix(&n.subnet)),
+                    source,
                     m("!=", meta("oifname"), json!(n.bridge)),
                     json!({ "masquerade": null }),
                 ],
@@ -136,7 +170,11 @@ pub fn commands(table: &str, rules: &Ruleset) -> Value {
         );
         cmds.push(rule("prerouting", expr));
     }
-    json!({ "nftables": cmds })
+    cmds
+}
+
+fn prefix6(n: &Ipv6Net) -> Value {
+    json!({ "prefix": { "addr": n.network().to_string(), "len": n.prefix_len() } })
 }
 
 /// Makes the kernel's `table` hold exactly `rules`, in one transaction. Blocking.
@@ -147,12 +185,15 @@ pub fn apply(table: &str, rules: &Ruleset) -> Result<()> {
         .map_err(|e| Error::Nft(e.to_string()))
 }
 
-/// Removes `table` if it exists. Blocking.
+/// Removes `table` (both families) if it exists. Blocking.
 pub fn remove(table: &str) -> Result<()> {
     let t = json!({ "family": "ip", "name": table });
+    let t6 = json!({ "family": "ip6", "name": table });
     let payload = json!({ "nftables": [
         { "add": { "table": t } },
         { "delete": { "table": t } },
+        { "add": { "table": t6 } },
+        { "delete": { "table": t6 } },
     ] })
     .to_string();
     nftables::helper::apply_ruleset_raw(&payload, None::<&str>, std::iter::empty::<&str>())
@@ -173,12 +214,14 @@ mod tests {
                     subnet: "10.1.0.0/16".parse().expect("net"),
                     internal: false,
                     masquerade: true,
+                    subnet6: Some("fd00:1::/64".parse().expect("net6")),
                 },
                 BridgeNet {
                     bridge: "b1".into(),
                     subnet: "10.2.0.0/24".parse().expect("net"),
                     internal: true,
                     masquerade: true,
+                    subnet6: None,
                 },
             ],
             ports: vec![PortRule {
@@ -195,11 +238,14 @@ mod tests {
         let text = v.to_string();
         // Delete-and-recreate first, so the result is exactly this ruleset.
         assert!(cmds[1]["delete"]["table"]["name"] == "berth-test");
-        // One masquerade (the internal network has none).
-        assert_eq!(text.matches("masquerade").count(), 1);
+        // One masquerade per family of the external network (the internal
+        // one has none).
+        assert_eq!(text.matches("masquerade").count(), 2);
+        assert!(text.contains(r#""addr":"fd00:1::","len":64"#));
         assert!(text.contains(r#""addr":"10.1.0.0","len":16"#));
-        // Internal: two drops; isolation: one each way between b0 and b1.
-        assert_eq!(text.matches(r#""drop":null"#).count(), 4);
+        // Internal: two drops; isolation: one each way between b0 and b1;
+        // both in each family's table.
+        assert_eq!(text.matches(r#""drop":null"#).count(), 8);
         assert!(text.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#));
         assert!(text.contains(r#""right":8080"#));
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-pub use ipnet::Ipv4Net;
+pub use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{Error, Result};
 
@@ -82,6 +82,42 @@ pub fn allocate(
             && subnet.contains(a)
             && !taken.contains(a)
     })
+}
+
+/// The first address of an IPv6 subnet after its (anycast) network address:
+/// the default gateway, as dockerd picks it.
+pub fn first_host6(net: &Ipv6Net) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from(u128::from(net.network()).wrapping_add(1))
+}
+
+/// The lowest free address of an IPv6 subnet (past its network address),
+/// searching the first 65536 of them.
+pub fn allocate6(
+    subnet: &Ipv6Net,
+    taken: &BTreeSet<std::net::Ipv6Addr>,
+) -> Option<std::net::Ipv6Addr> {
+    let base = u128::from(subnet.network());
+    let size = 1u128
+        .checked_shl(128 - u32::from(subnet.prefix_len()))
+        .unwrap_or(u128::MAX);
+    (1..size.min(65536))
+        .map(|i| std::net::Ipv6Addr::from(base + i))
+        .find(|a| !taken.contains(a))
+}
+
+/// A unique local /64 (RFC 4193: `fd` and a random 40-bit global ID) for an
+/// IPv6 network created without a subnet.
+pub fn ula_subnet() -> Ipv6Net {
+    let mut id = [0u8; 5];
+    let _ = getrandom::getrandom(&mut id);
+    let mut b = [0u8; 16];
+    b[0] = 0xfd;
+    b[1..6].copy_from_slice(&id);
+    Ipv6Net::new(std::net::Ipv6Addr::from(b), 64).unwrap_or_default()
+}
+
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 /// A MAC address derived from an IPv4 address, as dockerd does: `02:42` then the

@@ -40,6 +40,8 @@ pub(super) struct FileConfig {
     pub(super) bip: Option<String>,
     pub(super) fixed_cidr: Option<String>,
     pub(super) mtu: Option<u32>,
+    pub(super) ipv6: Option<bool>,
+    pub(super) fixed_cidr_v6: Option<String>,
     pub(super) icc: Option<bool>,
     pub(super) ip_masq: Option<bool>,
     pub(super) iptables: Option<bool>,

@@ -111,6 +111,12 @@ pub struct Flags {
     /// Set the containers network MTU
     #[arg(long)]
     pub mtu: Option<u32>,
+    /// Enable IPv6 on the default bridge (with --fixed-cidr-v6, or a unique local /64)
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ipv6: bool,
+    /// IPv6 subnet of the default bridge
+    #[arg(long)]
+    pub fixed_cidr_v6: Option<String>,
     /// Enable inter-container communication on the default bridge
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub icc: bool,
@@ -204,6 +210,8 @@ pub struct Config {
     pub bip: Option<String>,
     pub fixed_cidr: Option<String>,
     pub mtu: Option<u32>,
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
     pub icc: bool,
     pub ip_masq: bool,
     pub iptables: bool,
@@ -511,6 +519,13 @@ impl Config {
                 file.fixed_cidr.map(Some)
             ),
             mtu: pick!("mtu", "mtu", flags.mtu, file.mtu.map(Some)),
+            ipv6: pick!("ipv6", "ipv6", flags.ipv6, file.ipv6),
+            fixed_cidr_v6: pick!(
+                "fixed-cidr-v6",
+                "fixed_cidr_v6",
+                flags.fixed_cidr_v6,
+                file.fixed_cidr_v6.map(Some)
+            ),
             icc: pick!("icc", "icc", flags.icc, file.icc),
             ip_masq: pick!("ip-masq", "ip_masq", flags.ip_masq, file.ip_masq),
             iptables: pick!("iptables", "iptables", flags.iptables, file.iptables),

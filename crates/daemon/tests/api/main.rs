@@ -15,6 +15,7 @@ mod events;
 mod exec;
 mod host;
 mod images;
+mod ipv6;
 mod isolation;
 mod jobs;
 mod lifecycle;

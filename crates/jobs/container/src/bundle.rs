@@ -98,7 +98,10 @@ fn write_etc(
         .and_then(|n| n.ip)
         .map(|i| i.to_string())
         .unwrap_or_else(|| "127.0.1.1".into());
-    let hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway), links)?;
+    let mut hosts = crate::etc::hosts(hostname, &ip, hc, net.and_then(|n| n.host_gateway), links)?;
+    if let Some(v6) = net.and_then(|n| n.ip6) {
+        hosts.push_str(&format!("{v6}\t{hostname}\n"));
+    }
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = crate::etc::resolv_conf(
         &host_resolv,

@@ -38,7 +38,7 @@ pub struct MountPoint {
     /// tmpfs mount options (`size=…,mode=…`).
     #[serde(default)]
     pub tmpfs: String,
-    /// A read-only bind's recursion ([`crate::rro`]): empty for
+    /// A read-only bind's recursion (see the `rro` module): empty for
     /// non-recursive, `auto` or `force`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub recursive_ro: String,

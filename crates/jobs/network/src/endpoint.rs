@@ -3,7 +3,7 @@
 //! `disconnect` of running containers.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use berth_api::container::EndpointSettings;
 use berth_api::{ApiError, Result};
 use berth_netdriver::link;
 use berth_netdriver::subnet::{self};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::{random_id, sys, Endpoint, Net, Networks, Setup};
 
@@ -48,7 +48,17 @@ impl Networks {
                 "user specified IP address is supported on user defined networks only",
             ));
         }
-        let ip = {
+        let asked6 = cfg
+            .ipam_config
+            .as_ref()
+            .and_then(|i| i.ipv6_address.as_deref())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv6Addr>()
+                    .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {s}")))
+            })
+            .transpose()?;
+        let (ip, ip6) = {
             let mut st = self.lock();
             let n = st
                 .nets
@@ -78,11 +88,45 @@ impl Networks {
                     })?
                 }
             };
+            let ip6 = match (n.subnet6, asked6) {
+                (Some(net6), Some(a)) => {
+                    if !net6.contains(&a) {
+                        return Err(ApiError::invalid(format!(
+                            "Invalid address {a}: It does not belong to any of this network's subnets"
+                        )));
+                    }
+                    if n.allocated6.contains_key(&a) || Some(a) == n.gateway6 {
+                        return Err(ApiError::conflict(format!("Address already in use: {a}")));
+                    }
+                    Some(a)
+                }
+                (Some(net6), None) => {
+                    let mut taken6: BTreeSet<Ipv6Addr> = n.allocated6.keys().copied().collect();
+                    taken6.extend(n.gateway6);
+                    let pool = n.ip_range6.unwrap_or(net6);
+                    Some(subnet::allocate6(&pool, &taken6).ok_or_else(|| {
+                        ApiError::system(format!(
+                            "no available IPv6 addresses on this network's address pools: {} ({})",
+                            n.name, n.id
+                        ))
+                    })?)
+                }
+                (None, Some(_)) => {
+                    return Err(ApiError::invalid(format!(
+                        "invalid endpoint settings:\nuser specified IP address is supported only when connecting to networks with user configured subnets: IPv6 on {}",
+                        n.name
+                    )))
+                }
+                (None, None) => None,
+            };
             n.allocated.insert(ip, container.to_string());
+            if let Some(a) = ip6 {
+                n.allocated6.insert(a, container.to_string());
+            }
             let snapshot = n.clone();
             drop(st);
             self.save_net(&snapshot)?;
-            ip
+            (ip, ip6)
         };
         let mac = match Some(cfg.mac_address.as_str()).filter(|m| !m.is_empty()) {
             Some(m) => subnet::parse_mac(m)
@@ -109,10 +153,13 @@ impl Networks {
             veth: veth.clone(),
             ifname: format!("eth{index}"),
             aliases,
-            static_ip: asked.is_some(),
+            static_ip: asked.is_some() || asked6.is_some(),
             ipam_config: cfg.ipam_config.clone().filter(|i| !i.is_empty()),
             driver_opts: cfg.driver_opts.clone().filter(|d| !d.is_empty()),
             links: cfg.links.clone().unwrap_or_default(),
+            ip6,
+            prefix6: net.subnet6.map(|n| n.prefix_len()).unwrap_or(0),
+            gateway6: ip6.and(net.gateway6),
         };
         let h = link::connect().map_err(sys)?;
         let inside = link::Inside {
@@ -121,13 +168,20 @@ impl Networks {
             mac,
             gateway: (primary && !net.internal).then_some(gateway),
             mtu: net.mtu(self.cfg.mtu),
+            addr6: match (ip6, net.subnet6) {
+                (Some(a), Some(n6)) => Some(Ipv6Net::new(a, n6.prefix_len()).map_err(sys)?),
+                _ => None,
+            },
+            gateway6: net
+                .gateway6
+                .filter(|_| primary && !net.internal && ip6.is_some()),
         };
         // `enable_icc=false`: the bridge forwards nothing between its
         // containers' ports (the kernel's port isolation); the host, published
         // ports and the world stay reachable.
         let isolated = !net.icc();
         if let Err(e) = link::attach(&h, &veth, &peer, &net.bridge, ns, inside, isolated).await {
-            self.release_ip(&net.id, ip);
+            self.release_ip(&net.id, ip, ip6);
             let _ = name;
             return Err(ApiError::system(format!(
                 "attaching to network {}: {e}",
@@ -137,13 +191,16 @@ impl Networks {
         Ok(ep)
     }
 
-    pub(crate) fn release_ip(&self, net: &str, ip: Ipv4Addr) {
+    pub(crate) fn release_ip(&self, net: &str, ip: Ipv4Addr, ip6: Option<Ipv6Addr>) {
         let snapshot = {
             let mut st = self.lock();
             let Some(n) = st.nets.get_mut(net) else {
                 return;
             };
             n.allocated.remove(&ip);
+            if let Some(a) = ip6 {
+                n.allocated6.remove(&a);
+            }
             n.clone()
         };
         let _ = self.save_net(&snapshot);
@@ -254,7 +311,7 @@ impl Networks {
             let ifname = ep.ifname.clone();
             let _ = tokio::task::spawn_blocking(move || link::delete_inside(&ns, &ifname)).await;
         }
-        self.release_ip(&ep.network, ep.ip);
+        self.release_ip(&ep.network, ep.ip, ep.ip6);
         let _ = self.save_sandbox(&snapshot);
         Ok(self.setup_of(&snapshot))
     }

@@ -2,14 +2,14 @@
 
 use berth_engine::names;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use berth_api::filters::{label_matches, Filters};
 use berth_api::{ApiError, Result};
 use berth_engine::{Engine, Job, Reply};
 use berth_netdriver::link;
-use berth_netdriver::subnet::{self, Ipv4Net};
+use berth_netdriver::subnet::{self, Ipv4Net, Ipv6Net};
 use serde_json::{json, Value};
 
 use crate::{now, random_id, sys, Net, Networks};
@@ -60,6 +60,14 @@ fn view(nets: &Networks, n: &Net, with_containers: bool) -> Value {
         }
         _ => Vec::new(),
     };
+    let mut config = config;
+    if let (Some(s), Some(g)) = (n.subnet6, n.gateway6) {
+        let mut c = json!({ "Subnet": s.to_string(), "Gateway": g.to_string() });
+        if let Some(r) = n.ip_range6 {
+            c["IPRange"] = json!(r.to_string());
+        }
+        config.push(c);
+    }
     let mut containers = serde_json::Map::new();
     if with_containers {
         for (cid, name, ep) in nets.endpoints_of(&n.id) {
@@ -70,7 +78,7 @@ fn view(nets: &Networks, n: &Net, with_containers: bool) -> Value {
                     "EndpointID": ep.id,
                     "MacAddress": ep.mac,
                     "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
-                    "IPv6Address": "",
+                    "IPv6Address": ep.ip6.map(|a| format!("{a}/{}", ep.prefix6)).unwrap_or_default(),
                 }),
             );
         }
@@ -82,7 +90,7 @@ fn view(nets: &Networks, n: &Net, with_containers: bool) -> Value {
         "Scope": "local",
         "Driver": n.driver,
         "EnableIPv4": true,
-        "EnableIPv6": false,
+        "EnableIPv6": n.ipv6(),
         "IPAM": { "Driver": "default", "Options": null, "Config": config },
         "Internal": n.internal,
         "Attachable": n.attachable,
@@ -105,6 +113,69 @@ fn parse_net(v: &Value, what: &str) -> Result<Option<Ipv4Net>> {
     }
 }
 
+/// An IPv6 network's subnet and gateway: as configured, or a fresh unique
+/// local /64 when none is given.
+type V6 = (Option<Ipv6Net>, Option<Ipv6Addr>, Option<Ipv6Net>);
+
+fn v6_config(nets: &Networks, c: Option<&Value>) -> Result<V6> {
+    let used: Vec<Ipv6Net> = nets.nets().iter().filter_map(|n| n.subnet6).collect();
+    let subnet = match c.and_then(|c| c["Subnet"].as_str()) {
+        Some(s) => {
+            let net = s
+                .parse::<Ipv6Net>()
+                .map_err(|_| ApiError::invalid(format!("invalid subnet: {s}")))?
+                .trunc();
+            if used.iter().any(|u| subnet::overlaps6(u, &net)) {
+                return Err(ApiError::forbidden(
+                    "Pool overlaps with other one on this address space",
+                ));
+            }
+            net
+        }
+        None => loop {
+            let u = subnet::ula_subnet();
+            if !used.iter().any(|x| subnet::overlaps6(x, &u)) {
+                break u;
+            }
+        },
+    };
+    let gateway = match c
+        .and_then(|c| c["Gateway"].as_str())
+        .filter(|g| !g.is_empty())
+    {
+        Some(g) => {
+            let a = g
+                .parse::<Ipv6Addr>()
+                .map_err(|_| ApiError::invalid(format!("invalid gateway address: {g}")))?;
+            if !subnet.contains(&a) {
+                return Err(ApiError::invalid(format!(
+                    "no matching subnet for gateway {a}"
+                )));
+            }
+            a
+        }
+        None => subnet::first_host6(&subnet),
+    };
+    let range = match c
+        .and_then(|c| c["IPRange"].as_str())
+        .filter(|r| !r.is_empty())
+    {
+        Some(r) => {
+            let r = r
+                .parse::<Ipv6Net>()
+                .map_err(|_| ApiError::invalid(format!("invalid IP range: {r}")))?;
+            if !subnet.contains(&r.network()) {
+                return Err(ApiError::invalid(format!(
+                    "IP range {r} is not inside the subnet {subnet}"
+                )));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    Ok((Some(subnet), Some(gateway), range))
+}
+
 pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
     let req: Value = job.args.json()?;
     let name = req["Name"].as_str().unwrap_or("").to_string();
@@ -125,11 +196,7 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
             "plugin \"{driver}\" not found"
         )));
     }
-    if req["EnableIPv6"].as_bool().unwrap_or(false) {
-        return Err(ApiError::not_implemented(
-            "IPv6 networks are not supported by Berth yet",
-        ));
-    }
+    let enable_ipv6 = req["EnableIPv6"].as_bool().unwrap_or(false);
     let _ops = nets.ops.lock().await;
     if nets.nets().iter().any(|n| n.name == name) {
         return Err(ApiError::conflict(format!(
@@ -140,7 +207,21 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let first = ipam.first().cloned().unwrap_or(Value::Null);
+    // IPv6 entries are told apart by their subnet; the first other one is IPv4's.
+    let is_v6 = |c: &Value| c["Subnet"].as_str().is_some_and(|s| s.contains(':'));
+    let first = ipam
+        .iter()
+        .find(|c| !is_v6(c))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let v6 = ipam.iter().find(|c| is_v6(c)).cloned();
+    // An IPv6 pool is one's own request for IPv6, `EnableIPv6` or not (docker-py's
+    // suite gives pools alone and expects their addresses).
+    let (subnet6, gateway6, range6) = if enable_ipv6 || v6.is_some() {
+        v6_config(&nets, v6.as_ref())?
+    } else {
+        (None, None, None)
+    };
     let asked = parse_net(&first["Subnet"], "subnet")?;
     let ip_range = parse_net(&first["IPRange"], "IP range")?;
     let gateway = match first["Gateway"].as_str().filter(|s| !s.is_empty()) {
@@ -223,6 +304,10 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         aux,
         bridge: bridge.clone(),
         allocated: BTreeMap::new(),
+        subnet6,
+        gateway6,
+        ip_range6: range6,
+        allocated6: BTreeMap::new(),
     };
     // The record first: a crash after it leaves a network the next start finishes
     // (its bridge is ensured then); a bridge without a record would be lost.
@@ -234,9 +319,14 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
         return Err(ApiError::system(format!("creating bridge {bridge}: {e}")));
     }
+    if let Err(e) = crate::store::bridge_v6(&h, &n).await {
+        let _ = link::delete(&h, &bridge).await;
+        let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
+        return Err(e);
+    }
     nets.lock().nets.insert(n.id.clone(), n.clone());
     if !n.internal {
-        crate::rules::enable_forwarding();
+        crate::rules::enable_forwarding(n.ipv6());
     }
     nets.apply_rules().await;
     event(job.engine(), &n, "create", &[]);

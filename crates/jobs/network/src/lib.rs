@@ -26,7 +26,7 @@ mod settings;
 mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -34,7 +34,7 @@ use berth_api::container::EndpointIpamConfig;
 use berth_api::ApiError;
 use berth_netdriver::subnet::Pool;
 use berth_netdriver::{dns, proxy};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -71,6 +71,17 @@ pub struct Net {
     /// IPAM `AuxiliaryAddresses`: names for addresses never handed out.
     #[serde(default)]
     pub aux: BTreeMap<String, Ipv4Addr>,
+    /// `EnableIPv6`: the IPv6 subnet and gateway beside the IPv4 ones, and
+    /// the IPv6 addresses handed out.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// IPAM's `IPRange` of the IPv6 pool: where addresses are handed out from.
+    #[serde(default)]
+    pub ip_range6: Option<Ipv6Net>,
+    #[serde(default)]
+    pub allocated6: BTreeMap<Ipv6Addr, String>,
 }
 
 impl Net {
@@ -91,7 +102,16 @@ impl Net {
             bridge: String::new(),
             allocated: BTreeMap::new(),
             aux: BTreeMap::new(),
+            subnet6: None,
+            gateway6: None,
+            ip_range6: None,
+            allocated6: BTreeMap::new(),
         }
+    }
+
+    /// An IPv6 network (`EnableIPv6`).
+    pub(crate) fn ipv6(&self) -> bool {
+        self.subnet6.is_some()
     }
 
     pub fn predefined(&self) -> bool {
@@ -162,6 +182,13 @@ pub struct Endpoint {
     /// this container only, to `name` on the network.
     #[serde(default)]
     pub links: Vec<String>,
+    /// On an IPv6 network: the address, its prefix length and the gateway.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -210,6 +237,9 @@ pub struct Config {
     pub fixed_cidr: Option<Ipv4Net>,
     pub mtu: Option<u32>,
     pub pools: Vec<Pool>,
+    /// `--ipv6` and `--fixed-cidr-v6`: the default bridge is dual-stack.
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<Ipv6Net>,
     /// `--icc`: containers on the default bridge reach each other.
     pub icc: bool,
     /// `--ip-masq`: the default bridge's traffic out of the host is masqueraded.

@@ -77,6 +77,23 @@ impl Networks {
         n.gateway = Some(gateway);
         n.ip_range = self.cfg.fixed_cidr;
         n.bridge = self.cfg.bridge.clone();
+        if self.cfg.ipv6 {
+            // `--fixed-cidr-v6`, else the subnet it had, else a fresh ULA /64.
+            let s6 = self
+                .cfg
+                .fixed_cidr_v6
+                .or(n.subnet6)
+                .unwrap_or_else(berth_netdriver::subnet::ula_subnet);
+            if n.subnet6 != Some(s6) {
+                n.allocated6.clear();
+            }
+            n.subnet6 = Some(s6);
+            n.gateway6 = Some(berth_netdriver::subnet::first_host6(&s6));
+        } else {
+            n.subnet6 = None;
+            n.gateway6 = None;
+            n.allocated6.clear();
+        }
         n.options = [
             ("com.docker.network.bridge.default_bridge", "true"),
             (

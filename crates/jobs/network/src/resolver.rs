@@ -1,7 +1,7 @@
 //! The embedded DNS server of containers on user-defined networks: names,
 //! aliases and links resolved per container.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ impl Networks {
 
     /// Addresses for `name` as seen from container `from`: containers (by name,
     /// alias or short ID, optionally `.network`) on its user-defined networks.
-    pub(crate) fn lookup(&self, from: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+    pub(crate) fn lookup(&self, from: &str, name: &str) -> Option<Vec<IpAddr>> {
         let st = self.lock();
         let mine: Vec<&Endpoint> = st.sandboxes.get(from)?.rec.endpoints.iter().collect();
         let mut out = Vec::new();
@@ -57,8 +57,13 @@ impl Networks {
                     let hit = sb.rec.name.eq_ignore_ascii_case(bare)
                         || sb.rec.container.get(..12).is_some_and(|s| s == bare)
                         || ep.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare));
-                    if hit && !out.contains(&ep.ip) {
-                        out.push(ep.ip);
+                    if hit {
+                        let v6 = ep.ip6.map(IpAddr::V6);
+                        for ip in std::iter::once(IpAddr::V4(ep.ip)).chain(v6) {
+                            if !out.contains(&ip) {
+                                out.push(ip);
+                            }
+                        }
                     }
                 }
             }

@@ -29,6 +29,7 @@ impl Networks {
                     subnet: n.subnet?,
                     internal: n.internal,
                     masquerade: n.masquerade(),
+                    subnet6: n.subnet6,
                 })
             })
             .collect();
@@ -117,7 +118,19 @@ fn remove(table: &str, chain: &str) -> berth_netdriver::Result<()> {
     hostfw::remove(table)
 }
 
-pub(crate) fn enable_forwarding() {
+/// IPv4 forwarding, and IPv6's too for an IPv6 network (as dockerd; a host
+/// that took router advertisements on forwarding interfaces keeps its
+/// addresses until they expire, so it is turned on only when asked for).
+pub(crate) fn enable_forwarding(ipv6: bool) {
+    if ipv6 {
+        let p = "/proc/sys/net/ipv6/conf/all/forwarding";
+        if std::fs::read_to_string(p).is_ok_and(|s| s.trim() != "1") {
+            match std::fs::write(p, "1") {
+                Ok(()) => tracing::info!("enabled IPv6 forwarding"),
+                Err(e) => tracing::warn!(error = %e, "enabling IPv6 forwarding"),
+            }
+        }
+    }
     let p = "/proc/sys/net/ipv4/ip_forward";
     if std::fs::read_to_string(p)
         .map(|s| s.trim() != "1")

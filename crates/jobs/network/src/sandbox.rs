@@ -3,7 +3,7 @@
 //! daemon restart, and what containers left behind collected.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -142,6 +142,7 @@ impl Networks {
                 &rec.exposed,
             ),
             ip: rec.endpoints.first().map(|e| e.ip),
+            ip6: rec.endpoints.first().and_then(|e| e.ip6),
             nameservers: user_defined.then(|| vec![dns::ADDRESS.to_string()]),
             host_gateway: None,
         }
@@ -266,7 +267,7 @@ impl Networks {
             }
         }
         for ep in &rec.endpoints {
-            self.release_ip(&ep.network, ep.ip);
+            self.release_ip(&ep.network, ep.ip, ep.ip6);
         }
         let _ = std::fs::remove_file(self.sandbox_path(&rec.container));
     }
@@ -355,7 +356,27 @@ impl Networks {
                 .collect();
             for ip in leaked {
                 tracing::info!(network = %n.name, %ip, "releasing a leaked address");
-                self.release_ip(&n.id, ip);
+                self.release_ip(&n.id, ip, None);
+            }
+            let leaked6: Vec<Ipv6Addr> = n
+                .allocated6
+                .iter()
+                .filter(|(_, c)| !live.contains(*c))
+                .map(|(ip, _)| *ip)
+                .collect();
+            if !leaked6.is_empty() {
+                let snapshot = {
+                    let mut st = self.lock();
+                    st.nets.get_mut(&n.id).map(|net| {
+                        for ip in &leaked6 {
+                            net.allocated6.remove(ip);
+                        }
+                        net.clone()
+                    })
+                };
+                if let Some(s) = snapshot {
+                    let _ = self.save_net(&s);
+                }
             }
         }
         // Veths left on our bridges by a crash between creating them and

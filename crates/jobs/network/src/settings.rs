@@ -28,6 +28,7 @@ pub(crate) fn settings_json(
             }),
             _ => None,
         };
+        let v6 = |a: Option<std::net::Ipv6Addr>| a.map(|a| a.to_string()).unwrap_or_default();
         let list = |v: &Vec<String>| Some(v.clone()).filter(|v| !v.is_empty());
         networks.insert(
             n.name.clone(),
@@ -42,6 +43,13 @@ pub(crate) fn settings_json(
                 gateway: ep.gateway.to_string(),
                 ip_address: ep.ip.to_string(),
                 ip_prefix_len: ep.prefix.into(),
+                global_ipv6_address: v6(ep.ip6),
+                global_ipv6_prefix_len: if ep.ip6.is_some() {
+                    ep.prefix6.into()
+                } else {
+                    0
+                },
+                ipv6_gateway: v6(ep.gateway6),
                 dns_names: if n.predefined() {
                     None
                 } else {
@@ -82,6 +90,18 @@ pub(crate) fn settings_json(
         ip_address: default.map(|e| e.ip.to_string()).unwrap_or_default(),
         ip_prefix_len: default.map(|e| e.prefix.into()).unwrap_or(0),
         mac_address: default.map(|e| e.mac.clone()).unwrap_or_default(),
+        global_ipv6_address: default
+            .and_then(|e| e.ip6)
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+        global_ipv6_prefix_len: default
+            .filter(|e| e.ip6.is_some())
+            .map(|e| e.prefix6.into())
+            .unwrap_or(0),
+        ipv6_gateway: default
+            .and_then(|e| e.gateway6)
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         networks,
         ..Default::default()
     }
@@ -107,6 +127,9 @@ mod tests {
             ipam_config: None,
             driver_opts: None,
             links: Vec::new(),
+            ip6: None,
+            prefix6: 0,
+            gateway6: None,
         }
     }
 

@@ -57,11 +57,13 @@ impl Networks {
                     link::ensure_bridge(&h, &net.bridge, gw, net.mtu(n.cfg.mtu), &n.owner()).await
                 {
                     tracing::error!(network = %net.name, error = %e, "setting up the bridge");
+                } else if let Err(e) = bridge_v6(&h, net).await {
+                    tracing::error!(network = %net.name, error = %e.message, "setting up the bridge");
                 }
             }
         }
         if bridges.iter().any(|b| !b.internal) {
-            enable_forwarding();
+            enable_forwarding(bridges.iter().any(|b| !b.internal && b.ipv6()));
         }
         n.apply_rules().await;
         Ok(n)
@@ -193,4 +195,15 @@ impl Networks {
     pub fn name_of(&self, id: &str) -> Option<String> {
         self.lock().nets.get(id).map(|n| n.name.clone())
     }
+}
+
+/// An IPv6 network's gateway address on its bridge.
+pub(crate) async fn bridge_v6(h: &link::Handle, n: &Net) -> Result<()> {
+    let (Some(s), Some(g)) = (n.subnet6, n.gateway6) else {
+        return Ok(());
+    };
+    let gw = ipnet::Ipv6Net::new(g, s.prefix_len()).map_err(sys)?;
+    link::ensure_bridge_v6(h, &n.bridge, gw)
+        .await
+        .map_err(|e| ApiError::system(format!("addressing bridge {}: {e}", n.bridge)))
 }

@@ -1,0 +1,180 @@
+//! IPv6 dual stack: networks with an IPv6 subnet (and the default bridge with
+//! `--ipv6`), containers reaching each other by name over IPv6, static
+//! addresses, inspect's IPv6 fields, and the rules going with the network.
+
+use serde_json::Value;
+
+use crate::images::busybox;
+use crate::network::inspect;
+use crate::{builder, daemon};
+
+/// A unique local /64 no other test uses.
+fn ula() -> String {
+    let mut b = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .expect("random");
+    // Groups written as Rust (and dockerd) print them: no leading zeros, no
+    // zero group that `::` could swallow.
+    let g1 = 0xfd00 | u16::from(b[0]);
+    let g2 = 0x1000 | u16::from_be_bytes([b[1], b[2]]);
+    let g3 = (u16::from(b[3]) << 8) | 1;
+    format!("{g1:x}:{g2:x}:{g3:x}::")
+}
+
+fn ping6(d: &berth_testkit::TestDaemon, net: Option<&str>, target: &str) -> bool {
+    let b = busybox(d);
+    let mut args = vec!["run", "--rm"];
+    if let Some(n) = net {
+        args.extend(["--network", n]);
+    }
+    args.extend([b.as_str(), "ping", "-6", "-c", "1", "-W", "3", target]);
+    d.cli(&args).status.success()
+}
+
+#[test]
+fn containers_on_an_ipv6_network_reach_each_other_by_name() {
+    let d = daemon();
+    let b = busybox(&d);
+    let prefix = ula();
+    let subnet = format!("{prefix}/64");
+    d.cli_ok(&["network", "create", "--ipv6", "--subnet", &subnet, "dual"]);
+    let net: Value =
+        serde_json::from_str(&d.cli_ok(&["network", "inspect", "dual"])).expect("json");
+    assert_eq!(net[0]["EnableIPv6"], true);
+    let configs = net[0]["IPAM"]["Config"].as_array().expect("configs");
+    assert!(
+        configs.iter().any(|c| c["Subnet"] == subnet.as_str()),
+        "{configs:?}"
+    );
+    let gw6 = format!("{prefix}1");
+    assert!(
+        configs.iter().any(|c| c["Gateway"] == gw6.as_str()),
+        "{configs:?}"
+    );
+
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v6a",
+        "--network",
+        "dual",
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let static6 = format!("{prefix}f00d");
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v6b",
+        "--network",
+        "dual",
+        "--ip6",
+        &static6,
+        &b,
+        "sleep",
+        "300",
+    ]);
+    let a = inspect(&d, "v6a");
+    let ep = &a["NetworkSettings"]["Networks"]["dual"];
+    let addr = ep["GlobalIPv6Address"]
+        .as_str()
+        .expect("v6 address")
+        .to_string();
+    assert!(addr.starts_with(&prefix), "{ep}");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(ep["IPv6Gateway"], gw6.as_str());
+    assert!(
+        !ep["IPAddress"].as_str().unwrap_or("").is_empty(),
+        "dual stack: {ep}"
+    );
+    let bb = inspect(&d, "v6b");
+    let ep = &bb["NetworkSettings"]["Networks"]["dual"];
+    assert_eq!(ep["GlobalIPv6Address"], static6.as_str());
+    assert_eq!(ep["IPAMConfig"]["IPv6Address"], static6.as_str());
+
+    // By name (the embedded DNS answers AAAA), by address, and the gateway.
+    assert!(ping6(&d, Some("dual"), "v6a"));
+    assert!(ping6(&d, Some("dual"), &static6));
+    assert!(ping6(&d, Some("dual"), &gw6));
+    let hosts = d.cli_ok(&["exec", "v6a", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&addr), "{hosts}");
+    let net: Value =
+        serde_json::from_str(&d.cli_ok(&["network", "inspect", "dual"])).expect("json");
+    let listed: Vec<&str> = net[0]["Containers"]
+        .as_object()
+        .expect("containers")
+        .values()
+        .filter_map(|c| c["IPv6Address"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&format!("{static6}/64").as_str()),
+        "{listed:?}"
+    );
+
+    // Taken, outside the subnet, malformed: refused as dockerd does.
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "--ip6",
+        &static6,
+        &b,
+        "true",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Address already in use"));
+    let o = d.cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        "--ip6",
+        "fd99::1",
+        &b,
+        "true",
+    ]);
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("does not belong to any of this network's subnets"));
+    // A reconnect with an address of its own.
+    d.cli_ok(&["network", "disconnect", "dual", "v6b"]);
+    let again = format!("{prefix}beef");
+    d.cli_ok(&["network", "connect", "--ip6", &again, "dual", "v6b"]);
+    assert!(ping6(&d, Some("dual"), &again));
+
+    d.cli_ok(&["rm", "-f", "v6a", "v6b"]);
+    d.cli_ok(&["network", "rm", "dual"]);
+    let table = format!("berth-{}", d.bridge);
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "ip6", &table])
+        .output()
+        .expect("nft");
+    assert!(
+        !o.status.success(),
+        "the IPv6 rules outlived the last IPv6 network"
+    );
+}
+
+#[test]
+fn the_default_bridge_is_dual_stack_with_ipv6_and_fixed_cidr_v6() {
+    let prefix = ula();
+    let d = builder()
+        .arg("--ipv6")
+        .arg("--fixed-cidr-v6")
+        .arg(format!("{prefix}/64"))
+        .start();
+    let b = busybox(&d);
+    d.cli_ok(&["run", "-d", "--name", "dflt", &b, "sleep", "300"]);
+    let v = inspect(&d, "dflt");
+    let addr = v["NetworkSettings"]["GlobalIPv6Address"]
+        .as_str()
+        .expect("top-level v6")
+        .to_string();
+    assert!(addr.starts_with(&prefix), "{}", v["NetworkSettings"]);
+    assert!(ping6(&d, None, &addr));
+    assert!(ping6(&d, None, &format!("{prefix}1")));
+    d.cli_ok(&["rm", "-f", "dflt"]);
+}
