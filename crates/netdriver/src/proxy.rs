@@ -3,7 +3,7 @@
 //! and from the host, where DNAT rules never apply.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,60 +43,33 @@ enum Bound {
     Udp(std::net::UdpSocket),
 }
 
-fn bind(proto: &str, addr: SocketAddrV4) -> std::io::Result<Bound> {
+fn bind(proto: &str, addr: SocketAddr) -> std::io::Result<Bound> {
+    use socket2::{Domain, Socket, Type};
+    let udp = proto == "udp";
+    let ty = if udp { Type::DGRAM } else { Type::STREAM };
+    let s = Socket::new(Domain::for_address(addr), ty, None)?;
     // SO_REUSEADDR as Go's listeners have it: a port in TIME_WAIT stays usable.
-    let domain = libc::AF_INET;
-    let (ty, udp) = match proto {
-        "udp" => (libc::SOCK_DGRAM, true),
-        _ => (libc::SOCK_STREAM, false),
-    };
-    // Safety: plain socket syscalls on a descriptor we own until it is wrapped.
-    unsafe {
-        let fd = libc::socket(domain, ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let owned = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
-        if !udp {
-            let one: libc::c_int = 1;
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_REUSEADDR,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            );
-        }
-        let sa = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: addr.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*addr.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        if libc::bind(
-            fd,
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) < 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if udp {
-            Ok(Bound::Udp(std::net::UdpSocket::from(owned)))
-        } else {
-            if libc::listen(fd, 1024) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(Bound::Tcp(std::net::TcpListener::from(owned)))
-        }
+    if !udp {
+        s.set_reuse_address(true)?;
+    }
+    // `[::]` is IPv6 only: `0.0.0.0` of the same port is a binding of its own.
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    if udp {
+        Ok(Bound::Udp(s.into()))
+    } else {
+        s.listen(1024)?;
+        Ok(Bound::Tcp(s.into()))
     }
 }
 
-fn bind_error(proto: &str, addr: SocketAddrV4, e: std::io::Error) -> Error {
+fn bind_error(proto: &str, addr: SocketAddr, e: std::io::Error) -> Error {
+    let family = if addr.is_ipv6() { "6" } else { "4" };
     Error::Bind(format!(
-        "Error starting userland proxy: listen {proto}4 {addr}: bind: {}",
+        "Error starting userland proxy: listen {proto}{family} {addr}: bind: {}",
         match e.raw_os_error() {
             Some(libc::EADDRINUSE) => "address already in use".to_string(),
             _ => e.to_string(),
@@ -104,17 +77,24 @@ fn bind_error(proto: &str, addr: SocketAddrV4, e: std::io::Error) -> Error {
     ))
 }
 
+/// Whether a failed IPv6 binding means the host has no IPv6 (then the IPv6
+/// half of an unspecified binding is left out, as dockerd does).
+pub fn no_ipv6(e: &Error) -> bool {
+    // EAFNOSUPPORT (IPv6 off in the kernel), EADDRNOTAVAIL (`::1` missing).
+    matches!(e, Error::Bind(m) if m.contains("(os error 97)") || m.contains("(os error 99)"))
+}
+
 /// Binds `host_ip:host_port` (a free port of the ephemeral range when `host_port`
 /// is 0, trying from `hint` on) and proxies to `target`. Needs a tokio runtime.
 pub fn start(
     proto: &str,
-    host_ip: Ipv4Addr,
+    host_ip: IpAddr,
     host_port: u16,
     hint: u16,
     target: SocketAddrV4,
 ) -> Result<Proxy> {
     let bound = if host_port != 0 {
-        let a = SocketAddrV4::new(host_ip, host_port);
+        let a = SocketAddr::new(host_ip, host_port);
         (
             bind(proto, a).map_err(|e| bind_error(proto, a, e))?,
             host_port,
@@ -126,7 +106,7 @@ pub fn start(
         let mut found = None;
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
-            if let Ok(b) = bind(proto, SocketAddrV4::new(host_ip, port)) {
+            if let Ok(b) = bind(proto, SocketAddr::new(host_ip, port)) {
                 found = Some((b, port));
                 break;
             }

@@ -178,3 +178,42 @@ fn the_default_bridge_is_dual_stack_with_ipv6_and_fixed_cidr_v6() {
     assert!(ping6(&d, None, &format!("{prefix}1")));
     d.cli_ok(&["rm", "-f", "dflt"]);
 }
+
+#[test]
+fn published_ports_answer_on_ipv6_loopback_too() {
+    use crate::network::{http_get, web_args};
+    let d = daemon();
+    let b = busybox(&d);
+    let (port, port6) = (crate::free_port(), crate::free_port());
+    let mut args: Vec<String> = ["run", "-d", "--name", "web6", "-p"]
+        .map(String::from)
+        .to_vec();
+    args.push(format!("{port}:80"));
+    args.push("-p".into());
+    args.push(format!("[::1]:{port6}:80"));
+    args.extend(web_args(&b, "hello-six"));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.cli_ok(&a);
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = http_get(&format!("[::1]:{port}"));
+        if body.contains("hello-six") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No address: 0.0.0.0 and [::] both, as dockerd binds them.
+    assert!(body.contains("hello-six"), "{body}");
+    assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-six"));
+    // [::1] only: IPv4 loopback is not bound.
+    assert!(http_get(&format!("[::1]:{port6}")).contains("hello-six"));
+    assert!(http_get(&format!("127.0.0.1:{port6}")).starts_with("error"));
+    let ports = d.cli_ok(&["port", "web6"]);
+    assert!(ports.contains(&format!("0.0.0.0:{port}")), "{ports}");
+    assert!(ports.contains(&format!("[::]:{port}")), "{ports}");
+    assert!(ports.contains(&format!("[::1]:{port6}")), "{ports}");
+    // The same host port again, on either family: refused.
+    let o = d.cli(&["run", "--rm", "-p", &format!("[::]:{port}:80"), &b, "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("port is already allocated"));
+    d.cli_ok(&["rm", "-f", "web6"]);
+}

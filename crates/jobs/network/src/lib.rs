@@ -195,8 +195,14 @@ pub struct Endpoint {
 pub struct PortMap {
     pub proto: String,
     pub container_port: u16,
-    pub host_ip: Ipv4Addr,
+    /// `0.0.0.0`, `::` or an address of the host.
+    pub host_ip: std::net::IpAddr,
     pub host_port: u16,
+    /// The IPv6 half of a binding given without an address (dockerd binds
+    /// `0.0.0.0` and `::` both): the same host port as its IPv4 half, and left
+    /// out on hosts without IPv6.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub twin: bool,
 }
 
 /// A running container's network namespace and what hangs off it.

@@ -2,7 +2,7 @@
 //! are taken.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use berth_api::container::PortBinding;
 use berth_api::{ApiError, Result};
@@ -10,11 +10,14 @@ use berth_api::{ApiError, Result};
 use crate::{Networks, PortMap, Request};
 
 impl Networks {
-    pub(crate) fn port_taken(&self, proto: &str, ip: Ipv4Addr, port: u16) -> bool {
+    /// Whether a container holds `ip:port`: the same address, or either
+    /// unspecified, within one address family (`::` is IPv6 only).
+    pub(crate) fn port_taken(&self, proto: &str, ip: IpAddr, port: u16) -> bool {
         self.lock().sandboxes.values().any(|s| {
             s.rec.ports.iter().any(|p| {
                 p.proto == proto
                     && p.host_port == port
+                    && p.host_ip.is_ipv4() == ip.is_ipv4()
                     && (p.host_ip == ip || p.host_ip.is_unspecified() || ip.is_unspecified())
             })
         })
@@ -55,12 +58,15 @@ pub(crate) fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
                 entries
             };
             for e in entries {
-                let ip = match e.host_ip.as_str() {
-                    "" => Ipv4Addr::UNSPECIFIED,
+                let ip: IpAddr = match e.host_ip.as_str() {
+                    "" => Ipv4Addr::UNSPECIFIED.into(),
                     s => s
-                        .parse::<Ipv4Addr>()
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<IpAddr>()
                         .map_err(|_| ApiError::invalid(format!("invalid IP address: {s}")))?,
                 };
+                let dual = e.host_ip.is_empty();
                 let hp = e.host_port.as_str();
                 // A range takes its first port here; conflicts move along it.
                 let host_port = match hp.split_once('-') {
@@ -74,7 +80,17 @@ pub(crate) fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
                     container_port: cport,
                     host_ip: ip,
                     host_port,
+                    twin: false,
                 });
+                if dual {
+                    maps.push(PortMap {
+                        proto: proto.clone(),
+                        container_port: cport,
+                        host_ip: Ipv6Addr::UNSPECIFIED.into(),
+                        host_port,
+                        twin: true,
+                    });
+                }
             }
         }
     }
@@ -90,10 +106,18 @@ pub(crate) fn port_plan(req: &Request) -> Result<(Vec<PortMap>, Vec<String>)> {
         if req.publish_all {
             published.insert(key);
             maps.push(PortMap {
+                proto: proto.clone(),
+                container_port: cport,
+                host_ip: Ipv4Addr::UNSPECIFIED.into(),
+                host_port: 0,
+                twin: false,
+            });
+            maps.push(PortMap {
                 proto,
                 container_port: cport,
-                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_ip: Ipv6Addr::UNSPECIFIED.into(),
                 host_port: 0,
+                twin: true,
             });
         } else {
             exposed.push(key);
@@ -119,18 +143,28 @@ mod tests {
             ..Default::default()
         };
         let (maps, exposed) = port_plan(&req).expect("plan");
-        assert_eq!(maps.len(), 2);
+        // No address: 0.0.0.0 and its IPv6 twin, as dockerd binds both.
+        assert_eq!(maps.len(), 3);
         assert!(maps.contains(&PortMap {
             proto: "tcp".into(),
             container_port: 80,
-            host_ip: Ipv4Addr::UNSPECIFIED,
-            host_port: 8080
+            host_ip: Ipv4Addr::UNSPECIFIED.into(),
+            host_port: 8080,
+            twin: false,
+        }));
+        assert!(maps.contains(&PortMap {
+            proto: "tcp".into(),
+            container_port: 80,
+            host_ip: Ipv6Addr::UNSPECIFIED.into(),
+            host_port: 8080,
+            twin: true,
         }));
         assert!(maps.contains(&PortMap {
             proto: "udp".into(),
             container_port: 53,
-            host_ip: Ipv4Addr::LOCALHOST,
-            host_port: 0
+            host_ip: Ipv4Addr::LOCALHOST.into(),
+            host_port: 0,
+            twin: false,
         }));
         assert_eq!(exposed, vec!["443/tcp".to_string()]);
         let all = Request {
@@ -138,12 +172,22 @@ mod tests {
             ..req
         };
         let (maps, exposed) = port_plan(&all).expect("plan");
-        assert_eq!(maps.len(), 3);
+        assert_eq!(maps.len(), 5);
         assert!(exposed.is_empty());
         let bad = Request {
             port_bindings: serde_json::from_value(json!({"x/tcp": []})).unwrap_or_default(),
             ..Default::default()
         };
         assert!(port_plan(&bad).is_err());
+        let v6 = Request {
+            port_bindings: serde_json::from_value(
+                json!({"80/tcp": [{"HostIp": "::1", "HostPort": "9090"}]}),
+            )
+            .unwrap_or_default(),
+            ..Default::default()
+        };
+        let (maps, _) = port_plan(&v6).expect("plan");
+        assert_eq!(maps.len(), 1);
+        assert_eq!(maps[0].host_ip, IpAddr::from(Ipv6Addr::LOCALHOST));
     }
 }

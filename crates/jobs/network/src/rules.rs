@@ -41,10 +41,14 @@ impl Networks {
             let Some(net) = st.nets.get(&ep.network) else {
                 continue;
             };
-            for p in &sb.rec.ports {
+            // IPv6 bindings are served by the proxy alone (no DNAT66 yet).
+            for p in sb.rec.ports.iter().filter(|p| p.host_ip.is_ipv4()) {
+                let std::net::IpAddr::V4(host_ip) = p.host_ip else {
+                    continue;
+                };
                 ports.push(PortRule {
                     proto: p.proto.clone(),
-                    host_ip: (!p.host_ip.is_unspecified()).then_some(p.host_ip),
+                    host_ip: (!host_ip.is_unspecified()).then_some(host_ip),
                     host_port: p.host_port,
                     container_ip: ep.ip,
                     container_port: p.container_port,

@@ -202,33 +202,52 @@ impl Networks {
             let (maps, exposed) = port_plan(req)?;
             rec.exposed = exposed;
             let binding = wanted.first().and_then(|(n, _)| n.host_binding());
+            // The host port each IPv4 binding got: its IPv6 twin takes the same.
+            let mut picked: Vec<(String, u16, u16)> = Vec::new();
             for mut m in maps {
+                if m.twin {
+                    if binding.is_some() {
+                        continue; // bound where the network says, IPv4 only
+                    }
+                    match picked
+                        .iter()
+                        .find(|(p, c, _)| *p == m.proto && *c == m.container_port)
+                    {
+                        Some((_, _, port)) => m.host_port = *port,
+                        None => continue,
+                    }
+                }
                 // Published without an address: the network's
                 // `host_binding_ipv4`, as dockerd.
-                if let (true, Some(b)) = (m.host_ip.is_unspecified(), binding) {
-                    m.host_ip = b;
+                if let (false, true, Some(b)) = (m.twin, m.host_ip.is_unspecified(), binding) {
+                    m.host_ip = b.into();
                 }
                 let taken = self.port_taken(&m.proto, m.host_ip, m.host_port);
                 if m.host_port != 0 && taken {
                     return Err(ApiError::system(format!(
                         "driver failed programming external connectivity on endpoint {} ({}): Bind for {}:{} failed: port is already allocated",
-                        req.name, ep.id, m.host_ip, m.host_port
+                        req.name, ep.id, bracket(m.host_ip), m.host_port
                     )));
                 }
                 let hint = rand_port_hint();
-                let p = proxy::start(
+                let p = match proxy::start(
                     &m.proto,
                     m.host_ip,
                     m.host_port,
                     hint,
                     SocketAddrV4::new(ep.ip, m.container_port),
-                )
-                .map_err(|e| {
-                    ApiError::system(format!(
+                ) {
+                    Ok(p) => p,
+                    // A host without IPv6 gets the IPv4 half only.
+                    Err(e) if m.twin && proxy::no_ipv6(&e) => continue,
+                    Err(e) => return Err(ApiError::system(format!(
                         "driver failed programming external connectivity on endpoint {} ({}): {e}",
                         req.name, ep.id
-                    ))
-                })?;
+                    ))),
+                };
+                if !m.twin && m.host_ip.is_unspecified() {
+                    picked.push((m.proto.clone(), m.container_port, p.port));
+                }
                 rec.ports.push(PortMap {
                     host_port: p.port,
                     ..m
@@ -412,5 +431,13 @@ impl Networks {
                 }
             }
         }
+    }
+}
+
+/// An address as Go writes it in `host:port`: IPv6 in brackets.
+fn bracket(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        std::net::IpAddr::V4(a) => a.to_string(),
     }
 }

@@ -148,8 +148,9 @@ mod tests {
         let ports = [PortMap {
             proto: "tcp".into(),
             container_port: 80,
-            host_ip: Ipv4Addr::LOCALHOST,
+            host_ip: Ipv4Addr::LOCALHOST.into(),
             host_port: 8080,
+            twin: false,
         }];
         let s = settings_json(
             Some(Path::new("/run/berth/netns/abc")),
