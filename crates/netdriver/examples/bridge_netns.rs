@@ -41,6 +41,8 @@ async fn main() -> Result<(), Error> {
             mtu: None,
             addr6: None,
             gateway6: None,
+            keep_mac: false,
+            link_route: false,
         };
         link::attach(&h, &veth, &format!("{veth}p"), &bridge, &ns, inside, false).await?;
         link::lo_up(&ns)?;

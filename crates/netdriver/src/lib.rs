@@ -15,6 +15,7 @@
 pub mod dns;
 pub mod hostfw;
 pub mod iptables;
+pub mod lanlink;
 pub mod link;
 pub mod netns;
 pub mod nft;

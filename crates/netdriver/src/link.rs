@@ -258,6 +258,11 @@ pub struct Inside {
     /// On an IPv6 network: its address, and the default IPv6 route.
     pub addr6: Option<Ipv6Net>,
     pub gateway6: Option<Ipv6Addr>,
+    /// The link keeps its own MAC address (ipvlan shares its parent's).
+    pub keep_mac: bool,
+    /// The default route goes out of the link itself, with no gateway
+    /// (ipvlan l3: the parent's host routes for it).
+    pub link_route: bool,
 }
 
 /// Creates a veth pair `host`/`peer`, puts `host` on `bridge` and up, moves `peer`
@@ -362,22 +367,17 @@ where
     })
 }
 
-fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
+pub(crate) fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
     let peer = peer.to_string();
     in_netns(netns, move |h| async move {
         let idx = index_of(&h, &peer)
             .await?
             .ok_or_else(|| Error::Netlink(format!("{peer} is not in the namespace")))?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(idx)
-                    .name(inside.ifname.clone())
-                    .address(inside.mac.to_vec())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(nl)?;
+        let mut rename = LinkUnspec::new_with_index(idx).name(inside.ifname.clone());
+        if !inside.keep_mac {
+            rename = rename.address(inside.mac.to_vec());
+        }
+        h.link().set(rename.build()).execute().await.map_err(nl)?;
         h.address()
             .add(
                 idx,
@@ -407,7 +407,16 @@ fn configure_inside(netns: &Path, peer: &str, inside: Inside) -> Result<()> {
                 Err(e) => return Err(Error::Netlink(format!("default IPv6 route: {e}"))),
             }
         }
-        if let Some(gw) = inside.gateway {
+        if inside.link_route {
+            let r = RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(idx)
+                .build();
+            match h.route().add(r).execute().await {
+                Ok(()) => {}
+                Err(e) if is_errno(&e, libc::EEXIST) => {}
+                Err(e) => return Err(Error::Netlink(format!("default route: {e}"))),
+            }
+        } else if let Some(gw) = inside.gateway {
             let r = RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
                 .output_interface(idx)

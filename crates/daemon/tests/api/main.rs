@@ -18,6 +18,7 @@ mod images;
 mod ipv6;
 mod isolation;
 mod jobs;
+mod lan;
 mod lifecycle;
 mod links;
 mod metrics;

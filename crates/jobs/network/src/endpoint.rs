@@ -175,17 +175,26 @@ impl Networks {
             gateway6: net
                 .gateway6
                 .filter(|_| primary && !net.internal && ip6.is_some()),
+            keep_mac: net.driver == "ipvlan",
+            link_route: primary && !net.internal && crate::lan::is_l3(net),
         };
         // `enable_icc=false`: the bridge forwards nothing between its
         // containers' ports (the kernel's port isolation); the host, published
         // ports and the world stay reachable.
         let isolated = !net.icc();
-        if let Err(e) = link::attach(&h, &veth, &peer, &net.bridge, ns, inside, isolated).await {
+        let attached = if crate::lan::is_lan(&net.driver) {
+            crate::lan::attach(&h, net, &peer, ns, inside).await
+        } else {
+            link::attach(&h, &veth, &peer, &net.bridge, ns, inside, isolated)
+                .await
+                .map_err(|e| ApiError::system(e.to_string()))
+        };
+        if let Err(e) = attached {
             self.release_ip(&net.id, ip, ip6);
             let _ = name;
             return Err(ApiError::system(format!(
-                "attaching to network {}: {e}",
-                net.name
+                "attaching to network {}: {}",
+                net.name, e.message
             )));
         }
         Ok(ep)
@@ -215,7 +224,7 @@ impl Networks {
     ) -> Result<Setup> {
         let _ops = self.ops.lock().await;
         let net = self.find(network)?;
-        if net.driver != "bridge" {
+        if net.driver != "bridge" && !crate::lan::is_lan(&net.driver) {
             return Err(ApiError::forbidden(
                 "container cannot be disconnected from host network or connected to host network",
             ));

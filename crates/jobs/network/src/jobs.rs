@@ -186,7 +186,8 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         .as_str()
         .filter(|s| !s.is_empty())
         .unwrap_or("bridge");
-    if driver != "bridge" {
+    let lan = crate::lan::is_lan(driver);
+    if driver != "bridge" && !lan {
         if matches!(driver, "host" | "null") {
             return Err(ApiError::forbidden(format!(
                 "only one instance of \"{driver}\" network is allowed"
@@ -277,27 +278,33 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         serde_json::from_value(req["Options"].clone()).unwrap_or_default();
     let labels: BTreeMap<String, String> =
         serde_json::from_value(req["Labels"].clone()).unwrap_or_default();
-    let bridge = options
-        .get("com.docker.network.bridge.name")
-        .cloned()
-        .unwrap_or_else(|| format!("bbr-{}", &id[..11]));
-    if bridge.len() > 15 || bridge.is_empty() {
+    let bridge = if lan {
+        String::new()
+    } else {
+        options
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("bbr-{}", &id[..11]))
+    };
+    if !lan && (bridge.len() > 15 || bridge.is_empty()) {
         return Err(ApiError::invalid(format!("invalid bridge name: {bridge}")));
     }
-    if nets.nets().iter().any(|n| n.bridge == bridge) {
+    if !lan && nets.nets().iter().any(|n| n.bridge == bridge) {
         return Err(ApiError::forbidden(format!(
             "bridge name {bridge} is already in use"
         )));
     }
-    let n = Net {
+    // A macvlan or ipvlan network without a parent reaches nothing outside.
+    let no_parent = lan && options.get("parent").is_none_or(|p| p.is_empty());
+    let mut n = Net {
         id: id.clone(),
         name,
-        driver: "bridge".into(),
+        driver: driver.into(),
         created: now(),
         subnet: Some(subnet),
         gateway: Some(gateway),
         ip_range,
-        internal: req["Internal"].as_bool().unwrap_or(false),
+        internal: req["Internal"].as_bool().unwrap_or(false) || no_parent,
         attachable: req["Attachable"].as_bool().unwrap_or(false),
         labels,
         options,
@@ -308,11 +315,26 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         gateway6,
         ip_range6: range6,
         allocated6: BTreeMap::new(),
+        made_link: None,
     };
+    if lan {
+        crate::lan::kind(driver, &n.options)?;
+        crate::lan::check_conflicts(&nets, &n)?;
+    }
     // The record first: a crash after it leaves a network the next start finishes
     // (its bridge is ensured then); a bridge without a record would be lost.
     nets.save_net(&n)?;
     let h = link::connect().map_err(sys)?;
+    if lan {
+        if let Err(e) = crate::lan::prepare(&h, &mut n).await {
+            let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
+            return Err(e);
+        }
+        nets.save_net(&n)?;
+        nets.lock().nets.insert(n.id.clone(), n.clone());
+        event(job.engine(), &n, "create", &[]);
+        return Ok(Reply::json_status(201, &json!({ "Id": id, "Warning": "" })));
+    }
     let gw = Ipv4Net::new(gateway, subnet.prefix_len()).map_err(sys)?;
     if let Err(e) = link::ensure_bridge(&h, &bridge, gw, n.mtu(nets.cfg.mtu), &nets.owner()).await {
         let _ = link::delete(&h, &bridge).await;
@@ -382,9 +404,17 @@ async fn remove(engine: &Engine, nets: &Arc<Networks>, n: &Net) -> Result<()> {
         )));
     }
     let h = link::connect().map_err(sys)?;
-    link::delete(&h, &n.bridge)
-        .await
-        .map_err(|e| ApiError::system(format!("removing bridge {}: {e}", n.bridge)))?;
+    // A bridge, or the parent a LAN network had made for it.
+    let own = if crate::lan::is_lan(&n.driver) {
+        n.made_link.clone()
+    } else {
+        Some(n.bridge.clone())
+    };
+    if let Some(l) = own {
+        link::delete(&h, &l)
+            .await
+            .map_err(|e| ApiError::system(format!("removing {l}: {e}")))?;
+    }
     nets.lock().nets.remove(&n.id);
     let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
     nets.apply_rules().await;

@@ -17,6 +17,7 @@
 
 mod endpoint;
 mod jobs;
+mod lan;
 mod ports;
 mod predefined;
 mod resolver;
@@ -82,6 +83,10 @@ pub struct Net {
     pub ip_range6: Option<Ipv6Net>,
     #[serde(default)]
     pub allocated6: BTreeMap<Ipv6Addr, String>,
+    /// macvlan and ipvlan: the parent Berth made for the network (a VLAN
+    /// sub-interface or a dummy), removed with it.
+    #[serde(default)]
+    pub made_link: Option<String>,
 }
 
 impl Net {
@@ -106,6 +111,7 @@ impl Net {
             gateway6: None,
             ip_range6: None,
             allocated6: BTreeMap::new(),
+            made_link: None,
         }
     }
 

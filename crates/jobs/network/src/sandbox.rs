@@ -174,7 +174,7 @@ impl Networks {
         }
         for (n, _) in &out {
             match n.driver.as_str() {
-                "bridge" => {}
+                "bridge" | "macvlan" | "ipvlan" => {}
                 "null" => return Err(ApiError::invalid("container cannot be connected to multiple networks with one of the networks in private (none) mode")),
                 _ => return Err(ApiError::invalid("container cannot be disconnected from host network or connected to host network")),
             }
@@ -240,10 +240,12 @@ impl Networks {
                     Ok(p) => p,
                     // A host without IPv6 gets the IPv4 half only.
                     Err(e) if m.twin && proxy::no_ipv6(&e) => continue,
-                    Err(e) => return Err(ApiError::system(format!(
+                    Err(e) => {
+                        return Err(ApiError::system(format!(
                         "driver failed programming external connectivity on endpoint {} ({}): {e}",
                         req.name, ep.id
-                    ))),
+                    )))
+                    }
                 };
                 if !m.twin && m.host_ip.is_unspecified() {
                     picked.push((m.proto.clone(), m.container_port, p.port));

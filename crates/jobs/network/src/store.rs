@@ -62,6 +62,13 @@ impl Networks {
                 }
             }
         }
+        // The parents LAN networks had made for them (a reboot takes them).
+        for net in n.nets().into_iter().filter(|x| x.made_link.is_some()) {
+            let mut again = net.clone();
+            if let Err(e) = crate::lan::prepare(&h, &mut again).await {
+                tracing::error!(network = %net.name, error = %e.message, "setting up the parent interface");
+            }
+        }
         if bridges.iter().any(|b| !b.internal) {
             enable_forwarding(bridges.iter().any(|b| !b.internal && b.ipv6()));
         }
