@@ -313,8 +313,12 @@ mod tests {
     #[test]
     fn the_checked_in_list_reads() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-py");
+        // At API 1.41 every test that runs passes now; the newest still has
+        // docker-py's own outdated expectations.
         let l = read_list(&dir.join("expected.txt"), Some("1.41")).expect("list");
-        assert!(!l.deselect.is_empty() && !l.fails.is_empty());
+        assert!(!l.deselect.is_empty());
+        let latest = read_list(&dir.join("expected.txt"), None).expect("list");
+        assert!(!latest.fails.is_empty());
         assert!(l
             .deselect
             .iter()
