@@ -455,14 +455,20 @@ fn network_config(cfg: &Config) -> Result<berth_jobs_network::Config, String> {
             })
             .transpose()
     };
-    let pools = if cfg.default_address_pools.is_empty() {
+    use berth_netdriver::subnet::{is_pool6, parse_pool6};
+    let (v6, v4): (Vec<&String>, Vec<&String>) =
+        cfg.default_address_pools.iter().partition(|p| is_pool6(p));
+    let pools = if v4.is_empty() {
         default_pools()
     } else {
-        cfg.default_address_pools
-            .iter()
+        v4.iter()
             .map(|p| parse_pool(p).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?
     };
+    let pools6 = v6
+        .iter()
+        .map(|p| parse_pool6(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     if cfg.bridge.len() > 15 {
         return Err(format!("invalid bridge name {}: too long", cfg.bridge));
     }
@@ -484,6 +490,8 @@ fn network_config(cfg: &Config) -> Result<berth_jobs_network::Config, String> {
                     .map_err(|_| format!("invalid fixed-cidr-v6: {s}"))
             })
             .transpose()?,
+        pools6,
+        ip6tables: cfg.ip6tables,
         icc: cfg.icc,
         ip_masq: cfg.ip_masq,
         iptables: cfg.iptables,

@@ -49,6 +49,50 @@ pub fn parse_pool(s: &str) -> Result<Pool> {
     Ok(Pool { base, size })
 }
 
+/// An IPv6 `--default-address-pools` entry (`base=fd00:abcd::/48,size=64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool6 {
+    pub base: Ipv6Net,
+    pub size: u8,
+}
+
+/// Whether a pool entry is IPv6's (its base has a colon).
+pub fn is_pool6(s: &str) -> bool {
+    s.split(',')
+        .any(|kv| kv.strip_prefix("base=").is_some_and(|b| b.contains(':')))
+}
+
+/// Parses an IPv6 pool entry, in the same form as [`parse_pool`].
+pub fn parse_pool6(s: &str) -> Result<Pool6> {
+    let bad = || Error::Invalid(format!("invalid default address pool: {s}"));
+    let (mut base, mut size) = (None, None);
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<Ipv6Net>().map_err(|_| bad())?),
+            Some(("size", v)) => size = Some(v.parse::<u8>().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        }
+    }
+    let base = base.ok_or_else(bad)?.trunc();
+    let size = size.ok_or_else(bad)?;
+    if size < base.prefix_len() || size > 124 {
+        return Err(bad());
+    }
+    Ok(Pool6 { base, size })
+}
+
+/// The first IPv6 subnet from `pools` that overlaps nothing in `used`
+/// (looking at the first 65536 of each pool).
+pub fn pick6(pools: &[Pool6], used: &[Ipv6Net]) -> Option<Ipv6Net> {
+    pools.iter().find_map(|p| {
+        p.base
+            .subnets(p.size)
+            .ok()?
+            .take(65536)
+            .find(|s| !used.iter().any(|u| overlaps6(s, u)))
+    })
+}
+
 pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }

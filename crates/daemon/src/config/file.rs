@@ -45,6 +45,7 @@ pub(super) struct FileConfig {
     pub(super) icc: Option<bool>,
     pub(super) ip_masq: Option<bool>,
     pub(super) iptables: Option<bool>,
+    pub(super) ip6tables: Option<bool>,
     pub(super) default_address_pools: Option<Vec<PoolEntry>>,
     pub(super) runtimes: Option<BTreeMap<String, RuntimeEntry>>,
     pub(super) default_runtime: Option<String>,

@@ -123,6 +123,9 @@ pub struct Flags {
     /// Enable IP masquerading of the default bridge's traffic
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub ip_masq: bool,
+    /// Enable the IPv6 rules (NAT66, isolation) of IPv6 networks
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ip6tables: bool,
     /// Enable addition of firewall rules (NAT, published ports, isolation)
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub iptables: bool,
@@ -215,6 +218,7 @@ pub struct Config {
     pub icc: bool,
     pub ip_masq: bool,
     pub iptables: bool,
+    pub ip6tables: bool,
     /// `base=CIDR,size=N` entries.
     pub default_address_pools: Vec<String>,
     /// Runc-compatible runtimes by name (`--add-runtime`, and `runc` when found).
@@ -529,6 +533,7 @@ impl Config {
             icc: pick!("icc", "icc", flags.icc, file.icc),
             ip_masq: pick!("ip-masq", "ip_masq", flags.ip_masq, file.ip_masq),
             iptables: pick!("iptables", "iptables", flags.iptables, file.iptables),
+            ip6tables: pick!("ip6tables", "ip6tables", flags.ip6tables, file.ip6tables),
             default_address_pools: pick!(
                 "default-address-pools",
                 "default_address_pools",

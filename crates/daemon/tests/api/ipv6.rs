@@ -217,3 +217,38 @@ fn published_ports_answer_on_ipv6_loopback_too() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("port is already allocated"));
     d.cli_ok(&["rm", "-f", "web6"]);
 }
+
+#[test]
+fn ipv6_networks_take_subnets_from_ipv6_pools_and_ip6tables_false_writes_no_rules() {
+    let prefix = ula();
+    // The /48 around this test's own /64: `fdXX:XXXX::/48`.
+    let groups: Vec<&str> = prefix.split(':').take(2).collect();
+    let base = format!("{}::/48", groups.join(":"));
+    let d = builder()
+        .arg("--default-address-pool")
+        .arg(format!("base={base},size=64"))
+        .arg("--ip6tables=false")
+        .start();
+    d.cli_ok(&["network", "create", "--ipv6", "pooled"]);
+    let net: Value =
+        serde_json::from_str(&d.cli_ok(&["network", "inspect", "pooled"])).expect("json");
+    let base_net: ipnet::Ipv6Net = base.parse().expect("base");
+    let v6 = net[0]["IPAM"]["Config"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .filter_map(|c| c["Subnet"].as_str())
+        .find(|s| s.contains(':'))
+        .expect("an IPv6 subnet")
+        .parse::<ipnet::Ipv6Net>()
+        .expect("subnet");
+    assert_eq!(v6.prefix_len(), 64);
+    assert!(base_net.contains(&v6.network()), "{v6} not from {base_net}");
+    let table = format!("berth-{}", d.bridge);
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "ip6", &table])
+        .output()
+        .expect("nft");
+    assert!(!o.status.success(), "ip6 rules with --ip6tables=false");
+    d.cli_ok(&["network", "rm", "pooled"]);
+}

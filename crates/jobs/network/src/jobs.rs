@@ -132,6 +132,10 @@ fn v6_config(nets: &Networks, c: Option<&Value>) -> Result<V6> {
             }
             net
         }
+        None if !nets.cfg.pools6.is_empty() => subnet::pick6(&nets.cfg.pools6, &used)
+            .ok_or_else(|| {
+                ApiError::system("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")
+            })?,
         None => loop {
             let u = subnet::ula_subnet();
             if !used.iter().any(|x| subnet::overlaps6(x, &u)) {

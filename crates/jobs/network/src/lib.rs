@@ -252,6 +252,11 @@ pub struct Config {
     /// `--ipv6` and `--fixed-cidr-v6`: the default bridge is dual-stack.
     pub ipv6: bool,
     pub fixed_cidr_v6: Option<Ipv6Net>,
+    /// IPv6 `--default-address-pool`s: where IPv6 networks given no subnet
+    /// get one (else a unique local /64).
+    pub pools6: Vec<berth_netdriver::subnet::Pool6>,
+    /// `--ip6tables`: the `ip6` table (NAT66, isolation) is written.
+    pub ip6tables: bool,
     /// `--icc`: containers on the default bridge reach each other.
     pub icc: bool,
     /// `--ip-masq`: the default bridge's traffic out of the host is masqueraded.

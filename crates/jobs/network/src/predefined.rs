@@ -83,6 +83,7 @@ impl Networks {
                 .cfg
                 .fixed_cidr_v6
                 .or(n.subnet6)
+                .or_else(|| berth_netdriver::subnet::pick6(&self.cfg.pools6, &[]))
                 .unwrap_or_else(berth_netdriver::subnet::ula_subnet);
             if n.subnet6 != Some(s6) {
                 n.allocated6.clear();

@@ -29,7 +29,7 @@ impl Networks {
                     subnet: n.subnet?,
                     internal: n.internal,
                     masquerade: n.masquerade(),
-                    subnet6: n.subnet6,
+                    subnet6: n.subnet6.filter(|_| self.cfg.ip6tables),
                 })
             })
             .collect();
