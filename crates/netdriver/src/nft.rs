@@ -38,10 +38,23 @@ pub struct PortRule {
     pub bridge: String,
 }
 
+/// A published port of a container with an IPv6 address, for the `ip6` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRule6 {
+    pub proto: String,
+    /// None: every local address.
+    pub host_ip: Option<std::net::Ipv6Addr>,
+    pub host_port: u16,
+    pub container_ip: std::net::Ipv6Addr,
+    pub container_port: u16,
+    pub bridge: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset {
     pub nets: Vec<BridgeNet>,
     pub ports: Vec<PortRule>,
+    pub ports6: Vec<PortRule6>,
 }
 
 fn m(op: &str, left: Value, right: Value) -> Value {
@@ -79,8 +92,29 @@ pub fn commands(table: &str, rules: &Ruleset) -> Value {
         let ruleset6 = Ruleset {
             nets: rules.nets.clone(),
             ports: Vec::new(),
+            ports6: Vec::new(),
         };
         let mut six = family_commands("ip6", table, &ruleset6);
+        for p in &rules.ports6 {
+            let mut expr = vec![
+                m("!=", meta("iifname"), json!(p.bridge)),
+                m(
+                    "==",
+                    json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
+                    json!("local"),
+                ),
+            ];
+            if let Some(ip) = p.host_ip {
+                expr.push(m("==", payload("ip6", "daddr"), json!(ip.to_string())));
+            }
+            expr.push(m("==", payload(&p.proto, "dport"), json!(p.host_port)));
+            expr.push(json!({ "dnat": {
+                "family": "ip6", "addr": p.container_ip.to_string(), "port": p.container_port,
+            } }));
+            six.push(json!({ "add": { "rule": {
+                "family": "ip6", "table": table, "chain": "prerouting", "expr": expr,
+            } } }));
+        }
         // The delete-and-recreate pair is already there.
         six.drain(..2);
         cmds.extend(six);
@@ -232,6 +266,14 @@ mod tests {
                 container_port: 80,
                 bridge: "b0".into(),
             }],
+            ports6: vec![PortRule6 {
+                proto: "tcp".into(),
+                host_ip: None,
+                host_port: 8080,
+                container_ip: "fd00:1::2".parse().expect("ip6"),
+                container_port: 80,
+                bridge: "b0".into(),
+            }],
         };
         let v = commands("berth-test", &rules);
         let cmds = v["nftables"].as_array().expect("array");
@@ -248,5 +290,9 @@ mod tests {
         assert_eq!(text.matches(r#""drop":null"#).count(), 8);
         assert!(text.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#));
         assert!(text.contains(r#""right":8080"#));
+        assert!(
+            text.contains(r#""dnat":{"addr":"fd00:1::2","family":"ip6","port":80}"#),
+            "{text}"
+        );
     }
 }

@@ -252,3 +252,101 @@ fn ipv6_networks_take_subnets_from_ipv6_pools_and_ip6tables_false_writes_no_rule
     assert!(!o.status.success(), "ip6 rules with --ip6tables=false");
     d.cli_ok(&["network", "rm", "pooled"]);
 }
+
+#[test]
+fn an_outside_ipv6_host_reaches_a_published_port_by_dnat() {
+    use std::process::Command;
+    let ip_ok = |args: &[&str]| {
+        let o = Command::new("ip").args(args).output().expect("ip");
+        assert!(
+            o.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let d = daemon();
+    let b = busybox(&d);
+    // The outside host: a namespace behind a veth, on a /64 of its own.
+    let out6 = ula();
+    let tag = &out6[2..8].replace(':', "");
+    let (ns, hostif) = (format!("berth-out6-{tag}"), format!("bo{tag}"));
+    struct Gone(String, String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["link", "del", &self.1]).output();
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+        }
+    }
+    let _gone = Gone(ns.clone(), hostif.clone());
+    ip_ok(&["netns", "add", &ns]);
+    let peer = format!("{hostif}p");
+    ip_ok(&[
+        "link", "add", &hostif, "type", "veth", "peer", "name", &peer,
+    ]);
+    ip_ok(&["link", "set", &peer, "netns", &ns]);
+    ip_ok(&[
+        "addr",
+        "add",
+        &format!("{out6}1/64"),
+        "dev",
+        &hostif,
+        "nodad",
+    ]);
+    ip_ok(&["link", "set", &hostif, "up"]);
+    let inside = |a: &[&str]| {
+        let mut v = vec!["netns", "exec", &ns, "ip"];
+        v.extend_from_slice(a);
+        ip_ok(&v);
+    };
+    inside(&["addr", "add", &format!("{out6}2/64"), "dev", &peer, "nodad"]);
+    inside(&["link", "set", &peer, "up"]);
+    inside(&["-6", "route", "add", "default", "via", &format!("{out6}1")]);
+
+    let subnet = format!("{}/64", ula());
+    d.cli_ok(&["network", "create", "--ipv6", "--subnet", &subnet, "pub6"]);
+    let port = crate::free_port();
+    // A CGI script answers with the client's address as the container sees it.
+    let script = "mkdir -p /www/cgi-bin; printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho \"$REMOTE_ADDR\"\\n' > /www/cgi-bin/ip; chmod +x /www/cgi-bin/ip; exec httpd -f -p 80 -h /www";
+    d.cli_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dnat6",
+        "--network",
+        "pub6",
+        "-p",
+        &format!("{port}:80"),
+        &b,
+        "sh",
+        "-c",
+        script,
+    ]);
+    let url = format!("http://[{out6}1]:{port}/cgi-bin/ip");
+    let mut seen = String::new();
+    for _ in 0..50 {
+        let o = Command::new("ip")
+            // Debian's busybox wget crashes on -T: timeout(1) bounds it.
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "timeout",
+                "5",
+                "/bin/busybox",
+                "wget",
+                "-qO-",
+                &url,
+            ])
+            .output()
+            .expect("wget");
+        seen = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        if !seen.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The container sees the outside host itself: DNAT, not the proxy.
+    assert_eq!(seen, format!("[{out6}2]"));
+    d.cli_ok(&["rm", "-f", "dnat6"]);
+    d.cli_ok(&["network", "rm", "pub6"]);
+}

@@ -5,7 +5,7 @@
 //! whole from the current state: the table after every change, the accepts in
 //! other programs' chains when the bridges change.
 
-use berth_netdriver::nft::{BridgeNet, PortRule, Ruleset};
+use berth_netdriver::nft::{BridgeNet, PortRule, PortRule6, Ruleset};
 use berth_netdriver::{hostfw, iptables, nft};
 
 use crate::Networks;
@@ -34,6 +34,7 @@ impl Networks {
             })
             .collect();
         let mut ports = Vec::new();
+        let mut ports6 = Vec::new();
         for sb in st.sandboxes.values() {
             let Some(ep) = sb.rec.endpoints.first() else {
                 continue;
@@ -41,7 +42,22 @@ impl Networks {
             let Some(net) = st.nets.get(&ep.network) else {
                 continue;
             };
-            // IPv6 bindings are served by the proxy alone (no DNAT66 yet).
+            // IPv6 bindings: DNAT to the container's IPv6 address where it
+            // has one (else the proxy alone serves them).
+            for p in sb.rec.ports.iter() {
+                if let (std::net::IpAddr::V6(h), Some(c6), true) =
+                    (p.host_ip, ep.ip6, self.cfg.ip6tables)
+                {
+                    ports6.push(PortRule6 {
+                        proto: p.proto.clone(),
+                        host_ip: (!h.is_unspecified()).then_some(h),
+                        host_port: p.host_port,
+                        container_ip: c6,
+                        container_port: p.container_port,
+                        bridge: net.bridge.clone(),
+                    });
+                }
+            }
             for p in sb.rec.ports.iter().filter(|p| p.host_ip.is_ipv4()) {
                 let std::net::IpAddr::V4(host_ip) = p.host_ip else {
                     continue;
@@ -56,7 +72,11 @@ impl Networks {
                 });
             }
         }
-        Ruleset { nets, ports }
+        Ruleset {
+            nets,
+            ports,
+            ports6,
+        }
     }
 
     /// Makes the kernel's rules match the networks and sandboxes. Errors are
