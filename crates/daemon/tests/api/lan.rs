@@ -257,7 +257,7 @@ fn kernel_has(kind: &str, parent: &str) -> bool {
 
 #[test]
 fn ipvlan_l3_vlan_subinterfaces_and_parentless_networks() {
-    let d = daemon();
+    let mut d = daemon();
     let b = busybox(&d);
     let lan = Lan::new();
     if !["ipvlan", "vlan", "dummy"]
@@ -347,6 +347,14 @@ fn ipvlan_l3_vlan_subinterfaces_and_parentless_networks() {
     let net: serde_json::Value =
         serde_json::from_str(&d.cli_ok(&["network", "inspect", "alone"])).expect("json");
     assert_eq!(net[0]["Internal"], true);
+    // A crash, and a reboot that took the dummy: the next start makes it again.
+    d.kill9();
+    ip_ok(&["link", "del", &dummy]);
+    d.restart();
+    assert!(
+        ip(&["link", "show", &dummy]).status.success(),
+        "{dummy} not made again"
+    );
     d.cli_ok(&["network", "rm", "alone"]);
     assert!(!ip(&["link", "show", &dummy]).status.success());
 }

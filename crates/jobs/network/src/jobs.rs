@@ -321,20 +321,20 @@ pub(crate) async fn create(job: Job, nets: Arc<Networks>) -> Result<Reply> {
         allocated6: BTreeMap::new(),
         made_link: None,
     };
+    let h = link::connect().map_err(sys)?;
     if lan {
         crate::lan::kind(driver, &n.options)?;
         crate::lan::check_conflicts(&nets, &n)?;
+        crate::lan::plan(&h, &mut n).await?;
     }
     // The record first: a crash after it leaves a network the next start finishes
-    // (its bridge is ensured then); a bridge without a record would be lost.
+    // (its bridge or parent is made then); a link without a record would be lost.
     nets.save_net(&n)?;
-    let h = link::connect().map_err(sys)?;
     if lan {
-        if let Err(e) = crate::lan::prepare(&h, &mut n).await {
+        if let Err(e) = crate::lan::make(&h, &n).await {
             let _ = std::fs::remove_file(nets.root.join(format!("{}.json", n.id)));
             return Err(e);
         }
-        nets.save_net(&n)?;
         nets.lock().nets.insert(n.id.clone(), n.clone());
         event(job.engine(), &n, "create", &[]);
         return Ok(Reply::json_status(201, &json!({ "Id": id, "Warning": "" })));

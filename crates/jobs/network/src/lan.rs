@@ -110,9 +110,11 @@ pub(crate) fn check_conflicts(nets: &Networks, n: &Net) -> Result<()> {
     Ok(())
 }
 
-/// Readies the parent of a new network: an existing interface, a VLAN
-/// sub-interface made here, or a dummy. Records what it made in `n`.
-pub(crate) async fn prepare(h: &link::Handle, n: &mut Net) -> Result<()> {
+/// Checks the parent of a new network and records in `n` what Berth will
+/// make for it (a VLAN sub-interface that does not exist yet, or a dummy),
+/// so that the record names it before it exists: a crash in between leaves
+/// a link the next start makes again and `network rm` removes.
+pub(crate) async fn plan(h: &link::Handle, n: &mut Net) -> Result<()> {
     kind(&n.driver, &n.options)?;
     let parent = n.options.get("parent").cloned().unwrap_or_default();
     let not_found = |p: &str| {
@@ -126,38 +128,41 @@ pub(crate) async fn prepare(h: &link::Handle, n: &mut Net) -> Result<()> {
             ))
         }
     };
-    if parent.is_empty() {
-        let d = dummy_name(&n.id);
-        lanlink::ensure_dummy(h, &d)
+    let exists = |name: String| async move {
+        link::index_of(h, &name)
             .await
-            .map_err(|e| ApiError::system(e.to_string()))?;
-        n.made_link = Some(d);
+            .map(|i| i.is_some())
+            .map_err(|e| ApiError::system(e.to_string()))
+    };
+    if parent.is_empty() {
+        n.made_link = Some(dummy_name(&n.id));
         return Ok(());
     }
-    let exists = link::index_of(h, &parent)
-        .await
-        .map_err(|e| ApiError::system(e.to_string()))?
-        .is_some();
-    if exists {
+    if exists(parent.clone()).await? {
         return Ok(());
     }
     match lanlink::vlan_of(&parent) {
         None => Err(not_found(&parent)),
-        Some((base, _)) => {
-            let base_exists = link::index_of(h, base)
-                .await
-                .map_err(|e| ApiError::system(e.to_string()))?
-                .is_some();
-            if !base_exists {
-                return Err(not_found(base));
-            }
-            lanlink::ensure_vlan(h, &parent)
-                .await
-                .map_err(|e| ApiError::system(e.to_string()))?;
+        Some((base, _)) if !exists(base.to_string()).await? => Err(not_found(base)),
+        Some(_) => {
             n.made_link = Some(parent);
             Ok(())
         }
     }
+}
+
+/// Makes what [`plan`] recorded, unless it exists (also at start-up, after a
+/// reboot or a crash took it).
+pub(crate) async fn make(h: &link::Handle, n: &Net) -> Result<()> {
+    let Some(l) = &n.made_link else {
+        return Ok(());
+    };
+    let made = if lanlink::vlan_of(l).is_some() && n.options.get("parent") == Some(l) {
+        lanlink::ensure_vlan(h, l).await.map(drop)
+    } else {
+        lanlink::ensure_dummy(h, l).await
+    };
+    made.map_err(|e| ApiError::system(e.to_string()))
 }
 
 /// A container's child of the network's parent, inside its namespace.

@@ -64,8 +64,7 @@ impl Networks {
         }
         // The parents LAN networks had made for them (a reboot takes them).
         for net in n.nets().into_iter().filter(|x| x.made_link.is_some()) {
-            let mut again = net.clone();
-            if let Err(e) = crate::lan::prepare(&h, &mut again).await {
+            if let Err(e) = crate::lan::make(&h, &net).await {
                 tracing::error!(network = %net.name, error = %e.message, "setting up the parent interface");
             }
         }
