@@ -191,6 +191,10 @@ fn published_ports_answer_on_ipv6_loopback_too() {
     args.push(format!("{port}:80"));
     args.push("-p".into());
     args.push(format!("[::1]:{port6}:80"));
+    // Two host ports for one container port: each IPv6 twin takes its own.
+    let port2 = crate::free_port();
+    args.push("-p".into());
+    args.push(format!("{port2}:80"));
     args.extend(web_args(&b, "hello-six"));
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     d.cli_ok(&a);
@@ -205,6 +209,7 @@ fn published_ports_answer_on_ipv6_loopback_too() {
     // No address: 0.0.0.0 and [::] both, as dockerd binds them.
     assert!(body.contains("hello-six"), "{body}");
     assert!(http_get(&format!("127.0.0.1:{port}")).contains("hello-six"));
+    assert!(http_get(&format!("[::1]:{port2}")).contains("hello-six"));
     // [::1] only: IPv4 loopback is not bound.
     assert!(http_get(&format!("[::1]:{port6}")).contains("hello-six"));
     assert!(http_get(&format!("127.0.0.1:{port6}")).starts_with("error"));

@@ -202,20 +202,20 @@ impl Networks {
             let (maps, exposed) = port_plan(req)?;
             rec.exposed = exposed;
             let binding = wanted.first().and_then(|(n, _)| n.host_binding());
-            // The host port each IPv4 binding got: its IPv6 twin takes the same.
-            let mut picked: Vec<(String, u16, u16)> = Vec::new();
+            // The host port the IPv4 binding just before got: its IPv6 twin
+            // (which `port_plan` puts right after it) takes the same.
+            let mut picked: Option<u16> = None;
             for mut m in maps {
                 if m.twin {
                     if binding.is_some() {
                         continue; // bound where the network says, IPv4 only
                     }
-                    match picked
-                        .iter()
-                        .find(|(p, c, _)| *p == m.proto && *c == m.container_port)
-                    {
-                        Some((_, _, port)) => m.host_port = *port,
+                    match picked.take() {
+                        Some(port) => m.host_port = port,
                         None => continue,
                     }
+                } else {
+                    picked = None;
                 }
                 // Published without an address: the network's
                 // `host_binding_ipv4`, as dockerd.
@@ -248,7 +248,7 @@ impl Networks {
                     }
                 };
                 if !m.twin && m.host_ip.is_unspecified() {
-                    picked.push((m.proto.clone(), m.container_port, p.port));
+                    picked = Some(p.port);
                 }
                 rec.ports.push(PortMap {
                     host_port: p.port,
