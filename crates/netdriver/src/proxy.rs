@@ -140,7 +140,15 @@ async fn tcp(l: TcpListener, target: SocketAddrV4) {
             };
             let _ = inbound.set_nodelay(true);
             let _ = out.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+            // 64 KiB a direction (tokio's default is 8 KiB): an eighth of the
+            // wake-ups and syscalls for bulk transfers, at 128 KiB a connection.
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut inbound,
+                &mut out,
+                64 << 10,
+                64 << 10,
+            )
+            .await;
         });
     }
 }
