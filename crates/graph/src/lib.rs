@@ -18,6 +18,7 @@ pub mod layer;
 pub mod mount;
 pub mod reference;
 mod store;
+pub mod topdir;
 
 pub use digest::{chain_ids, Digest};
 pub use image::ImageConfig;

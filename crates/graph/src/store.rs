@@ -98,6 +98,8 @@ impl Graph {
             let p = root.join(d);
             std::fs::create_dir_all(&p).map_err(io_err(&p))?;
         }
+        // Layers are staged under tmp/: each a block group of its own (see topdir).
+        crate::topdir::mark(&root.join("tmp"));
         let g = Graph {
             root: root.to_path_buf(),
             state: Mutex::new(State::default()),
