@@ -18,6 +18,10 @@
 //!   back with `docker logs`, the CLI's output to /dev/null (and, for comparison,
 //!   read through a pipe).
 //! - `exec`: `docker exec C true` latency.
+//! - `distro`: cold `docker pull` of a Debian bookworm made with debootstrap
+//!   (three layers, thousands of files; see `benchdistro`), after `rmi` and `sync`.
+//! - `port`: a busybox httpd container's 1 MiB file fetched 200 times through a
+//!   published port on 127.0.0.1, and on `[::1]`: MiB/s.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,7 +31,7 @@ use berth_testkit::registry::Registry;
 
 use crate::benchreport::{print_header, print_row, write_json, Row, Sample};
 use crate::benchsetup::{docker, docker_to, prepare_busybox, push_big_image, start_berth};
-use crate::benchwork::{api_lifecycle, daemon_rss, socket_of, throughput};
+use crate::benchwork::{api_lifecycle, daemon_rss, fetch_rate, socket_of, throughput};
 use crate::{root, Result};
 
 struct Opts {
@@ -276,6 +280,72 @@ pub fn bench(args: &[String]) -> Result {
             "s",
             r,
         );
+    }
+    if wanted("distro") {
+        let (image, size, files) = crate::benchdistro::push_distro_image(&reg.addr)?;
+        let r = both(&berth, other, runs.min(3), |h, _| {
+            let _ = docker(h, &["rmi", "-f", &image]);
+            // Each daemon starts with the other's writes on disk, not in flight.
+            nix::unistd::sync();
+            time_pull(h, &image)
+        })?;
+        for h in &hosts {
+            let _ = docker(h, &["rmi", "-f", &image]);
+        }
+        row(
+            &mut rows,
+            "distro",
+            format!(
+                "cold pull, Debian bookworm (debootstrap), 3 layers, {:.0} MB, {files} entries",
+                size as f64 / 1e6
+            ),
+            "s",
+            r,
+        );
+    }
+    if wanted("port") {
+        for (name, bind, what) in [
+            (
+                "port",
+                "127.0.0.1",
+                "published port on 127.0.0.1, 200 x 1 MiB",
+            ),
+            ("port6", "[::1]", "the same on [::1]"),
+        ] {
+            let mut ports = Vec::new();
+            for h in &hosts {
+                let _ = docker(h, &["rm", "-f", "bench-port"]);
+                docker(
+                    h,
+                    &[
+                        "run", "-d", "--name", "bench-port", "-p", &format!("{bind}::80"), bb, "sh",
+                        "-c",
+                        "mkdir /w && head -c 1048576 /dev/urandom > /w/f && exec httpd -f -p 80 -h /w",
+                    ],
+                )?;
+                let out = docker(h, &["port", "bench-port", "80/tcp"])?;
+                let addr: std::net::SocketAddr = out
+                    .lines()
+                    .next()
+                    .and_then(|l| l.trim().parse().ok())
+                    .ok_or_else(|| format!("docker port: {out:?}"))?;
+                ports.push(addr);
+            }
+            // httpd writes the file first: wait until it answers.
+            for a in &ports {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while fetch_rate(*a, 1).is_err() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            let r = both(&berth, other, runs.min(3), |_, is_berth| {
+                fetch_rate(ports[usize::from(!is_berth)], 200)
+            })?;
+            for h in &hosts {
+                let _ = docker(h, &["rm", "-f", "bench-port"]);
+            }
+            row(&mut rows, name, what.into(), "MiB/s", r);
+        }
     }
     if wanted("exec") {
         for h in &hosts {

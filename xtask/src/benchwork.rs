@@ -206,3 +206,32 @@ pub(crate) fn daemon_rss(host: &str, berth: bool) -> f64 {
     }
     kb as f64 / 1024.0
 }
+
+/// Fetches `/f` from an HTTP/1.0 server at `addr` `n` times, a new connection
+/// each (busybox httpd closes after each answer); returns MiB/s of bodies and
+/// headers read.
+pub(crate) fn fetch_rate(addr: std::net::SocketAddr, n: usize) -> Result<f64> {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0usize;
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+        s.write_all(b"GET /f HTTP/1.0\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => total += k,
+                Err(e) => return Err(format!("{addr}: {e}")),
+            }
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    if total < n << 20 {
+        return Err(format!(
+            "{addr}: read {total} bytes for {n} fetches of 1 MiB"
+        ));
+    }
+    Ok(total as f64 / (1 << 20) as f64 / secs)
+}

@@ -14,6 +14,7 @@
 
 mod bench;
 mod benchbuild;
+mod benchdistro;
 mod benchreport;
 mod benchsetup;
 mod benchwork;
