@@ -129,11 +129,18 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         json!({ "delete": { "table": t } }),
         json!({ "add": { "table": t } }),
     ];
-    for (name, typ, hook, prio) in [
+    let mut chains = vec![
         ("postrouting", "nat", "postrouting", 100),
         ("prerouting", "nat", "prerouting", -100),
         ("forward", "filter", "forward", 0),
-    ] {
+    ];
+    if family == "ip" {
+        chains.extend([
+            ("output", "nat", "output", -100),
+            ("input", "filter", "input", 0),
+        ]);
+    }
+    for (name, typ, hook, prio) in chains {
         cmds.push(json!({ "add": { "chain": {
             "family": family, "table": table, "name": name,
             "type": typ, "hook": hook, "prio": prio, "policy": "accept",
@@ -155,6 +162,9 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
                     json!({ "masquerade": null }),
                 ],
             ));
+        }
+        if family == "ip" {
+            cmds.extend(loopback_rules(&rule, n));
         }
         if n.internal {
             cmds.push(rule(
@@ -202,9 +212,60 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         expr.push(
             json!({ "dnat": { "addr": p.container_ip.to_string(), "port": p.container_port } }),
         );
-        cmds.push(rule("prerouting", expr));
+        cmds.push(rule("prerouting", expr.clone()));
+        // The host's own connections, loopback's among them: the kernel
+        // carries them, not the proxy (see loopback_rules).
+        expr.remove(0);
+        cmds.push(rule("output", expr));
     }
     cmds
+}
+
+/// What published ports reached on the host's loopback by DNAT need, per
+/// bridge (dockerd's `--userland-proxy=false` rules): the loopback source
+/// masqueraded out of the bridge, as nothing could answer 127.0.0.1 from a
+/// container, and the kernel told to route loopback addresses on the bridge
+/// (`route_localnet`, see [`route_localnet`]). That setting would also let a
+/// container send to the host's loopback services (CVE-2020-8558), so new
+/// connections (and invalid packets) to 127.0.0.0/8 arriving on the bridge
+/// are dropped: only the answers of connections the host made get through.
+fn loopback_rules(rule: &impl Fn(&str, Vec<Value>) -> Value, n: &BridgeNet) -> Vec<Value> {
+    let lo = json!({ "prefix": { "addr": "127.0.0.0", "len": 8 } });
+    let mut out = vec![rule(
+        "input",
+        vec![
+            m("==", meta("iifname"), json!(n.bridge)),
+            m("==", payload("ip", "daddr"), lo.clone()),
+            m(
+                "in",
+                json!({ "ct": { "key": "state" } }),
+                json!(["invalid", "new"]),
+            ),
+            json!({ "drop": null }),
+        ],
+    )];
+    if !n.internal {
+        out.push(rule(
+            "postrouting",
+            vec![
+                m("==", meta("oifname"), json!(n.bridge)),
+                m("==", payload("ip", "saddr"), lo),
+                json!({ "masquerade": null }),
+            ],
+        ));
+    }
+    out
+}
+
+/// Lets the kernel route loopback addresses on `bridge`, one of Berth's own
+/// (the DNAT of published ports reached on 127.0.0.1 needs it; the input
+/// rules keep containers off the host's loopback). Blocking.
+pub fn route_localnet(bridge: &str) -> Result<()> {
+    let p = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    match std::fs::read_to_string(&p) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(&p, "1").map_err(|e| Error::Nft(format!("{p}: {e}"))),
+    }
 }
 
 fn prefix6(n: &Ipv6Net) -> Value {
@@ -281,13 +342,18 @@ mod tests {
         // Delete-and-recreate first, so the result is exactly this ruleset.
         assert!(cmds[1]["delete"]["table"]["name"] == "berth-test");
         // One masquerade per family of the external network (the internal
-        // one has none).
-        assert_eq!(text.matches("masquerade").count(), 2);
+        // one has none), and one of loopback sources out of it.
+        assert_eq!(text.matches("masquerade").count(), 3);
         assert!(text.contains(r#""addr":"fd00:1::","len":64"#));
         assert!(text.contains(r#""addr":"10.1.0.0","len":16"#));
         // Internal: two drops; isolation: one each way between b0 and b1;
-        // both in each family's table.
-        assert_eq!(text.matches(r#""drop":null"#).count(), 8);
+        // both in each family's table; new connections to loopback from
+        // each bridge.
+        assert_eq!(text.matches(r#""drop":null"#).count(), 10);
+        // The port by DNAT from outside and from the host itself.
+        assert!(cmds.iter().any(|c| c["add"]["rule"]["chain"] == "output"
+            && c.to_string()
+                .contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#)));
         assert!(text.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#));
         assert!(text.contains(r#""right":8080"#));
         assert!(

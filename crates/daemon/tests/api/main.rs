@@ -21,6 +21,7 @@ mod jobs;
 mod lan;
 mod lifecycle;
 mod links;
+mod loopnat;
 mod metrics;
 mod network;
 mod ops;

@@ -102,6 +102,13 @@ impl Networks {
                 return remove(&table, &chain);
             }
             nft::apply(&table, &rules)?;
+            for b in &bridges {
+                // Published ports on 127.0.0.1 by DNAT; a bridge without it
+                // still has the proxy.
+                if let Err(e) = nft::route_localnet(b) {
+                    tracing::warn!(bridge = %b, error = %e, "loopback routing on the bridge");
+                }
+            }
             if host_fw {
                 iptables::apply(&chain, &bridges)?;
                 hostfw::apply(&table, &bridges)?;
