@@ -69,9 +69,13 @@ fn parse(args: &[String]) -> Result<Opts> {
     Ok(o)
 }
 
-fn time_pull(host: &str, image: &str) -> Result<f64> {
-    // Cold: no image, no layers.
+/// A cold pull: no image, no layers; with `sync`, the deletion (and the other
+/// daemon's writes) on disk first, not in flight.
+fn time_pull(host: &str, image: &str, sync: bool) -> Result<f64> {
     let _ = docker(host, &["rmi", "-f", image]);
+    if sync {
+        nix::unistd::sync();
+    }
     let t = Instant::now();
     docker(host, &["pull", "-q", image])?;
     Ok(t.elapsed().as_secs_f64())
@@ -266,7 +270,7 @@ pub fn bench(args: &[String]) -> Result {
     }
     if wanted("pull") {
         let (image, size) = push_big_image(&reg.addr)?;
-        let r = both(&berth, other, runs, |h, _| time_pull(h, &image))?;
+        let r = both(&berth, other, runs, |h, _| time_pull(h, &image, false))?;
         for h in &hosts {
             let _ = docker(h, &["rmi", "-f", &image]);
         }
@@ -284,10 +288,7 @@ pub fn bench(args: &[String]) -> Result {
     if wanted("distro") {
         let (image, size, files) = crate::benchdistro::push_distro_image(&reg.addr)?;
         let r = both(&berth, other, runs.min(3), |h, _| {
-            let _ = docker(h, &["rmi", "-f", &image]);
-            // Each daemon starts with the other's writes on disk, not in flight.
-            nix::unistd::sync();
-            time_pull(h, &image)
+            time_pull(h, &image, true)
         })?;
         for h in &hosts {
             let _ = docker(h, &["rmi", "-f", &image]);

@@ -10,8 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use berth_testkit::registry::{digest, push_blob, put_manifest};
+use berth_testkit::registry::digest;
 
+use crate::benchsetup::push_image;
 use crate::{root, Result};
 
 const SUITE: &str = "bookworm";
@@ -91,8 +92,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result {
     Ok(())
 }
 
-/// The three layers' tars, uncompressed.
-fn layer_tars(rootfs: &Path) -> Result<Vec<Vec<u8>>> {
+/// The three layers' tars, uncompressed, and how many entries they hold.
+fn layer_tars(rootfs: &Path) -> Result<(Vec<Vec<u8>>, usize)> {
     let mut paths = Vec::new();
     walk(rootfs, rootfs, &mut paths)?;
     let mut builders: Vec<tar::Builder<Vec<u8>>> =
@@ -100,13 +101,12 @@ fn layer_tars(rootfs: &Path) -> Result<Vec<Vec<u8>>> {
     for b in &mut builders {
         b.follow_symlinks(false);
     }
+    let mut entries = 0usize;
     for rel in paths {
         let Some(i) = layer_of(&rel) else { continue };
-        // A directory goes to each layer that holds something under it.
         let full = rootfs.join(&rel);
         let md =
             std::fs::symlink_metadata(&full).map_err(|e| format!("{}: {e}", full.display()))?;
-        let is_dir = md.is_dir();
         // Device nodes (debootstrap's /dev): images leave them to the runtime.
         {
             use std::os::unix::fs::FileTypeExt;
@@ -115,21 +115,23 @@ fn layer_tars(rootfs: &Path) -> Result<Vec<Vec<u8>>> {
                 continue;
             }
         }
-        if is_dir && rel == Path::new("usr") {
-            for b in builders.iter_mut().take(2) {
-                b.append_path_with_name(&full, &rel)
-                    .map_err(|e| format!("{}: {e}", rel.display()))?;
-            }
-            continue;
+        // `/usr` itself goes to both layers that hold what is under it.
+        let into = if rel == Path::new("usr") {
+            0..2
+        } else {
+            i..i + 1
+        };
+        for b in &mut builders[into] {
+            b.append_path_with_name(&full, &rel)
+                .map_err(|e| format!("{}: {e}", rel.display()))?;
+            entries += 1;
         }
-        builders[i]
-            .append_path_with_name(&full, &rel)
-            .map_err(|e| format!("{}: {e}", rel.display()))?;
     }
-    builders
+    let tars = builders
         .into_iter()
         .map(|b| b.into_inner().map_err(|e| e.to_string()))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((tars, entries))
 }
 
 /// Makes (or takes from the cache) the image and pushes it to the registry at
@@ -139,16 +141,11 @@ pub(crate) fn push_distro_image(addr: &str) -> Result<(String, u64, usize)> {
     let done = layers_dir.join("diff_ids");
     if !done.exists() {
         let rootfs = rootfs()?;
-        let tars = layer_tars(&rootfs)?;
+        let (tars, entries) = layer_tars(&rootfs)?;
         let _ = std::fs::remove_dir_all(&layers_dir);
         std::fs::create_dir_all(&layers_dir).map_err(|e| e.to_string())?;
         let mut ids = String::new();
-        let mut entries = 0usize;
         for (i, t) in tars.iter().enumerate() {
-            entries += tar::Archive::new(&t[..])
-                .entries()
-                .map(|es| es.count())
-                .unwrap_or(0);
             let gz = crate::benchsetup::gzip(t)?;
             std::fs::write(layers_dir.join(format!("{i}.tar.gz")), gz)
                 .map_err(|e| e.to_string())?;
@@ -160,40 +157,22 @@ pub(crate) fn push_distro_image(addr: &str) -> Result<(String, u64, usize)> {
         std::fs::write(&done, ids).map_err(|e| e.to_string())?;
     }
     let ids = std::fs::read_to_string(&done).map_err(|e| e.to_string())?;
-    let diff_ids: Vec<&str> = ids.lines().collect();
+    let diff_ids: Vec<String> = ids.lines().map(String::from).collect();
     let entries = std::fs::read_to_string(layers_dir.join("entries"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0);
-    let mut descs = Vec::new();
-    let mut total = 0u64;
-    for i in 0..diff_ids.len() {
-        let gz =
-            std::fs::read(layers_dir.join(format!("{i}.tar.gz"))).map_err(|e| e.to_string())?;
-        total += gz.len() as u64;
-        let d = push_blob(addr, REPO, &gz)?;
-        descs.push(serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": gz.len() }));
-    }
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": { "Cmd": ["bash"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
-        "rootfs": { "type": "layers", "diff_ids": diff_ids },
-    }))
-    .map_err(|e| e.to_string())?;
-    let cd = push_blob(addr, REPO, &config)?;
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len() },
-        "layers": descs,
-    }))
-    .map_err(|e| e.to_string())?;
-    put_manifest(
+    let total = push_image(
         addr,
         REPO,
         SUITE,
-        "application/vnd.oci.image.manifest.v1+json",
-        &manifest,
+        diff_ids.len(),
+        |i| std::fs::read(layers_dir.join(format!("{i}.tar.gz"))).map_err(|e| e.to_string()),
+        &diff_ids,
+        serde_json::json!({
+            "Cmd": ["bash"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        }),
     )?;
     Ok((format!("{addr}/{REPO}:{SUITE}"), total, entries))
 }

@@ -195,21 +195,46 @@ pub(crate) fn push_big_image(addr: &str) -> Result<(String, u64)> {
         .iter()
         .map(|l| berth_testkit::registry::digest(l))
         .collect();
+    let repo = "bench/big";
+    let total = push_image(
+        addr,
+        repo,
+        "1",
+        layers.len(),
+        |i| gzip(&layers[i]),
+        &diff_ids,
+        serde_json::json!({ "Cmd": ["sh"] }),
+    )?;
+    Ok((format!("{addr}/{repo}:1"), total))
+}
+
+/// Pushes an image of `count` gzipped layers (`gz(i)` makes the i-th, one at a
+/// time) with the given diff IDs and container config as `repo:tag`; returns
+/// the layers' compressed size.
+pub(crate) fn push_image(
+    addr: &str,
+    repo: &str,
+    tag: &str,
+    count: usize,
+    mut gz: impl FnMut(usize) -> Result<Vec<u8>>,
+    diff_ids: &[String],
+    container_config: serde_json::Value,
+) -> Result<u64> {
     let mut descs = Vec::new();
     let mut total = 0u64;
-    for l in &layers {
-        let gz = gzip(l)?;
+    for i in 0..count {
+        let gz = gz(i)?;
         total += gz.len() as u64;
-        let d = push_blob(addr, "bench/big", &gz)?;
+        let d = push_blob(addr, repo, &gz)?;
         descs.push(serde_json::json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": gz.len() }));
     }
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": { "Cmd": ["sh"] },
+        "config": container_config,
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
     }))
     .map_err(|e| e.to_string())?;
-    let cd = push_blob(addr, "bench/big", &config)?;
+    let cd = push_blob(addr, repo, &config)?;
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -219,12 +244,12 @@ pub(crate) fn push_big_image(addr: &str) -> Result<(String, u64)> {
     .map_err(|e| e.to_string())?;
     put_manifest(
         addr,
-        "bench/big",
-        "1",
+        repo,
+        tag,
         "application/vnd.oci.image.manifest.v1+json",
         &manifest,
     )?;
-    Ok((format!("{addr}/bench/big:1"), total))
+    Ok(total)
 }
 
 /// The fixture busybox, pushed to the bench registry and pulled by `host`.
