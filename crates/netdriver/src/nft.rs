@@ -197,14 +197,11 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         }
     }
     for p in &rules.ports {
-        let mut expr = vec![
-            m("!=", meta("iifname"), json!(p.bridge)),
-            m(
-                "==",
-                json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
-                json!("local"),
-            ),
-        ];
+        let mut expr = vec![m(
+            "==",
+            json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
+            json!("local"),
+        )];
         if let Some(ip) = p.host_ip {
             expr.push(m("==", payload("ip", "daddr"), json!(ip.to_string())));
         }
@@ -212,10 +209,13 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         expr.push(
             json!({ "dnat": { "addr": p.container_ip.to_string(), "port": p.container_port } }),
         );
-        cmds.push(rule("prerouting", expr.clone()));
+        // From outside, but not from the container's own bridge (the proxy
+        // serves it there).
+        let mut from_outside = vec![m("!=", meta("iifname"), json!(p.bridge))];
+        from_outside.extend(expr.iter().cloned());
+        cmds.push(rule("prerouting", from_outside));
         // The host's own connections, loopback's among them: the kernel
         // carries them, not the proxy (see loopback_rules).
-        expr.remove(0);
         cmds.push(rule("output", expr));
     }
     cmds
