@@ -46,6 +46,19 @@ pub struct StartArgs {
     pub log_max_file: Option<u32>,
     /// A runc-compatible binary instead of the built-in libcontainer.
     pub runc: Option<PathBuf>,
+    /// A client is attached before the start (`docker run`, `docker start -a`):
+    /// after its report line the shim keeps stdout open and copies the
+    /// container's output there too, as [`frame_header`]s and their bytes
+    /// without a terminal, raw with one. It stops when the reader goes.
+    pub attach: bool,
+}
+
+/// The header of one chunk of output on an attach stream: Docker's stdcopy
+/// frame (stream 1 stdout, 2 stderr; three zero bytes; the big-endian length),
+/// so the daemon can hand the frames to a client as they come.
+pub fn frame_header(stream: u8, len: u32) -> [u8; 8] {
+    let l = len.to_be_bytes();
+    [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
 }
 
 impl StartArgs {
@@ -67,6 +80,9 @@ impl StartArgs {
         }
         l.terminal(self.tty, &self.resize, self.size);
         l.opt("--runc", self.runc.as_ref());
+        if self.attach {
+            l.push("--attach", "1");
+        }
         l.0
     }
 
@@ -92,6 +108,7 @@ impl StartArgs {
                 "--resize" => a.resize = Some(PathBuf::from(v)),
                 "--size" => a.size = Some(size(&v)?),
                 "--runc" => a.runc = Some(PathBuf::from(v)),
+                "--attach" => a.attach = flag(),
                 "--log-max-size" => a.log_max_size = Some(v),
                 "--log-max-file" => {
                     a.log_max_file = Some(
@@ -289,6 +306,7 @@ mod tests {
             log_max_size: Some("10m".into()),
             log_max_file: Some(3),
             runc: Some("/usr/bin/runc".into()),
+            attach: true,
         };
         let args: Vec<String> = a
             .to_args()

@@ -1,6 +1,7 @@
 //! Integration tests: a real `berthd` on temp dirs, driven by bollard, the docker CLI,
 //! curl and raw HTTP. One binary with modules, to link once.
 
+mod attach;
 mod bad_input;
 mod behaviours;
 mod build;

@@ -23,6 +23,8 @@ pub struct Spawned {
     pub shim_pid: i32,
     /// Resolves when the shim has ended (its exit record is then written).
     pub ended: BoxFuture<'static, ()>,
+    /// The container's output, when [`StartArgs::attach`] asked for it.
+    pub live: Option<crate::live::LiveOutput>,
 }
 
 /// How containers are prepared and run.
@@ -45,6 +47,7 @@ impl Launcher for Shim {
     }
 
     fn spawn(&self, shim: &Path, args: StartArgs) -> BoxFuture<'static, Result<Spawned>> {
+        let attach = args.attach;
         let mut cmd = shim_command(shim);
         cmd.args(args.to_args())
             .stdin(std::process::Stdio::null())
@@ -56,10 +59,15 @@ impl Launcher for Shim {
                 .spawn()
                 .map_err(|e| ApiError::system(format!("starting the shim: {e}")))?;
             let mut first = String::new();
+            let mut live = None;
             if let Some(out) = child.stdout.take() {
                 let mut r = tokio::io::BufReader::new(out);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(60), r.read_line(&mut first)).await;
+                // The rest of stdout, with what the reader already holds of it.
+                if attach {
+                    live = Some(Box::pin(r) as crate::live::LiveOutput);
+                }
             }
             let report = Report::parse(&first).unwrap_or(Report::Failed {
                 error: "the shim did not start the container".into(),
@@ -72,6 +80,7 @@ impl Launcher for Shim {
                 ended: Box::pin(async move {
                     let _ = child.wait().await;
                 }),
+                live,
             })
         })
     }

@@ -7,6 +7,7 @@
 //! process holds the container.
 
 mod archive;
+mod attach;
 mod bundle;
 mod cgroupconf;
 mod commit;
@@ -20,6 +21,7 @@ mod launcher;
 #[cfg(test)]
 mod lifecycle_tests;
 mod links;
+mod live;
 mod logconfig;
 mod logs;
 mod model;
@@ -84,6 +86,8 @@ pub struct Entry {
     /// This container's object in `GET /containers/json`, until its record is
     /// saved again.
     pub(crate) list_json: Mutex<Option<bytes::Bytes>>,
+    /// Clients attached before a start, waiting for its output.
+    pub(crate) live: live::Waiters,
 }
 
 impl Entry {
@@ -516,6 +520,7 @@ impl Containers {
             restart: Mutex::new(RestartState::default()),
             op: tokio::sync::Mutex::new(()),
             list_json: Mutex::new(None),
+            live: live::Waiters::default(),
         });
         self.entries
             .lock()
@@ -664,7 +669,7 @@ pub fn register(engine: &Engine, containers: Arc<Containers>) {
     job!(jobname::container::UNLINK, links::unlink);
     job!(jobname::container::RENAME, names::rename);
     job!(jobname::container::RESIZE, run::resize);
-    job!(jobname::container::ATTACH, logs::attach);
+    job!(jobname::container::ATTACH, attach::attach);
     job!(jobname::container::LOGS, logs::logs);
     job!(quick jobname::container::LIST, views::list);
     job!(quick jobname::container::INSPECT, views::inspect);

@@ -59,6 +59,7 @@ impl Launcher for Fake {
                         },
                         shim_pid: 0,
                         ended: Box::pin(async {}),
+                        live: None,
                     })
                 }
                 Step::Run(s) => s,
@@ -88,6 +89,7 @@ impl Launcher for Fake {
                     };
                     let _ = rec.write(&args.exit);
                 }),
+                live: None,
             })
         })
     }

@@ -1,5 +1,6 @@
-//! `GET /containers/{id}/logs` and `POST /containers/{id}/attach`: both read the
-//! json-file log the shim writes, following it with inotify while the container runs.
+//! `GET /containers/{id}/logs`: the json-file log the shim writes, read and
+//! followed with inotify while the container runs. Attach follows it the same
+//! way for clients that come once the container runs.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,21 +11,21 @@ use berth_engine::{Job, Reply, StreamKind};
 use berth_runtime::logfile::{parse_line, LogRef};
 use bytes::{BufMut, Bytes};
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{Containers, Entry};
 
 /// Which lines a reader wants and how to show them.
 #[derive(Clone, Copy)]
-struct Shape {
-    stdout: bool,
-    stderr: bool,
-    timestamps: bool,
-    tty: bool,
+pub(crate) struct Shape {
+    pub(crate) stdout: bool,
+    pub(crate) stderr: bool,
+    pub(crate) timestamps: bool,
+    pub(crate) tty: bool,
     /// Attach streams are raw output, not log records: consecutive output of one
     /// stream goes in one frame (dockerd frames each chunk it read from the
     /// container, not each line), which spares the client a write per line.
-    merge: bool,
+    pub(crate) merge: bool,
 }
 
 impl Shape {
@@ -86,7 +87,11 @@ impl Shape {
 
     /// Every record of `chunk` (whole lines) that passes `keep`, rendered into
     /// one buffer.
-    fn render_chunk(&self, chunk: &[u8], keep: impl Fn(&LogRef) -> bool) -> Option<Bytes> {
+    pub(crate) fn render_chunk(
+        &self,
+        chunk: &[u8],
+        keep: impl Fn(&LogRef) -> bool,
+    ) -> Option<Bytes> {
         let mut out = Vec::with_capacity(chunk.len());
         let mut last = None;
         for line in chunk.split(|b| *b == b'\n') {
@@ -106,7 +111,7 @@ impl Shape {
 }
 
 /// Reads complete lines appended to a log file.
-struct Tail {
+pub(crate) struct Tail {
     path: PathBuf,
     file: Option<tokio::fs::File>,
     /// Inode of the open file, to notice rotation.
@@ -115,7 +120,7 @@ struct Tail {
 }
 
 impl Tail {
-    fn new(path: &Path) -> Tail {
+    pub(crate) fn new(path: &Path) -> Tail {
         Tail {
             path: path.to_path_buf(),
             file: None,
@@ -124,7 +129,7 @@ impl Tail {
         }
     }
 
-    async fn open(&mut self, at_end: bool) {
+    pub(crate) async fn open(&mut self, at_end: bool) {
         if self.file.is_none() {
             if let Ok(mut f) = tokio::fs::File::open(&self.path).await {
                 self.ino = f
@@ -143,7 +148,7 @@ impl Tail {
     /// The complete lines available now (at most about a megabyte of them, so
     /// memory stays bounded whatever the size of the log; callers call again
     /// until nothing comes).
-    async fn read(&mut self) -> Vec<u8> {
+    pub(crate) async fn read(&mut self) -> Vec<u8> {
         const CHUNK: usize = 1 << 20;
         let Some(f) = self.file.as_mut() else {
             return Vec::new();
@@ -238,7 +243,7 @@ impl<T: Send + 'static> Drop for ClosedAside<T> {
 
 /// Follows the log while the container runs; returns when it has exited and the
 /// log is drained, or when `send` fails (the client went away).
-async fn follow<F, Fut>(
+pub(crate) async fn follow<F, Fut>(
     entry: &Entry,
     tail: &mut Tail,
     shape: Shape,
@@ -398,146 +403,6 @@ pub(crate) async fn logs(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
             async move { o.send(b).await }
         })
         .await?;
-    }
-    Ok(Reply::empty(200))
-}
-
-pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
-    let entry = c.find(job.args.required("name")?)?;
-    let rec = entry.snapshot();
-    let shape = Shape {
-        stdout: job.args.bool("stdout"),
-        stderr: job.args.bool("stderr"),
-        timestamps: false,
-        tty: rec.tty(),
-        merge: true,
-    };
-    let with_logs = job.args.bool("logs");
-    let stream_on = job.args.bool("stream");
-    let ct = if shape.tty || job.args.version < ApiVersion::new(1, 42) {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    let keys = crate::detach::parse(
-        job.args
-            .str("detachKeys")
-            .filter(|k| !k.is_empty())
-            .unwrap_or(crate::detach::DEFAULT),
-    )?;
-    // Ends the attach when the client types the detach keys.
-    let detached = job.cancel_token().child_token();
-    let io = job.hijack(ct).await?;
-    let (mut rd, mut wr) = tokio::io::split(io);
-    // The client's input goes into the container's stdin FIFO when it has one
-    // (`-i`); otherwise it is read and dropped so the client's writes never block.
-    let fifo = c.dir(&rec.id).join("stdin.fifo");
-    let to_stdin = job.args.bool("stdin") && rec.config.open_stdin && fifo.exists();
-    let mut started = entry.watch.subscribe();
-    let detach = detached.clone();
-    let mut drain = tokio::spawn(async move {
-        // Read and write: opening never waits, and our close is the EOF the
-        // container sees when the client's input ends.
-        let mut sink = if to_stdin {
-            tokio::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&fifo)
-                .await
-                .ok()
-        } else {
-            None
-        };
-        let mut buf = vec![0u8; 32 * 1024];
-        let mut watcher = crate::detach::Watcher::new(keys);
-        let mut input = Vec::with_capacity(buf.len());
-        while let Ok(n) = rd.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            input.clear();
-            let done = watcher.feed(&buf[..n], &mut input);
-            if let Some(f) = sink.as_mut() {
-                if f.write_all(&input).await.is_err() {
-                    sink = None;
-                }
-            }
-            if done {
-                detach.cancel();
-                // A detach is not the end of the container's input (dockerd
-                // leaves its stdin open): our end stays until it stops.
-                if let Some(f) = sink.take() {
-                    let exits = started.borrow().exits;
-                    tokio::spawn(async move {
-                        let _ = started.wait_for(|st| st.exits > exits || st.removed).await;
-                        drop(f);
-                    });
-                }
-                return;
-            }
-        }
-        // A FIFO loses its buffered data when its last descriptor closes: hold our
-        // end until the container (through its shim) holds the other.
-        if sink.is_some() {
-            let _ = started
-                .wait_for(|st| st.status != "created" || st.removed)
-                .await;
-        }
-        drop(sink);
-    });
-    let mut tail = Tail::new(Path::new(&rec.log_path));
-    // A container that has not started yet: everything it writes is new output.
-    let at_end = rec.state.running && !with_logs;
-    tail.open(at_end).await;
-    if with_logs && !rec.state.running {
-        loop {
-            let chunk = tail.read().await;
-            if chunk.is_empty() {
-                break;
-            }
-            if let Some(b) = shape.render_chunk(&chunk, |_| true) {
-                if wr.write_all(&b).await.is_err() {
-                    return Ok(Reply::empty(200));
-                }
-            }
-        }
-    }
-    if stream_on && (shape.stdout || shape.stderr) {
-        let wr = Arc::new(tokio::sync::Mutex::new(wr));
-        let w2 = wr.clone();
-        let res = follow(&entry, &mut tail, shape, detached, move |b| {
-            let w = w2.clone();
-            async move {
-                w.lock()
-                    .await
-                    .write_all(&b)
-                    .await
-                    .map_err(|_| ApiError::cancelled())
-            }
-        })
-        .await;
-        let _ = wr.lock().await.shutdown().await;
-        drain.abort();
-        if let Err(e) = res {
-            if e.kind != berth_api::ErrorKind::Cancelled {
-                return Err(e);
-            }
-        }
-    } else if stream_on && to_stdin {
-        // Input only (docker-py's stdin attach socket): the attach lasts until
-        // the client leaves or detaches, or the container ends.
-        let mut rx = entry.watch.subscribe();
-        let exits = rx.borrow().exits;
-        tokio::select! {
-            _ = &mut drain => {}
-            _ = rx.wait_for(|st| st.exits > exits || st.removed) => {}
-            _ = detached.cancelled() => {}
-        }
-        let _ = wr.shutdown().await;
-        drain.abort();
-    } else {
-        let _ = wr.shutdown().await;
-        drain.abort();
     }
     Ok(Reply::empty(200))
 }

@@ -48,6 +48,8 @@ fn shim_args(c: &Containers, rec: &Record, bundle: &Path, runc: Option<PathBuf>)
         log_max_size,
         log_max_file,
         runc,
+        // Set by the start when clients wait for its output.
+        attach: false,
     }
 }
 
@@ -199,7 +201,10 @@ async fn start_inner(
             return Err(e);
         }
     };
-    let args = shim_args(c, &rec, &bundle, runc);
+    let mut args = shim_args(c, &rec, &bundle, runc);
+    // Clients attached before this start get its output straight from the shim.
+    let waiters = entry.live.take();
+    args.attach = !waiters.is_empty();
     let spawned = match c.launcher.spawn(&c.shim, args).await {
         Ok(s) => s,
         Err(e) => Spawned {
@@ -209,12 +214,14 @@ async fn start_inner(
             },
             shim_pid: 0,
             ended: Box::pin(async {}),
+            live: None,
         },
     };
     let Spawned {
         report,
         shim_pid,
         ended,
+        live,
     } = spawned;
     let failure = match report {
         Report::Started { pid } => Ok(pid),
@@ -266,6 +273,11 @@ async fn start_inner(
         }
         r.clone()
     };
+    // Before the container shows as running: a waiter that sees it running with
+    // nothing handed over knows to follow the log instead.
+    if let Some(live) = live {
+        crate::live::hand_over(waiters, live);
+    }
     c.save(&rec)?;
     entry.watch.send_modify(|s| s.status = "running".into());
     volume_events(engine, &rec, "mount");

@@ -130,7 +130,7 @@ pub fn main() -> i32 {
         let input = dup(0).ok().map(std::fs::File::from);
         let mut out = dup(1).ok().map(std::fs::File::from);
         release_stdio();
-        super::copy_tty(m, input, sizes, true, |chunk| {
+        super::copy::copy_tty(m, input, sizes, true, |chunk| {
             if let Some(o) = out.as_mut() {
                 if o.write_all(chunk).is_err() {
                     out = None;

@@ -10,22 +10,23 @@
 //! Usage: `berth-shim --id ID --bundle DIR --state-root DIR --log FILE --exit FILE
 //! [--runc PATH] …` (the runtime: libcontainer, or a runc-compatible binary; see
 //! [`oci`]); the arguments and the one report line it prints on stdout (then closes
-//! stdout) are the protocol of `berth_runtime::shim`. The exit record lands in
-//! `--exit` when the container ends.
+//! stdout, unless `--attach` asks for the output there too: see [`copy`]) are the
+//! protocol of `berth_runtime::shim`. The exit record lands in `--exit` when the
+//! container ends.
 //!
 //! `berth-shim exec …` runs one more process in a running container (see [`exec`]).
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use berth_runtime::exit::{now, ExitRecord};
-use berth_runtime::logfile::{parse_size, Limits, LineSplitter, LogWriter};
+use berth_runtime::logfile::{parse_size, Limits};
 use berth_runtime::shim::{Report, StartArgs};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+mod copy;
 mod enter;
 mod exec;
 mod monitor;
@@ -254,8 +255,19 @@ fn run(
         }
     };
     report(Report::Started { pid: pid.as_raw() });
-    // The daemon reads one line; nothing else goes to stdout.
-    let _ = nix::unistd::close(1);
+    // The daemon reads one line; after it only the attach stream uses stdout.
+    let attach = if args.attach {
+        // Safety: fd 1 is our stdout, owned by nothing else in this process.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(1) };
+        // Room for several chunks, so the container rarely waits on the daemon's
+        // wake-ups (the kernel keeps its default where it refuses).
+        // Safety: F_SETPIPE_SZ on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        Some(std::fs::File::from(fd))
+    } else {
+        let _ = nix::unistd::close(1);
+        None
+    };
     drop(runtime);
     let output = match master {
         Some(master) => {
@@ -282,6 +294,7 @@ fn run(
         pid,
         output,
         stdin_hold,
+        attach,
     };
     // From here on the shim only copies output and waits, for as long as the
     // container lives: a fresh image of itself does that with a fraction of the
@@ -450,186 +463,6 @@ fn set_size(master: &impl AsRawFd, line: &str) {
         // Safety: TIOCSWINSZ with a valid winsize on the pty master.
         unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     }
-}
-
-/// Terminal mode: the master's output goes to the log as stdout; input from the
-/// stdin FIFO and sizes from the resize FIFO go to the master.
-fn copy_tty_to_log(
-    log: &std::path::Path,
-    limits: Limits,
-    master: OwnedFd,
-    stdin: Option<&std::path::Path>,
-    sizes: Option<std::fs::File>,
-) {
-    let mut file = match LogWriter::open(log, limits) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("berth-shim: opening {}: {e}", log.display());
-            return;
-        }
-    };
-    let mut splitter = LineSplitter::default();
-    copy_tty(master, stdin.and_then(open_fifo), sizes, false, |chunk| {
-        let t = now();
-        splitter.each(chunk, |line| {
-            let _ = file.write("stdout", line, &t);
-        });
-        // A prompt without a newline must show up too.
-        if let Some(rest) = splitter.finish() {
-            let _ = file.write("stdout", &rest, &t);
-        }
-        let _ = file.flush();
-    });
-    file.sync();
-}
-
-/// Moves a terminal's bytes: the master's output to `sink`, `input` to the master,
-/// `rows cols` lines from `sizes` to the master's window size. Returns when the
-/// master reports that every slave descriptor is closed.
-fn copy_tty(
-    master: OwnedFd,
-    mut input: Option<std::fs::File>,
-    mut sizes: Option<std::fs::File>,
-    input_ends: bool,
-    mut sink: impl FnMut(&[u8]),
-) {
-    let mut out = std::fs::File::from(master);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let (m_ready, i_ready, r_ready) = {
-            let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::POLLIN)];
-            if let Some(i) = &input {
-                fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
-            }
-            if let Some(r) = &sizes {
-                fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, PollTimeout::NONE) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    eprintln!("berth-shim: poll: {e}");
-                    return;
-                }
-                Ok(_) => {}
-            }
-            let ready = |i: usize| {
-                fds.get(i)
-                    .is_some_and(|f| f.revents().is_some_and(|e| !e.is_empty()))
-            };
-            let i_idx = 1;
-            let r_idx = if input.is_some() { 2 } else { 1 };
-            (
-                ready(0),
-                input.is_some() && ready(i_idx),
-                sizes.is_some() && ready(r_idx),
-            )
-        };
-        if m_ready {
-            match out.read(&mut buf) {
-                // EIO: every slave descriptor closed, the container is gone.
-                Ok(0) | Err(_) => break,
-                Ok(n) => sink(&buf[..n]),
-            }
-        }
-        if i_ready {
-            if let Some(i) = input.as_mut() {
-                match i.read(&mut buf) {
-                    Ok(n) if n > 0 => {
-                        let _ = out.write_all(&buf[..n]);
-                    }
-                    // End of input from a pipe is final; a FIFO opened read-write never ends.
-                    Ok(_) if input_ends => input = None,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => input = None,
-                }
-            }
-        }
-        if r_ready {
-            if let Some(r) = sizes.as_mut() {
-                let mut b = [0u8; 256];
-                if let Ok(n) = r.read(&mut b) {
-                    for line in String::from_utf8_lossy(&b[..n]).lines() {
-                        set_size(&out, line);
-                    }
-                } else {
-                    sizes = None;
-                }
-            }
-        }
-    }
-}
-
-/// Copies both pipes into the json-file log until both reach end of file.
-fn copy_output(log: &std::path::Path, limits: Limits, out: OwnedFd, err: OwnedFd) {
-    let mut file = match LogWriter::open(log, limits) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("berth-shim: opening {}: {e}", log.display());
-            return;
-        }
-    };
-    let mut streams: Vec<(std::fs::File, &str, LineSplitter, bool)> = vec![
-        (
-            std::fs::File::from(out),
-            "stdout",
-            LineSplitter::default(),
-            true,
-        ),
-        (
-            std::fs::File::from(err),
-            "stderr",
-            LineSplitter::default(),
-            true,
-        ),
-    ];
-    let mut buf = vec![0u8; 64 * 1024];
-    while streams.iter().any(|s| s.3) {
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = streams
-                .iter()
-                .filter(|s| s.3)
-                .map(|s| PollFd::new(s.0.as_fd(), PollFlags::POLLIN))
-                .collect();
-            if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
-                if e == nix::errno::Errno::EINTR {
-                    continue;
-                }
-                eprintln!("berth-shim: poll: {e}");
-                return;
-            }
-            let mut r = fds
-                .iter()
-                .map(|f| f.revents().is_some_and(|e| !e.is_empty()));
-            streams
-                .iter()
-                .map(|s| s.3 && r.next().unwrap_or(false))
-                .collect()
-        };
-        for (s, go) in streams.iter_mut().zip(ready) {
-            if !go {
-                continue;
-            }
-            match s.0.read(&mut buf) {
-                Ok(0) | Err(_) => {
-                    s.3 = false;
-                    if let Some(rest) = s.2.finish() {
-                        let _ = file.write(s.1, &rest, &now());
-                        let _ = file.flush();
-                    }
-                }
-                Ok(n) => {
-                    let t = now();
-                    let (stream, splitter) = (s.1, &mut s.2);
-                    splitter.each(&buf[..n], |line| {
-                        let _ = file.write(stream, line, &t);
-                    });
-                    let _ = file.flush();
-                }
-            }
-        }
-    }
-    file.sync();
 }
 
 /// Reaps children until the container's init is among them; returns Docker's code.

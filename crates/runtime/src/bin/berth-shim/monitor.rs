@@ -87,6 +87,8 @@ pub struct Monitor {
     /// A writer of the stdin FIFO held for the container's life (`OpenStdin`
     /// without `StdinOnce`): its stdin then never ends, attached or not.
     pub stdin_hold: Option<OwnedFd>,
+    /// The stream to the client attached before the start (the shim's stdout).
+    pub attach: Option<std::fs::File>,
 }
 
 impl Monitor {
@@ -99,8 +101,17 @@ impl Monitor {
                 master,
                 sizes,
                 stdin,
-            } => super::copy_tty_to_log(&self.log, self.limits, master, stdin.as_deref(), sizes),
-            Output::Pipes { out, err } => super::copy_output(&self.log, self.limits, out, err),
+            } => super::copy::copy_tty_to_log(
+                &self.log,
+                self.limits,
+                master,
+                stdin.as_deref(),
+                sizes,
+                self.attach,
+            ),
+            Output::Pipes { out, err } => {
+                super::copy::copy_output(&self.log, self.limits, out, err, self.attach)
+            }
         }
         let code = super::wait_for(self.pid);
         // Read before the runtime removes the cgroup with the container's state.
@@ -154,6 +165,10 @@ impl Monitor {
         if let Some(h) = &self.stdin_hold {
             arg("--stdin-hold-fd", h.as_raw_fd().to_string().into());
             keep.push(h.as_raw_fd());
+        }
+        if let Some(a) = &self.attach {
+            arg("--attach-fd", a.as_raw_fd().to_string().into());
+            keep.push(a.as_raw_fd());
         }
         match &self.output {
             Output::Pipes { out, err } => {
@@ -258,6 +273,7 @@ impl Monitor {
             },
             runc: v.get("--runc").map(PathBuf::from),
             stdin_hold: fd("--stdin-hold-fd"),
+            attach: fd("--attach-fd").map(std::fs::File::from),
             pid: Pid::from_raw(
                 text("--pid")
                     .and_then(|p| p.parse().ok())
