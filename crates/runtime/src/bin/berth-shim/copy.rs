@@ -159,7 +159,7 @@ pub(crate) fn copy_output(
     // The data goes after room for a frame header: header and chunk then
     // leave in one write.
     const HDR: usize = 8;
-    let mut buf = vec![0u8; HDR + 64 * 1024];
+    let mut buf = vec![0u8; HDR + 256 * 1024];
     while streams.iter().any(|s| s.3) {
         let ready: Vec<bool> = {
             let mut fds: Vec<PollFd> = streams

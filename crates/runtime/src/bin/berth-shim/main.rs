@@ -157,6 +157,16 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))
 }
 
+/// A pipe for the container's output: bigger than the default 64 KiB, so a
+/// chatty process and the shim each run longer between wake-ups (pages are
+/// only taken as data waits in it).
+fn output_pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let (r, w) = pipe()?;
+    // Safety: F_SETPIPE_SZ on a descriptor we own; refused, the default stays.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    Ok((r, w))
+}
+
 fn run(
     Args {
         start: args,
@@ -193,11 +203,11 @@ fn run(
     } else {
         None
     };
-    let (out_r, out_w) = match pipe() {
+    let (out_r, out_w) = match output_pipe() {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let (err_r, err_w) = match pipe() {
+    let (err_r, err_w) = match output_pipe() {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
