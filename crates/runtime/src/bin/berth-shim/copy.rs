@@ -12,6 +12,14 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::{open_fifo, set_size};
 
+/// The json-file log, or why not on stderr (the shim's own log): without it
+/// there is nowhere to copy to.
+fn open_log(log: &std::path::Path, limits: Limits) -> Option<LogWriter> {
+    LogWriter::open(log, limits)
+        .map_err(|e| eprintln!("berth-shim: opening {}: {e}", log.display()))
+        .ok()
+}
+
 /// Terminal mode: the master's output goes to the log as stdout; input from the
 /// stdin FIFO and sizes from the resize FIFO go to the master.
 pub(crate) fn copy_tty_to_log(
@@ -22,12 +30,8 @@ pub(crate) fn copy_tty_to_log(
     sizes: Option<std::fs::File>,
     mut attach: Option<std::fs::File>,
 ) {
-    let mut file = match LogWriter::open(log, limits) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("berth-shim: opening {}: {e}", log.display());
-            return;
-        }
+    let Some(mut file) = open_log(log, limits) else {
+        return;
     };
     let mut splitter = LineSplitter::default();
     copy_tty(master, stdin.and_then(open_fifo), sizes, false, |chunk| {
@@ -135,12 +139,8 @@ pub(crate) fn copy_output(
     err: OwnedFd,
     mut attach: Option<std::fs::File>,
 ) {
-    let mut file = match LogWriter::open(log, limits) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("berth-shim: opening {}: {e}", log.display());
-            return;
-        }
+    let Some(mut file) = open_log(log, limits) else {
+        return;
     };
     let mut streams: Vec<(std::fs::File, &str, LineSplitter, bool)> = vec![
         (
