@@ -244,21 +244,19 @@ impl Cgroup {
         }
     }
 
-    /// OOM kills inside the cgroup so far.
-    pub fn oom_kills(&self) -> u64 {
-        let (file, key) = if self.v2 {
-            (self.dir("").join("memory.events"), "oom_kill")
-        } else {
-            (self.dir("memory").join("memory.oom_control"), "oom_kill")
-        };
-        read(&file)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(' ')?;
-                (k == key).then(|| v.trim().parse().ok()).flatten()
-            })
-            .unwrap_or(0)
+    /// OOM kills inside the cgroup so far; `None` once the cgroup is gone
+    /// (or its memory controller unreadable), which is not the same as none.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = self.oom_events_file();
+        let text = read(&file)?;
+        Some(
+            text.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == "oom_kill").then(|| v.trim().parse().ok()).flatten()
+                })
+                .unwrap_or(0),
+        )
     }
 
     pub fn usage(&self) -> Usage {

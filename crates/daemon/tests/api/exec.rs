@@ -115,23 +115,28 @@ fn exec_runs_in_the_container_with_its_options() {
         "mtu",
         "1280",
     ]);
-    // Detached: runs on, shows in ExecIDs while it does.
+    // Detached: runs on, shows in ExecIDs while it does. It waits for a file
+    // rather than a time, so a slow machine cannot end it before the inspect.
     d.cli_ok(&[
         "exec",
         "-d",
         "ex",
         "sh",
         "-c",
-        "sleep 0.5; touch /tmp/detached",
+        "until [ -f /tmp/go ]; do sleep 0.05; done; touch /tmp/detached",
     ]);
     let ids = d.cli_ok(&["inspect", "-f", "{{len .ExecIDs}}", "ex"]);
     assert_eq!(ids.trim(), "1");
-    std::thread::sleep(std::time::Duration::from_millis(900));
+    d.cli_ok(&["exec", "ex", "touch", "/tmp/go"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while d.cli_ok(&["inspect", "-f", "{{.ExecIDs}}", "ex"]).trim() != "[]" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the detached exec never ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     d.cli_ok(&["exec", "ex", "test", "-f", "/tmp/detached"]);
-    assert_eq!(
-        d.cli_ok(&["inspect", "-f", "{{.ExecIDs}}", "ex"]).trim(),
-        "[]"
-    );
     // A stopped container takes no exec.
     d.cli_ok(&["stop", "-t", "0", "ex"]);
     let (code, _, err) = code_and_stderr(&d, &["exec", "ex", "true"]);

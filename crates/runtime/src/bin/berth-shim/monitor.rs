@@ -24,39 +24,71 @@ use super::oci;
 
 /// OOM kills in the container's cgroup, followed while it runs (v2). With the
 /// systemd driver the scope's cgroup goes as soon as its last process exits,
-/// before the monitor could read the count afterwards; the kernel notifies
-/// inotify watchers of `memory.events` when it changes (containerd follows it
-/// the same way). A thread with a small stack blocks on the watch.
-fn watch_ooms(cgroups_path: &str) -> Option<Arc<AtomicU64>> {
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    let cg = berth_runtime::cgroups::Cgroup::new(cgroups_path);
-    if !berth_runtime::cgroups::is_v2() {
-        return None;
-    }
-    let ino = Inotify::init(InitFlags::IN_CLOEXEC).ok()?;
-    ino.add_watch(&cg.oom_events_file(), AddWatchFlags::IN_MODIFY)
-        .ok()?;
-    let count = Arc::new(AtomicU64::new(cg.oom_kills()));
-    let c = count.clone();
-    std::thread::Builder::new()
-        .stack_size(64 * 1024)
-        .spawn(move || loop {
-            match ino.read_events() {
-                Ok(events) => {
-                    c.fetch_max(cg.oom_kills(), Ordering::Relaxed);
-                    if events
-                        .iter()
-                        .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
-                    {
-                        return;
+/// often before the monitor could read the count after `waitpid`; the kernel
+/// notifies inotify watchers of `memory.events` when it changes (containerd
+/// follows it the same way). A thread with a small stack blocks on the watch,
+/// niced up: under load it must read the file between the kill and systemd's
+/// removal of the cgroup, which nothing else orders.
+struct OomWatch {
+    count: Arc<AtomicU64>,
+    /// Closed by the thread when it stops (the cgroup's removal ends the watch).
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl OomWatch {
+    fn start(cgroups_path: &str) -> Option<OomWatch> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let cg = berth_runtime::cgroups::Cgroup::new(cgroups_path);
+        if !berth_runtime::cgroups::is_v2() {
+            return None;
+        }
+        let ino = Inotify::init(InitFlags::IN_CLOEXEC).ok()?;
+        ino.add_watch(&cg.oom_events_file(), AddWatchFlags::IN_MODIFY)
+            .ok()?;
+        let count = Arc::new(AtomicU64::new(cg.oom_kills().unwrap_or(0)));
+        let c = count.clone();
+        let (tx, done) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _tx = tx;
+                // SAFETY: setpriority on this thread's own id; a failure
+                // (no CAP_SYS_NICE) only leaves the default priority.
+                unsafe {
+                    libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -15);
+                }
+                loop {
+                    match ino.read_events() {
+                        Ok(events) => {
+                            if let Some(n) = cg.oom_kills() {
+                                c.fetch_max(n, Ordering::SeqCst);
+                            }
+                            if events
+                                .iter()
+                                .any(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
+                            {
+                                return;
+                            }
+                        }
+                        Err(nix::errno::Errno::EINTR) => {}
+                        Err(_) => return,
                     }
                 }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        })
-        .ok()?;
-    Some(count)
+            })
+            .ok()?;
+        Some(OomWatch { count, done })
+    }
+
+    /// Whether the container was OOM-killed, asked once it has exited. A
+    /// cgroup still there answers itself; a removed one ends the watch, so
+    /// the thread has then read whatever it was woken for.
+    fn killed(self, cg: Option<&berth_runtime::cgroups::Cgroup>) -> bool {
+        if let Some(n) = cg.and_then(|cg| cg.oom_kills()) {
+            return n > 0 || self.count.load(Ordering::SeqCst) > 0;
+        }
+        let _ = self.done.recv_timeout(std::time::Duration::from_secs(2));
+        self.count.load(Ordering::SeqCst) > 0
+    }
 }
 
 /// What the container's output arrives on.
@@ -95,7 +127,7 @@ impl Monitor {
     /// Copies, waits, records, deletes. Returns the shim's exit code.
     pub fn run(self) -> i32 {
         let _hold = self.stdin_hold;
-        let seen_ooms = super::cgroup_of(&self.bundle).and_then(|cg| watch_ooms(&cg));
+        let ooms = super::cgroup_of(&self.bundle).and_then(|cg| OomWatch::start(&cg));
         match self.output {
             Output::Tty {
                 master,
@@ -115,10 +147,11 @@ impl Monitor {
         }
         let code = super::wait_for(self.pid);
         // Read before the runtime removes the cgroup with the container's state.
-        let oom_killed = super::cgroup_of(&self.bundle)
-            .map(|cg| berth_runtime::cgroups::Cgroup::new(&cg).oom_kills() > 0)
-            .unwrap_or(false)
-            || seen_ooms.is_some_and(|n| n.load(Ordering::Relaxed) > 0);
+        let cg = super::cgroup_of(&self.bundle).map(|cg| berth_runtime::cgroups::Cgroup::new(&cg));
+        let oom_killed = match ooms {
+            Some(w) => w.killed(cg.as_ref()),
+            None => cg.and_then(|cg| cg.oom_kills()).is_some_and(|n| n > 0),
+        };
         let rec = ExitRecord {
             exit_code: code,
             finished_at: now(),
