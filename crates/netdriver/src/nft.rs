@@ -78,43 +78,12 @@ fn prefix(n: &Ipv4Net) -> Value {
 /// when there is no IPv6 network).
 pub fn commands(table: &str, rules: &Ruleset) -> Value {
     let mut cmds = family_commands("ip", table, rules);
-    let v6: Vec<BridgeNet> = rules
-        .nets
-        .iter()
-        .filter(|n| n.subnet6.is_some())
-        .cloned()
-        .collect();
     let t6 = json!({ "family": "ip6", "name": table });
     cmds.push(json!({ "add": { "table": t6 } }));
     cmds.push(json!({ "delete": { "table": t6 } }));
-    if !v6.is_empty() {
+    if rules.nets.iter().any(|n| n.subnet6.is_some()) {
         // Isolation is by bridge, so every network's name is kept.
-        let ruleset6 = Ruleset {
-            nets: rules.nets.clone(),
-            ports: Vec::new(),
-            ports6: Vec::new(),
-        };
-        let mut six = family_commands("ip6", table, &ruleset6);
-        for p in &rules.ports6 {
-            let mut expr = vec![
-                m("!=", meta("iifname"), json!(p.bridge)),
-                m(
-                    "==",
-                    json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
-                    json!("local"),
-                ),
-            ];
-            if let Some(ip) = p.host_ip {
-                expr.push(m("==", payload("ip6", "daddr"), json!(ip.to_string())));
-            }
-            expr.push(m("==", payload(&p.proto, "dport"), json!(p.host_port)));
-            expr.push(json!({ "dnat": {
-                "family": "ip6", "addr": p.container_ip.to_string(), "port": p.container_port,
-            } }));
-            six.push(json!({ "add": { "rule": {
-                "family": "ip6", "table": table, "chain": "prerouting", "expr": expr,
-            } } }));
-        }
+        let mut six = family_commands("ip6", table, rules);
         // The delete-and-recreate pair is already there.
         six.drain(..2);
         cmds.extend(six);
@@ -134,11 +103,9 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         ("prerouting", "nat", "prerouting", -100),
         ("forward", "filter", "forward", 0),
     ];
+    chains.push(("output", "nat", "output", -100));
     if family == "ip" {
-        chains.extend([
-            ("output", "nat", "output", -100),
-            ("input", "filter", "input", 0),
-        ]);
+        chains.push(("input", "filter", "input", 0));
     }
     for (name, typ, hook, prio) in chains {
         cmds.push(json!({ "add": { "chain": {
@@ -196,29 +163,70 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
             ));
         }
     }
-    for p in &rules.ports {
+    // Each family its own ports (the IPv6 twins in `ports6`).
+    let four = if family == "ip" {
+        &rules.ports[..]
+    } else {
+        &[]
+    };
+    let six = if family == "ip6" {
+        &rules.ports6[..]
+    } else {
+        &[]
+    };
+    let ports = four.iter().map(|p| Dnat {
+        proto: &p.proto,
+        host_ip: p.host_ip.map(|a| a.to_string()),
+        host_port: p.host_port,
+        to: p.container_ip.to_string(),
+        to_port: p.container_port,
+        bridge: &p.bridge,
+    });
+    let ports6 = six.iter().map(|p| Dnat {
+        proto: &p.proto,
+        host_ip: p.host_ip.map(|a| a.to_string()),
+        host_port: p.host_port,
+        to: p.container_ip.to_string(),
+        to_port: p.container_port,
+        bridge: &p.bridge,
+    });
+    for p in ports.chain(ports6) {
+        let ip = if family == "ip" { "ip" } else { "ip6" };
         let mut expr = vec![m(
             "==",
             json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
             json!("local"),
         )];
-        if let Some(ip) = p.host_ip {
-            expr.push(m("==", payload("ip", "daddr"), json!(ip.to_string())));
+        if let Some(addr) = &p.host_ip {
+            expr.push(m("==", payload(ip, "daddr"), json!(addr)));
         }
-        expr.push(m("==", payload(&p.proto, "dport"), json!(p.host_port)));
-        expr.push(
-            json!({ "dnat": { "addr": p.container_ip.to_string(), "port": p.container_port } }),
-        );
+        expr.push(m("==", payload(p.proto, "dport"), json!(p.host_port)));
+        expr.push(json!({ "dnat": { "family": ip, "addr": p.to, "port": p.to_port } }));
         // From outside, but not from the container's own bridge (the proxy
         // serves it there).
         let mut from_outside = vec![m("!=", meta("iifname"), json!(p.bridge))];
         from_outside.extend(expr.iter().cloned());
         cmds.push(rule("prerouting", from_outside));
-        // The host's own connections, loopback's among them: the kernel
-        // carries them, not the proxy (see loopback_rules).
+        // The host's own connections: the kernel carries them, not the proxy.
+        // IPv4 loopback's among them (see loopback_rules); not IPv6's, which
+        // the kernel never routes out of an interface (dockerd's OUTPUT rule
+        // leaves `::1` to its proxy the same way).
+        if family == "ip6" {
+            expr.insert(0, m("!=", payload(ip, "daddr"), json!("::1")));
+        }
         cmds.push(rule("output", expr));
     }
     cmds
+}
+
+/// One published port's DNAT, in either family's terms.
+struct Dnat<'a> {
+    proto: &'a str,
+    host_ip: Option<String>,
+    host_port: u16,
+    to: String,
+    to_port: u16,
+    bridge: &'a str,
 }
 
 /// What published ports reached on the host's loopback by DNAT need, per
@@ -351,14 +359,21 @@ mod tests {
         // each bridge.
         assert_eq!(text.matches(r#""drop":null"#).count(), 10);
         // The port by DNAT from outside and from the host itself.
-        assert!(cmds.iter().any(|c| c["add"]["rule"]["chain"] == "output"
-            && c.to_string()
-                .contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#)));
-        assert!(text.contains(r#""dnat":{"addr":"10.1.0.2","port":80}"#));
+        let dnat4 = r#""dnat":{"addr":"10.1.0.2","family":"ip","port":80}"#;
+        let dnat6 = r#""dnat":{"addr":"fd00:1::2","family":"ip6","port":80}"#;
+        let rules_with = |chain: &str, dnat: &str| {
+            cmds.iter()
+                .filter(|c| c["add"]["rule"]["chain"] == chain && c.to_string().contains(dnat))
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules_with("prerouting", dnat4).len(), 1);
+        assert_eq!(rules_with("output", dnat4).len(), 1);
+        assert_eq!(rules_with("prerouting", dnat6).len(), 1);
+        // The host's own IPv6 addresses by DNAT too, `::1` left to the proxy.
+        let out6 = rules_with("output", dnat6);
+        assert_eq!(out6.len(), 1);
+        assert!(out6[0].contains(r#""op":"!=""#) && out6[0].contains(r#""right":"::1""#));
         assert!(text.contains(r#""right":8080"#));
-        assert!(
-            text.contains(r#""dnat":{"addr":"fd00:1::2","family":"ip6","port":80}"#),
-            "{text}"
-        );
     }
 }

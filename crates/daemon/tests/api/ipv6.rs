@@ -352,6 +352,18 @@ fn an_outside_ipv6_host_reaches_a_published_port_by_dnat() {
     }
     // The container sees the outside host itself: DNAT, not the proxy.
     assert_eq!(seen, format!("[{out6}2]"));
+    // The host's own connection to one of its IPv6 addresses: DNAT too, so
+    // the container sees that address (the proxy would come from pub6's
+    // gateway), as dockerd's OUTPUT rule does.
+    let o = Command::new("timeout")
+        .args(["5", "/bin/busybox", "wget", "-qO-", &url])
+        .output()
+        .expect("wget");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("[{out6}1]"),
+        "{o:?}"
+    );
     d.cli_ok(&["rm", "-f", "dnat6"]);
     d.cli_ok(&["network", "rm", "pub6"]);
 }
