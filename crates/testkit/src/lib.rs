@@ -569,10 +569,12 @@ impl TestDaemon {
                 .status();
         }
         let table = format!("berth-{}", self.bridge);
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &table])
-            .stderr(Stdio::null())
-            .status();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &table])
+                .stderr(Stdio::null())
+                .status();
+        }
         // Its accept chain in the iptables filter table (named after the table).
         let chain = table.to_uppercase();
         for args in [
