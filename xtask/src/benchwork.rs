@@ -210,14 +210,19 @@ pub(crate) fn daemon_rss(host: &str, berth: bool) -> f64 {
 /// Fetches `/f` from an HTTP/1.0 server at `addr` `n` times, a new connection
 /// each (busybox httpd closes after each answer); returns MiB/s of bodies and
 /// headers read.
-pub(crate) fn fetch_rate(addr: std::net::SocketAddr, n: usize) -> Result<f64> {
+pub(crate) fn fetch_rate(
+    addr: std::net::SocketAddr,
+    path: &str,
+    n: usize,
+    mib: usize,
+) -> Result<f64> {
     use std::io::{Read, Write};
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0usize;
     let t = Instant::now();
     for _ in 0..n {
         let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
-        s.write_all(b"GET /f HTTP/1.0\r\n\r\n")
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
             .map_err(|e| e.to_string())?;
         loop {
             match s.read(&mut buf) {
@@ -228,9 +233,9 @@ pub(crate) fn fetch_rate(addr: std::net::SocketAddr, n: usize) -> Result<f64> {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    if total < n << 20 {
+    if total < n * (mib << 20) {
         return Err(format!(
-            "{addr}: read {total} bytes for {n} fetches of 1 MiB"
+            "{addr}: read {total} bytes for {n} fetches of {mib} MiB"
         ));
     }
     Ok(total as f64 / (1 << 20) as f64 / secs)
