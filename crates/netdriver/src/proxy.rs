@@ -153,7 +153,9 @@ const PIPE: usize = 512 << 10;
 /// and from user space; where no pipe can be had (out of descriptors), 64 KiB
 /// buffers do it instead (tokio's default is 8 KiB: eight times the wake-ups).
 async fn relay(a: &mut TcpStream, b: &mut TcpStream) {
-    realm_io::set_pipe_size(PIPE);
+    // A process-wide setting of the crate's: set once, before any pipe.
+    static SIZE: std::sync::Once = std::sync::Once::new();
+    SIZE.call_once(|| realm_io::set_pipe_size(PIPE));
     match (realm_io::Pipe::new(), realm_io::Pipe::new()) {
         (Ok(ab), Ok(ba)) => {
             let _ = realm_io::bidi_copy_buf(
