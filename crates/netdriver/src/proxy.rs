@@ -149,7 +149,7 @@ async fn tcp(l: TcpListener, target: SocketAddrV4) {
 const PIPE: usize = 512 << 10;
 
 /// Carries both directions until each is shut down. splice(2) moves the bytes
-/// through a pipe in the kernel (64 KiB a direction) without copying them to
+/// through a pipe in the kernel ([`PIPE`] a direction) without copying them to
 /// and from user space; where no pipe can be had (out of descriptors), 64 KiB
 /// buffers do it instead (tokio's default is 8 KiB: eight times the wake-ups).
 async fn relay(a: &mut TcpStream, b: &mut TcpStream) {
