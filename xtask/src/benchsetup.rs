@@ -23,8 +23,13 @@ impl Drop for Daemon {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.child.wait();
+        // Its bridge and rules would outlive it, as a real berthd's do.
+        berth_testkit::remove_bridges_and_rules(&[BRIDGE.to_string()], BRIDGE);
     }
 }
+
+/// The bench berthd's own bridge and nftables table: never a real berthd's berth0.
+const BRIDGE: &str = "bbench0";
 
 pub(crate) fn start_berth() -> Result<Daemon> {
     crate::build_release()?;
@@ -48,9 +53,8 @@ pub(crate) fn start_berth() -> Result<Daemon> {
         .arg(&config)
         .arg("--log-level")
         .arg("warn")
-        // Its own bridge and nftables table: never a real berthd's berth0.
         .arg("--bridge")
-        .arg("bbench0")
+        .arg(BRIDGE)
         .stdin(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting berthd: {e}"))?;

@@ -562,32 +562,38 @@ impl TestDaemon {
                 }
             }
         }
-        for b in &bridges {
-            let _ = Command::new("ip")
-                .args(["link", "delete", b, "type", "bridge"])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let table = format!("berth-{}", self.bridge);
-        for family in ["ip", "ip6"] {
-            let _ = Command::new("nft")
-                .args(["delete", "table", family, &table])
-                .stderr(Stdio::null())
-                .status();
-        }
-        // Its accept chain in the iptables filter table (named after the table).
-        let chain = table.to_uppercase();
-        for args in [
-            vec!["-D", "FORWARD", "-j", &chain],
-            vec!["-F", &chain],
-            vec!["-X", &chain],
-        ] {
-            let _ = Command::new("iptables")
-                .arg("-w")
-                .args(&args)
-                .stderr(Stdio::null())
-                .status();
-        }
+        remove_bridges_and_rules(&bridges, &self.bridge);
+    }
+}
+
+/// A daemon's network state, which outlives it as docker0 does: the bridges
+/// named, the nftables tables of the daemon whose default bridge is `bridge`,
+/// and its accept chain in iptables' FORWARD (named after the table).
+pub fn remove_bridges_and_rules(bridges: &[String], bridge: &str) {
+    for b in bridges {
+        let _ = Command::new("ip")
+            .args(["link", "delete", b, "type", "bridge"])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let table = format!("berth-{bridge}");
+    for family in ["ip", "ip6"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, &table])
+            .stderr(Stdio::null())
+            .status();
+    }
+    let chain = table.to_uppercase();
+    for args in [
+        vec!["-D", "FORWARD", "-j", &chain],
+        vec!["-F", &chain],
+        vec!["-X", &chain],
+    ] {
+        let _ = Command::new("iptables")
+            .arg("-w")
+            .args(&args)
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
