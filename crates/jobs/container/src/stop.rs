@@ -71,8 +71,14 @@ pub(crate) fn shutdown_wait(c: &Containers, shutdown_timeout: i64) -> Option<Dur
 pub(crate) async fn stop(job: Job, c: Arc<Containers>) -> Result<Reply> {
     let entry = c.find(job.args.required("name")?)?;
     if cancel_restart(&c, &entry) {
-        event(&job, &entry.snapshot(), "stop", &[]);
-        return Ok(Reply::empty(204));
+        // A restart already past its back-off holds the lock while it starts
+        // the container, and the cancel came too late for it: wait for it,
+        // then stop what it started.
+        drop(entry.op.lock().await);
+        if !entry.snapshot().state.running {
+            event(&job, &entry.snapshot(), "stop", &[]);
+            return Ok(Reply::empty(204));
+        }
     }
     if !entry.snapshot().state.running {
         return Ok(Reply::empty(304));
