@@ -32,7 +32,13 @@ fn restart_stops_and_starts_the_container() {
     assert_eq!(after["State"]["Running"], true, "{after}");
     assert_ne!(after["State"]["Pid"], before["State"]["Pid"]);
     assert_ne!(after["State"]["StartedAt"], before["State"]["StartedAt"]);
-    let logs = d.cli_ok(&["logs", "r1"]);
+    // The new run's echo reaches the log after the start has answered.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut logs = d.cli_ok(&["logs", "r1"]);
+    while logs.matches("started").count() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        logs = d.cli_ok(&["logs", "r1"]);
+    }
     assert_eq!(logs.matches("started").count(), 2, "{logs}");
     // The CLI sends whole seconds: a second from now includes everything so far.
     let until = std::time::SystemTime::now()
