@@ -24,31 +24,26 @@ pub struct BridgeNet {
     pub subnet6: Option<Ipv6Net>,
 }
 
-/// A published port: traffic to `host_ip:host_port` goes to the container.
+/// A published port: traffic to `host_ip:host_port` goes to the container,
+/// in either family (`A`: its addresses).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRule {
+pub struct PortRuleOf<A> {
     /// `tcp` or `udp`.
     pub proto: String,
     /// None: every local address.
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<A>,
     pub host_port: u16,
-    pub container_ip: Ipv4Addr,
+    pub container_ip: A,
     pub container_port: u16,
     /// The container's bridge: its own traffic reaches the port through the proxy.
     pub bridge: String,
 }
 
+/// A published port, for the `ip` table.
+pub type PortRule = PortRuleOf<Ipv4Addr>;
+
 /// A published port of a container with an IPv6 address, for the `ip6` table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PortRule6 {
-    pub proto: String,
-    /// None: every local address.
-    pub host_ip: Option<std::net::Ipv6Addr>,
-    pub host_port: u16,
-    pub container_ip: std::net::Ipv6Addr,
-    pub container_port: u16,
-    pub bridge: String,
-}
+pub type PortRule6 = PortRuleOf<std::net::Ipv6Addr>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Ruleset {
@@ -102,8 +97,8 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         ("postrouting", "nat", "postrouting", 100),
         ("prerouting", "nat", "prerouting", -100),
         ("forward", "filter", "forward", 0),
+        ("output", "nat", "output", -100),
     ];
-    chains.push(("output", "nat", "output", -100));
     if family == "ip" {
         chains.push(("input", "filter", "input", 0));
     }
@@ -164,44 +159,34 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         }
     }
     // Each family its own ports (the IPv6 twins in `ports6`).
-    let four = if family == "ip" {
-        &rules.ports[..]
+    if family == "ip" {
+        port_rules("ip", &rules.ports, &rule, &mut cmds);
     } else {
-        &[]
-    };
-    let six = if family == "ip6" {
-        &rules.ports6[..]
-    } else {
-        &[]
-    };
-    let ports = four.iter().map(|p| Dnat {
-        proto: &p.proto,
-        host_ip: p.host_ip.map(|a| a.to_string()),
-        host_port: p.host_port,
-        to: p.container_ip.to_string(),
-        to_port: p.container_port,
-        bridge: &p.bridge,
-    });
-    let ports6 = six.iter().map(|p| Dnat {
-        proto: &p.proto,
-        host_ip: p.host_ip.map(|a| a.to_string()),
-        host_port: p.host_port,
-        to: p.container_ip.to_string(),
-        to_port: p.container_port,
-        bridge: &p.bridge,
-    });
-    for p in ports.chain(ports6) {
-        let ip = if family == "ip" { "ip" } else { "ip6" };
+        port_rules("ip6", &rules.ports6, &rule, &mut cmds);
+    }
+    cmds
+}
+
+/// Published ports' DNAT, in `ip`'s or `ip6`'s terms.
+fn port_rules<A: std::fmt::Display>(
+    ip: &str,
+    ports: &[PortRuleOf<A>],
+    rule: &impl Fn(&str, Vec<Value>) -> Value,
+    cmds: &mut Vec<Value>,
+) {
+    for p in ports {
         let mut expr = vec![m(
             "==",
             json!({ "fib": { "result": "type", "flags": ["daddr"] } }),
             json!("local"),
         )];
         if let Some(addr) = &p.host_ip {
-            expr.push(m("==", payload(ip, "daddr"), json!(addr)));
+            expr.push(m("==", payload(ip, "daddr"), json!(addr.to_string())));
         }
-        expr.push(m("==", payload(p.proto, "dport"), json!(p.host_port)));
-        expr.push(json!({ "dnat": { "family": ip, "addr": p.to, "port": p.to_port } }));
+        expr.push(m("==", payload(&p.proto, "dport"), json!(p.host_port)));
+        expr.push(json!({ "dnat": {
+            "family": ip, "addr": p.container_ip.to_string(), "port": p.container_port,
+        } }));
         // From outside, but not from the container's own bridge (the proxy
         // serves it there).
         let mut from_outside = vec![m("!=", meta("iifname"), json!(p.bridge))];
@@ -211,22 +196,11 @@ fn family_commands(family: &str, table: &str, rules: &Ruleset) -> Vec<Value> {
         // IPv4 loopback's among them (see loopback_rules); not IPv6's, which
         // the kernel never routes out of an interface (dockerd's OUTPUT rule
         // leaves `::1` to its proxy the same way).
-        if family == "ip6" {
+        if ip == "ip6" {
             expr.insert(0, m("!=", payload(ip, "daddr"), json!("::1")));
         }
         cmds.push(rule("output", expr));
     }
-    cmds
-}
-
-/// One published port's DNAT, in either family's terms.
-struct Dnat<'a> {
-    proto: &'a str,
-    host_ip: Option<String>,
-    host_port: u16,
-    to: String,
-    to_port: u16,
-    bridge: &'a str,
 }
 
 /// What published ports reached on the host's loopback by DNAT need, per
