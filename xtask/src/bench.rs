@@ -307,7 +307,7 @@ pub fn bench(args: &[String]) -> Result {
     if wanted("port") {
         // Two workloads through the same port: many short fetches, where busybox
         // httpd forking a child per connection is most of the cost whatever the
-        // path, and a few long ones (sent with sendfile), where the path is.
+        // path, and a few long ones, where the path is.
         for (name, bind, what) in [
             ("port", "127.0.0.1", "published port on 127.0.0.1"),
             ("port6", "[::1]", "the same on [::1]"),
@@ -331,10 +331,10 @@ pub fn bench(args: &[String]) -> Result {
                     .ok_or_else(|| format!("docker port: {out:?}"))?;
                 ports.push(addr);
             }
-            // httpd writes the files first: wait until it answers.
+            // httpd starts once both files are written: wait until it answers.
             for a in &ports {
                 let deadline = Instant::now() + Duration::from_secs(20);
-                while fetch_rate(*a, "/big", 1, 256).is_err() && Instant::now() < deadline {
+                while fetch_rate(*a, "/f", 1, 1).is_err() && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }

@@ -207,9 +207,9 @@ pub(crate) fn daemon_rss(host: &str, berth: bool) -> f64 {
     kb as f64 / 1024.0
 }
 
-/// Fetches `/f` from an HTTP/1.0 server at `addr` `n` times, a new connection
-/// each (busybox httpd closes after each answer); returns MiB/s of bodies and
-/// headers read.
+/// Fetches `path` (a file of `mib` MiB) from an HTTP/1.0 server at `addr` `n`
+/// times, a new connection each (busybox httpd closes after each answer);
+/// returns MiB/s of bodies and headers read.
 pub(crate) fn fetch_rate(
     addr: std::net::SocketAddr,
     path: &str,
