@@ -7,6 +7,7 @@
 //! ([`exit`]). [`shim`] is the protocol between the daemon and its shims (their
 //! arguments and reports), defined once for both sides and versioned.
 
+pub mod attachsock;
 pub mod bpf;
 pub mod cgpath;
 pub mod cgroups;

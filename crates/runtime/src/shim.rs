@@ -51,6 +51,9 @@ pub struct StartArgs {
     /// container's output there too, as [`frame_header`]s and their bytes
     /// without a terminal, raw with one. It stops when the reader goes.
     pub attach: bool,
+    /// Where the shim listens for clients attaching while the container runs
+    /// (see [`crate::attachsock`]).
+    pub attach_socket: Option<PathBuf>,
 }
 
 /// The header of one chunk of output on an attach stream: Docker's stdcopy
@@ -83,6 +86,7 @@ impl StartArgs {
         if self.attach {
             l.push("--attach", "1");
         }
+        l.opt("--attach-socket", self.attach_socket.as_ref());
         l.0
     }
 
@@ -109,6 +113,7 @@ impl StartArgs {
                 "--size" => a.size = Some(size(&v)?),
                 "--runc" => a.runc = Some(PathBuf::from(v)),
                 "--attach" => a.attach = flag(),
+                "--attach-socket" => a.attach_socket = Some(PathBuf::from(v)),
                 "--log-max-size" => a.log_max_size = Some(v),
                 "--log-max-file" => {
                     a.log_max_file = Some(
@@ -307,6 +312,7 @@ mod tests {
             log_max_file: Some(3),
             runc: Some("/usr/bin/runc".into()),
             attach: true,
+            attach_socket: Some("/run/b/attach.sock".into()),
         };
         let args: Vec<String> = a
             .to_args()

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use crate::daemon;
 use crate::images::busybox;
 
-fn seq(from: u32, to: u32) -> String {
+pub(crate) fn seq(from: u32, to: u32) -> String {
     (from..=to).map(|i| format!("{i}\n")).collect()
 }
 

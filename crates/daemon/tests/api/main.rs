@@ -2,6 +2,7 @@
 //! curl and raw HTTP. One binary with modules, to link once.
 
 mod attach;
+mod attach_running;
 mod bad_input;
 mod behaviours;
 mod build;

@@ -1,7 +1,9 @@
 //! `POST /containers/{id}/attach`: the client's input into the container's stdin
-//! FIFO (watching for the detach keys), and its output: straight from the shim
-//! for a client attached before the start ([`crate::live`]), else followed in
-//! the log.
+//! FIFO (watching for the detach keys), and its output: straight from the shim,
+//! for a client attached before the start ([`crate::live`]) and for one
+//! attaching while it runs (the shim's attach socket,
+//! [`berth_runtime::attachsock`]); followed in the log when the log is asked for
+//! too (`logs=1`), or the shim has no socket (one of an older daemon).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +40,14 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
     )?;
     // Ends the attach when the client types the detach keys.
     let detached = job.cancel_token().child_token();
+    let wants_output = stream_on && (shape.stdout || shape.stderr);
+    // Connected before the client may send input: the output its input causes
+    // is the shim's to send on.
+    let mut running = if rec.state.running && wants_output && !with_logs {
+        running_output(&c, &rec.id).await
+    } else {
+        None
+    };
     let io = job.hijack(ct).await?;
     let (mut rd, mut wr) = tokio::io::split(io);
     // The client's input goes into the container's stdin FIFO when it has one
@@ -114,11 +124,11 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
             }
         }
     }
-    if stream_on && (shape.stdout || shape.stderr) {
+    if wants_output {
         // Not running: the next start's output comes straight from its shim,
         // unless that start happened already or went to another client.
         let live = if rec.state.running {
-            None
+            running.take()
         } else {
             let rx = entry.live.register();
             tokio::select! {
@@ -178,4 +188,21 @@ pub(crate) async fn attach(mut job: Job, c: Arc<Containers>) -> Result<Reply> {
         drain.abort();
     }
     Ok(Reply::empty(200))
+}
+
+/// The output of a running container from now on, from its shim's attach
+/// socket; `None` when no shim listens there.
+async fn running_output(c: &Containers, id: &str) -> Option<crate::live::LiveOutput> {
+    let path = c.run_dir(id).join(berth_runtime::attachsock::NAME);
+    let s = tokio::task::spawn_blocking(move || {
+        let s = berth_runtime::attachsock::connect(&path)?;
+        s.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(s)
+    })
+    .await
+    .ok()?
+    .map_err(|e| tracing::debug!(error = %e, "no attach socket, following the log"))
+    .ok()?;
+    let s = tokio::net::UnixStream::from_std(s).ok()?;
+    Some(Box::pin(s))
 }

@@ -4,8 +4,9 @@
 //! the daemon reads and passes on: attached output then costs no log-file read,
 //! inotify wake-up or JSON parse, which were most of the daemon's work on a
 //! chatty `docker run`. The log is written all the same. A client attaching to a
-//! running container follows the log, as before; so does one that comes while a
-//! start is under way, or after another client took the stream.
+//! running container reads the shim's attach socket instead (the same stream,
+//! from then on; see `berth_runtime::attachsock`). One that comes while a start
+//! is under way, or after another client took the stream, follows the log.
 
 use std::pin::Pin;
 use std::sync::Mutex;

@@ -50,6 +50,7 @@ fn shim_args(c: &Containers, rec: &Record, bundle: &Path, runc: Option<PathBuf>)
         runc,
         // Set by the start when clients wait for its output.
         attach: false,
+        attach_socket: Some(bundle.join(berth_runtime::attachsock::NAME)),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The container's output on its way out: into the json-file log (as dockerd's
-//! json-file driver writes it) and, while a client attached before the start
-//! reads it, to the daemon as the attach stream (see `berth_runtime::shim`).
+//! json-file driver writes it) and to the clients attached ([`Attached`]): the
+//! one attached before the start and those on the attach socket.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -10,6 +10,7 @@ use berth_runtime::logfile::{Limits, LineSplitter, LogWriter};
 use berth_runtime::shim::frame_header;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use super::attached::Attached;
 use super::{open_fifo, set_size};
 
 /// The json-file log, or why not on stderr (the shim's own log): without it
@@ -28,18 +29,16 @@ pub(crate) fn copy_tty_to_log(
     master: OwnedFd,
     stdin: Option<&std::path::Path>,
     sizes: Option<std::fs::File>,
-    mut attach: Option<std::fs::File>,
+    mut attached: Attached,
 ) {
     let Some(mut file) = open_log(log, limits) else {
         return;
     };
     let mut splitter = LineSplitter::default();
-    copy_tty(master, stdin.and_then(open_fifo), sizes, false, |chunk| {
-        // The attached client gets the terminal's bytes as they are; one
-        // that went away gets nothing more.
-        if attach.as_mut().is_some_and(|a| a.write_all(chunk).is_err()) {
-            attach = None;
-        }
+    let input = stdin.and_then(open_fifo);
+    copy_tty(master, input, sizes, false, &mut attached, |a, chunk| {
+        // Attached clients get the terminal's bytes as they are.
+        a.send(chunk);
         let t = now();
         splitter.each(chunk, |line| {
             let _ = file.write("stdout", line, &t);
@@ -53,26 +52,32 @@ pub(crate) fn copy_tty_to_log(
     file.sync();
 }
 
-/// Moves a terminal's bytes: the master's output to `sink`, `input` to the master,
-/// `rows cols` lines from `sizes` to the master's window size. Returns when the
-/// master reports that every slave descriptor is closed.
+/// Moves a terminal's bytes: the master's output to `sink` (with `attached`,
+/// whose new clients are taken as they come), `input` to the master, `rows cols`
+/// lines from `sizes` to the master's window size. Returns when the master
+/// reports that every slave descriptor is closed.
 pub(crate) fn copy_tty(
     master: OwnedFd,
     mut input: Option<std::fs::File>,
     mut sizes: Option<std::fs::File>,
     input_ends: bool,
-    mut sink: impl FnMut(&[u8]),
+    attached: &mut Attached,
+    mut sink: impl FnMut(&mut Attached, &[u8]),
 ) {
     let mut out = std::fs::File::from(master);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let (m_ready, i_ready, r_ready) = {
+        let (m_ready, i_ready, r_ready, l_ready) = {
             let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::POLLIN)];
             if let Some(i) = &input {
                 fds.push(PollFd::new(i.as_fd(), PollFlags::POLLIN));
             }
             if let Some(r) = &sizes {
                 fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            }
+            let l_idx = fds.len();
+            if let Some(l) = attached.listen_fd() {
+                fds.push(PollFd::new(l, PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -92,13 +97,18 @@ pub(crate) fn copy_tty(
                 ready(0),
                 input.is_some() && ready(i_idx),
                 sizes.is_some() && ready(r_idx),
+                ready(l_idx),
             )
         };
+        if l_ready {
+            // Before the output: a client that came first sees it.
+            attached.accept();
+        }
         if m_ready {
             match out.read(&mut buf) {
                 // EIO: every slave descriptor closed, the container is gone.
                 Ok(0) | Err(_) => break,
-                Ok(n) => sink(&buf[..n]),
+                Ok(n) => sink(attached, &buf[..n]),
             }
         }
         if i_ready {
@@ -131,13 +141,13 @@ pub(crate) fn copy_tty(
 }
 
 /// Copies both pipes into the json-file log until both reach end of file, and
-/// each chunk as a frame to `attach` while its reader is there.
+/// each chunk as a frame to the clients `attached`.
 pub(crate) fn copy_output(
     log: &std::path::Path,
     limits: Limits,
     out: OwnedFd,
     err: OwnedFd,
-    mut attach: Option<std::fs::File>,
+    mut attached: Attached,
 ) {
     let Some(mut file) = open_log(log, limits) else {
         return;
@@ -161,12 +171,19 @@ pub(crate) fn copy_output(
     const HDR: usize = 8;
     let mut buf = vec![0u8; HDR + 256 * 1024];
     while streams.iter().any(|s| s.3) {
-        let ready: Vec<bool> = {
-            let mut fds: Vec<PollFd> = streams
-                .iter()
-                .filter(|s| s.3)
-                .map(|s| PollFd::new(s.0.as_fd(), PollFlags::POLLIN))
+        let (ready, l_ready): (Vec<bool>, bool) = {
+            let mut fds: Vec<PollFd> = attached
+                .listen_fd()
+                .map(|l| PollFd::new(l, PollFlags::POLLIN))
+                .into_iter()
                 .collect();
+            let listening = !fds.is_empty();
+            fds.extend(
+                streams
+                    .iter()
+                    .filter(|s| s.3)
+                    .map(|s| PollFd::new(s.0.as_fd(), PollFlags::POLLIN)),
+            );
             if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
                 if e == nix::errno::Errno::EINTR {
                     continue;
@@ -177,11 +194,17 @@ pub(crate) fn copy_output(
             let mut r = fds
                 .iter()
                 .map(|f| f.revents().is_some_and(|e| !e.is_empty()));
-            streams
+            let l_ready = listening && r.next().unwrap_or(false);
+            let ready = streams
                 .iter()
                 .map(|s| s.3 && r.next().unwrap_or(false))
-                .collect()
+                .collect();
+            (ready, l_ready)
         };
+        if l_ready {
+            // Before the output: a client that came first sees it.
+            attached.accept();
+        }
         for (s, go) in streams.iter_mut().zip(ready) {
             if !go {
                 continue;
@@ -195,12 +218,10 @@ pub(crate) fn copy_output(
                     }
                 }
                 Ok(n) => {
-                    if let Some(a) = attach.as_mut() {
+                    if attached.any() {
                         let fd = if s.1 == "stdout" { 1 } else { 2 };
                         buf[..HDR].copy_from_slice(&frame_header(fd, n as u32));
-                        if a.write_all(&buf[..HDR + n]).is_err() {
-                            attach = None;
-                        }
+                        attached.send(&buf[..HDR + n]);
                     }
                     let t = now();
                     let (stream, splitter) = (s.1, &mut s.2);

@@ -128,15 +128,10 @@ pub fn main() -> i32 {
     report.send(Report::Started { pid: pid.as_raw() });
     if let Some(m) = master {
         let input = dup(0).ok().map(std::fs::File::from);
-        let mut out = dup(1).ok().map(std::fs::File::from);
+        let out = dup(1).ok().map(std::fs::File::from);
         release_stdio();
-        super::copy::copy_tty(m, input, sizes, true, |chunk| {
-            if let Some(o) = out.as_mut() {
-                if o.write_all(chunk).is_err() {
-                    out = None;
-                }
-            }
-        });
+        let mut to = super::attached::Attached::new(out, None);
+        super::copy::copy_tty(m, input, sizes, true, &mut to, |a, chunk| a.send(chunk));
     } else {
         release_stdio();
     }

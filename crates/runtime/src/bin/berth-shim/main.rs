@@ -26,6 +26,7 @@ use berth_runtime::shim::{Report, StartArgs};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
+mod attached;
 mod copy;
 mod enter;
 mod exec;
@@ -257,6 +258,13 @@ fn run(
     };
     // Open before the daemon hears of the start: its first resize follows at once.
     let sizes = args.resize.as_deref().and_then(open_fifo);
+    // Listening before the daemon hears of the start: an attach right after it
+    // finds the socket. Without it, attaching clients follow the log.
+    let listener = args.attach_socket.as_deref().and_then(|p| {
+        berth_runtime::attachsock::listen(p)
+            .map_err(|e| eprintln!("berth-shim: attach socket {}: {e}", p.display()))
+            .ok()
+    });
     let pid = match runtime.start() {
         Ok(p) => p,
         Err(e) => {
@@ -305,6 +313,7 @@ fn run(
         output,
         stdin_hold,
         attach,
+        listener,
     };
     // From here on the shim only copies output and waits, for as long as the
     // container lives: a fresh image of itself does that with a fraction of the

@@ -121,6 +121,8 @@ pub struct Monitor {
     pub stdin_hold: Option<OwnedFd>,
     /// The stream to the client attached before the start (the shim's stdout).
     pub attach: Option<std::fs::File>,
+    /// The attach socket, for clients that come while the container runs.
+    pub listener: Option<std::os::unix::net::UnixListener>,
 }
 
 impl Monitor {
@@ -128,6 +130,7 @@ impl Monitor {
     pub fn run(self) -> i32 {
         let _hold = self.stdin_hold;
         let ooms = super::cgroup_of(&self.bundle).and_then(|cg| OomWatch::start(&cg));
+        let attached = super::attached::Attached::new(self.attach, self.listener);
         match self.output {
             Output::Tty {
                 master,
@@ -139,10 +142,10 @@ impl Monitor {
                 master,
                 stdin.as_deref(),
                 sizes,
-                self.attach,
+                attached,
             ),
             Output::Pipes { out, err } => {
-                super::copy::copy_output(&self.log, self.limits, out, err, self.attach)
+                super::copy::copy_output(&self.log, self.limits, out, err, attached)
             }
         }
         let code = super::wait_for(self.pid);
@@ -202,6 +205,10 @@ impl Monitor {
         if let Some(a) = &self.attach {
             arg("--attach-fd", a.as_raw_fd().to_string().into());
             keep.push(a.as_raw_fd());
+        }
+        if let Some(l) = &self.listener {
+            arg("--listen-fd", l.as_raw_fd().to_string().into());
+            keep.push(l.as_raw_fd());
         }
         match &self.output {
             Output::Pipes { out, err } => {
@@ -307,6 +314,7 @@ impl Monitor {
             runc: v.get("--runc").map(PathBuf::from),
             stdin_hold: fd("--stdin-hold-fd"),
             attach: fd("--attach-fd").map(std::fs::File::from),
+            listener: fd("--listen-fd").map(std::os::unix::net::UnixListener::from),
             pid: Pid::from_raw(
                 text("--pid")
                     .and_then(|p| p.parse().ok())
