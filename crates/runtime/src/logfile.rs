@@ -75,7 +75,11 @@ pub fn encode_line(out: &mut Vec<u8>, stream: &str, line: &[u8], time: &str) {
         Some((b'\n', text)) => (text, true),
         _ => (line, false),
     };
-    escape_into(out, &String::from_utf8_lossy(text));
+    if plain_ascii(text) {
+        out.extend_from_slice(text);
+    } else {
+        escape_into(out, &String::from_utf8_lossy(text));
+    }
     if newline {
         out.extend_from_slice(b"\\n");
     }
@@ -84,6 +88,33 @@ pub fn encode_line(out: &mut Vec<u8>, stream: &str, line: &[u8], time: &str) {
     out.extend_from_slice(b"\",\"time\":\"");
     escape_into(out, time);
     out.extend_from_slice(b"\"}\n");
+}
+
+/// Whether `b` is printable ASCII without a quote or backslash: written as it
+/// is, with neither UTF-8 validation nor escaping. Eight bytes at a time in
+/// plain integer arithmetic, which stays fast at the release's `opt-level = "s"`
+/// (the shim's log writing spent most of its time in the byte-wise checks).
+fn plain_ascii(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when some byte of `x` is zero (exact as a yes/no).
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut words = b.chunks_exact(8);
+    let mut bad = 0u64;
+    for w in &mut words {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0x80; 8]));
+        // High bit: not ASCII. Below 0x20 (for bytes without the high bit, which
+        // the first term already rejects): a control character.
+        bad |= x & HIGH;
+        bad |= x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        bad |= zero_byte(x ^ (ONES * u64::from(b'"')));
+        bad |= zero_byte(x ^ (ONES * u64::from(b'\\')));
+    }
+    bad == 0
+        && words
+            .remainder()
+            .iter()
+            .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
 }
 
 fn escape_into(out: &mut Vec<u8>, s: &str) {
@@ -254,6 +285,29 @@ mod tests {
         let lens: Vec<usize> = got.iter().map(Vec::len).collect();
         assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 12]);
         assert_eq!(got[0][0], b'f');
+    }
+
+    #[test]
+    fn plain_ascii_is_exact_for_every_byte_in_every_position() {
+        let naive = |b: &[u8]| {
+            b.iter()
+                .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
+        };
+        for len in 0..20 {
+            for pos in 0..len {
+                for c in 0..=255u8 {
+                    let mut v = vec![b'a'; len];
+                    v[pos] = c;
+                    assert_eq!(plain_ascii(&v), naive(&v), "byte {c:#x} at {pos} of {len}");
+                }
+            }
+        }
+        assert!(plain_ascii(
+            b"~ 0123456789 abcdefghijklmnopqrstuvwxyz !#$%&'()*+,-./:;<=>?@[]^_`{|}"
+        ));
+        // DEL is printable to JSON (serde_json writes it as it is); 0x80 is not ASCII.
+        assert!(plain_ascii(b"0123456789abcde\x7f"));
+        assert!(!plain_ascii(b"0123456789abcde\x80"));
     }
 
     #[test]
