@@ -22,6 +22,8 @@
 //!   (three layers, thousands of files; see `benchdistro`), after `rmi` and `sync`.
 //! - `port`: a busybox httpd container's 1 MiB file fetched 200 times through a
 //!   published port on 127.0.0.1, and on `[::1]`: MiB/s.
+//! - `port-direct`: the same fetches from the container's own address: what a
+//!   port's path that cost nothing would give.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -342,6 +344,37 @@ pub fn bench(args: &[String]) -> Result {
                 fetch_rate(ports[usize::from(!is_berth)], "/f", 200, 1)
             })?;
             row(&mut rows, name, format!("{what}, 200 x 1 MiB"), "MiB/s", r);
+            if name == "port" {
+                // The ceiling: the same fetches from the container's own address,
+                // with neither NAT nor proxy between.
+                let mut direct = Vec::new();
+                for h in &hosts {
+                    let ip = docker(
+                        h,
+                        &[
+                            "inspect",
+                            "-f",
+                            "{{.NetworkSettings.IPAddress}}",
+                            "bench-port",
+                        ],
+                    )?;
+                    let ip: std::net::IpAddr = ip
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("container address {ip:?}"))?;
+                    direct.push(std::net::SocketAddr::new(ip, 80));
+                }
+                let r = both(&berth, other, runs.min(3), |_, is_berth| {
+                    fetch_rate(direct[usize::from(!is_berth)], "/f", 200, 1)
+                })?;
+                row(
+                    &mut rows,
+                    "port-direct",
+                    "the same from the container's own address".into(),
+                    "MiB/s",
+                    r,
+                );
+            }
             let r = both(&berth, other, runs.min(3), |_, is_berth| {
                 fetch_rate(ports[usize::from(!is_berth)], "/big", 4, 256)
             })?;
