@@ -9,12 +9,11 @@ use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
-#[derive(Default)]
 pub(crate) struct Attached {
     /// The stream of the client attached before the start.
-    pub first: Option<std::fs::File>,
+    first: Option<std::fs::File>,
     /// The attach socket, polled with the output.
-    pub listener: Option<UnixListener>,
+    listener: Option<UnixListener>,
     conns: Vec<UnixStream>,
 }
 

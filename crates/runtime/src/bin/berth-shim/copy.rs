@@ -36,9 +36,7 @@ pub(crate) fn copy_tty_to_log(
     };
     let mut splitter = LineSplitter::default();
     let input = stdin.and_then(open_fifo);
-    copy_tty(master, input, sizes, false, &mut attached, |a, chunk| {
-        // Attached clients get the terminal's bytes as they are.
-        a.send(chunk);
+    copy_tty(master, input, sizes, false, &mut attached, |chunk| {
         let t = now();
         splitter.each(chunk, |line| {
             let _ = file.write("stdout", line, &t);
@@ -52,17 +50,17 @@ pub(crate) fn copy_tty_to_log(
     file.sync();
 }
 
-/// Moves a terminal's bytes: the master's output to `sink` (with `attached`,
-/// whose new clients are taken as they come), `input` to the master, `rows cols`
-/// lines from `sizes` to the master's window size. Returns when the master
-/// reports that every slave descriptor is closed.
+/// Moves a terminal's bytes: the master's output, as it is, to the clients
+/// `attached` (new ones taken as they come) and to `sink`; `input` to the
+/// master; `rows cols` lines from `sizes` to the master's window size. Returns
+/// when the master reports that every slave descriptor is closed.
 pub(crate) fn copy_tty(
     master: OwnedFd,
     mut input: Option<std::fs::File>,
     mut sizes: Option<std::fs::File>,
     input_ends: bool,
     attached: &mut Attached,
-    mut sink: impl FnMut(&mut Attached, &[u8]),
+    mut sink: impl FnMut(&[u8]),
 ) {
     let mut out = std::fs::File::from(master);
     let mut buf = vec![0u8; 64 * 1024];
@@ -108,7 +106,10 @@ pub(crate) fn copy_tty(
             match out.read(&mut buf) {
                 // EIO: every slave descriptor closed, the container is gone.
                 Ok(0) | Err(_) => break,
-                Ok(n) => sink(attached, &buf[..n]),
+                Ok(n) => {
+                    attached.send(&buf[..n]);
+                    sink(&buf[..n]);
+                }
             }
         }
         if i_ready {

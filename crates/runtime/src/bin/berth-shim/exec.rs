@@ -131,7 +131,7 @@ pub fn main() -> i32 {
         let out = dup(1).ok().map(std::fs::File::from);
         release_stdio();
         let mut to = super::attached::Attached::new(out, None);
-        super::copy::copy_tty(m, input, sizes, true, &mut to, |a, chunk| a.send(chunk));
+        super::copy::copy_tty(m, input, sizes, true, &mut to, |_| {});
     } else {
         release_stdio();
     }
