@@ -75,10 +75,10 @@ pub fn encode_line(out: &mut Vec<u8>, stream: &str, line: &[u8], time: &str) {
         Some((b'\n', text)) => (text, true),
         _ => (line, false),
     };
-    if plain_ascii(text) {
-        out.extend_from_slice(text);
-    } else {
+    if needs_work(text, true) {
         escape_into(out, &String::from_utf8_lossy(text));
+    } else {
+        out.extend_from_slice(text);
     }
     if newline {
         out.extend_from_slice(b"\\n");
@@ -90,43 +90,39 @@ pub fn encode_line(out: &mut Vec<u8>, stream: &str, line: &[u8], time: &str) {
     out.extend_from_slice(b"\"}\n");
 }
 
-/// Whether `b` is printable ASCII without a quote or backslash: written as it
-/// is, with neither UTF-8 validation nor escaping. Eight bytes at a time in
-/// plain integer arithmetic, which stays fast at the release's `opt-level = "s"`
-/// (the shim's log writing spent most of its time in the byte-wise checks).
-fn plain_ascii(b: &[u8]) -> bool {
+/// Whether writing `b` into a JSON string takes more than copying it: a quote,
+/// backslash or control byte to escape or, with `ascii_only`, a byte of 0x80 or
+/// above (UTF-8 to validate). Eight bytes at a time in plain integer
+/// arithmetic, which stays fast at the release's `opt-level = "s"` (the shim's
+/// log writing spent most of its time in byte-wise checks).
+fn needs_work(b: &[u8], ascii_only: bool) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Non-zero when some byte of `x` is zero (exact as a yes/no).
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    // Non-zero when some byte of `x` is below `n` (n <= 0x80; exact as a yes/no:
+    // the lowest such byte always shows, whatever the borrows do above it).
+    let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
+    let high = if ascii_only { HIGH } else { 0 };
     let mut words = b.chunks_exact(8);
     let mut bad = 0u64;
     for w in &mut words {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0x80; 8]));
-        // High bit: not ASCII. Below 0x20 (for bytes without the high bit, which
-        // the first term already rejects): a control character.
-        bad |= x & HIGH;
-        bad |= x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        bad |= zero_byte(x ^ (ONES * u64::from(b'"')));
-        bad |= zero_byte(x ^ (ONES * u64::from(b'\\')));
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        bad |= x & high;
+        bad |= below(x, 0x20);
+        bad |= below(x ^ (ONES * u64::from(b'"')), 1);
+        bad |= below(x ^ (ONES * u64::from(b'\\')), 1);
     }
-    bad == 0
-        && words
+    bad != 0
+        || words
             .remainder()
             .iter()
-            .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
+            .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || (ascii_only && c >= 0x80))
 }
 
 fn escape_into(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
-    // Most output needs no escaping: one pass the compiler can vectorize finds out.
-    let plain = bytes.chunks(32).all(|c| {
-        !c.iter().fold(false, |acc, &b| {
-            acc | (b < 0x20) | (b == b'"') | (b == b'\\')
-        })
-    });
-    if plain {
+    // Most output needs no escaping: one quick pass finds out.
+    if !needs_work(bytes, false) {
         out.extend_from_slice(bytes);
         return;
     }
@@ -288,26 +284,40 @@ mod tests {
     }
 
     #[test]
-    fn plain_ascii_is_exact_for_every_byte_in_every_position() {
-        let naive = |b: &[u8]| {
+    fn needs_work_is_exact_for_every_byte_in_every_position() {
+        let naive = |b: &[u8], ascii_only: bool| {
             b.iter()
-                .all(|&c| (0x20..0x80).contains(&c) && c != b'"' && c != b'\\')
+                .any(|&c| c < 0x20 || c == b'"' || c == b'\\' || (ascii_only && c >= 0x80))
         };
-        for len in 0..20 {
-            for pos in 0..len {
-                for c in 0..=255u8 {
-                    let mut v = vec![b'a'; len];
-                    v[pos] = c;
-                    assert_eq!(plain_ascii(&v), naive(&v), "byte {c:#x} at {pos} of {len}");
+        for ascii_only in [true, false] {
+            for len in 0..20 {
+                for pos in 0..len {
+                    for c in 0..=255u8 {
+                        // Both around it: a byte just above a borrow's reach.
+                        for around in [b'a', b' ', 0xff] {
+                            let mut v = vec![around; len];
+                            v[pos] = c;
+                            assert_eq!(
+                                needs_work(&v, ascii_only),
+                                naive(&v, ascii_only),
+                                "byte {c:#x} at {pos} of {len} among {around:#x}, ascii_only {ascii_only}"
+                            );
+                        }
+                    }
                 }
             }
         }
-        assert!(plain_ascii(
-            b"~ 0123456789 abcdefghijklmnopqrstuvwxyz !#$%&'()*+,-./:;<=>?@[]^_`{|}"
+        assert!(!needs_work(
+            b"~ 0123456789 abcdefghijklmnopqrstuvwxyz !#$%&'()*+,-./:;<=>?@[]^_`{|}",
+            true
         ));
         // DEL is printable to JSON (serde_json writes it as it is); 0x80 is not ASCII.
-        assert!(plain_ascii(b"0123456789abcde\x7f"));
-        assert!(!plain_ascii(b"0123456789abcde\x80"));
+        assert!(!needs_work(b"0123456789abcde\x7f", true));
+        assert!(needs_work(b"0123456789abcde\x80", true));
+        assert!(!needs_work(
+            "caf\u{e9} au lait, d\u{e9}j\u{e0}".as_bytes(),
+            false
+        ));
     }
 
     #[test]
