@@ -80,11 +80,27 @@ fn without_the_shims_socket_attach_follows_the_log() {
     d.cli_ok(&["rm", "old"]);
 }
 
+/// Attaches to `name` with `opts`, sends "go" and returns all it gets, until the
+/// container's output ends.
+async fn attach_go(
+    c: &bollard::Docker,
+    name: &str,
+    opts: bollard::query_parameters::AttachContainerOptions,
+) -> Vec<bollard::container::LogOutput> {
+    use tokio::io::AsyncWriteExt;
+    let mut att = c.attach_container(name, Some(opts)).await.expect("attach");
+    att.input.write_all(b"go\n").await.expect("input");
+    let mut got = Vec::new();
+    while let Some(m) = att.output.next().await {
+        got.push(m.expect("output"));
+    }
+    got
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_sdk_attached_to_a_running_container_gets_its_streams_and_terminal() {
     use bollard::container::LogOutput;
     use bollard::query_parameters::AttachContainerOptions;
-    use tokio::io::AsyncWriteExt;
     let d = daemon();
     let c = d.bollard().await;
     // Without a terminal: only the stream asked for.
@@ -100,14 +116,9 @@ async fn an_sdk_attached_to_a_running_container_gets_its_streams_and_terminal() 
         stderr: true,
         ..Default::default()
     };
-    let mut att = c
-        .attach_container("errs", Some(opts))
-        .await
-        .expect("attach");
-    att.input.write_all(b"go\n").await.expect("input");
     let mut err = String::new();
-    while let Some(m) = att.output.next().await {
-        match m.expect("frame") {
+    for m in attach_go(&c, "errs", opts).await {
+        match m {
             LogOutput::StdErr { message } => err.push_str(&String::from_utf8_lossy(&message)),
             other => panic!("unexpected {other:?}"),
         }
@@ -127,14 +138,9 @@ async fn an_sdk_attached_to_a_running_container_gets_its_streams_and_terminal() 
         stderr: true,
         ..Default::default()
     };
-    let mut att = c
-        .attach_container("term", Some(opts))
-        .await
-        .expect("attach");
-    att.input.write_all(b"go\n").await.expect("input");
     let mut out = Vec::new();
-    while let Some(m) = att.output.next().await {
-        match m.expect("bytes") {
+    for m in attach_go(&c, "term", opts).await {
+        match m {
             LogOutput::Console { message } => out.extend_from_slice(&message),
             other => panic!("unexpected {other:?}"),
         }
